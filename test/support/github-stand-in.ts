@@ -1,0 +1,2053 @@
+/**
+ * A local GitHub for end-to-end tests: a REST stand-in for the API endpoints the app uses, served under
+ * `/api/v3` (Probot reaches it with `GHE_HOST=127.0.0.1:PORT`, `GHE_PROTOCOL=http`), plus git smart HTTP
+ * on the same port (`http://127.0.0.1:PORT/<owner>/<repo>.git`). State lives in memory; git data lives in
+ * real bare repositories on disk, so what the app writes through the Git Data API can be cloned and
+ * inspected with git.
+ *
+ * Response shapes follow GitHub's REST reference (https://docs.github.com/en/rest, API version
+ * 2022-11-28) closely enough for @octokit/rest and Probot to parse them. Git work uses plumbing with argv
+ * arrays (never a shell).
+ *
+ * Behaviours chosen where GitHub's is not pinned down (documented here once):
+ * - Every API request needs credentials: the App JWT (RS256, `iss` = app id, verified against
+ *   {@link GitHubStandIn.publicKeyPem}) on `/app…` and `/repos/{o}/{r}/installation`, an installation
+ *   token (`Authorization: token X` or `Bearer X`) everywhere else. Unknown, revoked or expired → 401.
+ * - A token scoped to other repositories gets 404 for a repository (as GitHub hides it); a token without
+ *   the needed permission (e.g. `contents: read` on a write) gets 403 "Resource not accessible by integration".
+ * - Collaborator permission: logins in the repository's map get their role; a login the stand-in knows
+ *   (seen in any repo, issue, comment or {@link GitHubStandIn.addUser}) but not in the map gets
+ *   `permission: "none"`; an unknown login gets 404, like a user that does not exist.
+ * - Commits created through `POST /git/commits` are `verified: true, reason: "valid"` unless the caller
+ *   supplies a `committer` or a `signature` (GitHub signs API commits it commits itself).
+ * - Git over HTTP needs a token with `contents: read` (clone/fetch) or `contents: write` (push) for the
+ *   repository; anonymous git access is refused.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomUUID, sign, verify } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GitHttpServer, createBareRepo, parseFullName, runGit } from './git-http.ts';
+import type { GitRequestRecord, RepoFile } from './git-http.ts';
+
+/** Repository roles a test can give a login (https://docs.github.com/en/rest/collaborators/collaborators). */
+export type RepoRole = 'admin' | 'maintain' | 'write' | 'triage' | 'read';
+/** App permission level (https://docs.github.com/en/rest/apps/apps#create-an-installation-access-token-for-an-app). */
+export type PermissionLevel = 'read' | 'write' | 'admin';
+/** App permissions, e.g. `{ contents: 'write', issues: 'write', metadata: 'read' }`. */
+export type AppPermissions = Record<string, PermissionLevel>;
+/** A plain JSON object as served by the API. */
+export type Json = Record<string, unknown>;
+
+/** One API request as recorded by the stand-in. */
+export interface ApiRequestRecord {
+  method: string;
+  /** Path below `/api/v3`, as sent (percent-encoding kept), without the query, e.g. `/repos/o/r/git/refs`. */
+  path: string;
+  /** Query parameters. */
+  query: Record<string, string>;
+  /** Parsed JSON body (undefined when none). */
+  body: unknown;
+  /** `token`: an installation token; `jwt`: the App JWT; `none`: no/unsupported credentials. */
+  auth: 'token' | 'jwt' | 'none';
+  /** The installation token or JWT presented, if any (for assertions such as "used the read-only token"). */
+  token?: string;
+  /** `Accept` header. */
+  accept: string;
+  /** HTTP status returned. */
+  status: number;
+}
+
+/**
+ * Matches requests: `'POST /repos/o/r/git/commits'` or `'/repos/{owner}/{repo}/pulls'` (a `{name}`
+ * segment matches any one path segment, the method is optional), a RegExp tested against the path, or
+ * `{ method, path }`. Paths are API paths below `/api/v3`, or for git traffic the git URL path
+ * (`/o/r.git/info/refs`).
+ */
+export type RequestMatcher = string | RegExp | { method?: string; path: string | RegExp };
+
+/** An issued installation access token and what it may do. */
+export interface TokenRecord {
+  token: string;
+  installationId: number;
+  /** Lower-cased full names the token is limited to, or `'*'` for all repositories of the installation. */
+  repos: string[] | '*';
+  permissions: AppPermissions;
+  /** Epoch ms. */
+  expiresAt: number;
+  revoked: boolean;
+}
+
+/** A comment as held by the stand-in: the REST object plus every body it had, oldest first. */
+export type CommentWithHistory = Json & { id: number; body: string; history: string[]; user: Json };
+
+interface UserState {
+  login: string;
+  id: number;
+  type: 'User' | 'Bot' | 'Organization';
+}
+
+interface InstallationState {
+  id: number;
+  account: string;
+  permissions: AppPermissions;
+  createdAt: number;
+}
+
+interface CommentState {
+  id: number;
+  repoKey: string;
+  issueNumber: number;
+  user: string;
+  history: string[];
+  createdAt: number;
+  updatedAt: number;
+  viaApp: boolean;
+}
+
+interface ReactionState {
+  id: number;
+  repoKey: string;
+  subject: { issueNumber: number } | { commentId: number };
+  content: string;
+  user: string;
+  createdAt: number;
+}
+
+interface PullState {
+  id: number;
+  headRef: string;
+  baseRef: string;
+  headSha: string;
+  baseSha: string;
+  draft: boolean;
+  merged: boolean;
+}
+
+interface IssueState {
+  id: number;
+  number: number;
+  title: string;
+  body: string | null;
+  user: string;
+  state: 'open' | 'closed';
+  createdAt: number;
+  updatedAt: number;
+  closedAt: number | null;
+  pull?: PullState;
+}
+
+interface RepoState {
+  id: number;
+  owner: string;
+  name: string;
+  fullName: string;
+  path: string;
+  defaultBranch: string;
+  private: boolean;
+  installationId: number;
+  roles: Map<string, RepoRole>;
+  issues: Map<number, IssueState>;
+  nextNumber: number;
+  createdAt: number;
+}
+
+interface Fault {
+  matcher: RequestMatcher;
+  status: number;
+  remaining: number;
+  body: unknown;
+  headers: Record<string, string>;
+}
+
+interface Ctx {
+  method: string;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: Json;
+  accept: string;
+  token?: TokenRecord;
+}
+
+interface Result {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Raw bytes (non-JSON response). */
+  raw?: Buffer;
+}
+
+type Handler = (ctx: Ctx) => Promise<Result> | Result;
+
+interface Route {
+  method: string;
+  re: RegExp;
+  keys: string[];
+  auth: 'jwt' | 'token';
+  handler: Handler;
+}
+
+/** An API error rendered as GitHub's error body. */
+class ApiError extends Error {
+  readonly status: number;
+  readonly extra: Json;
+  constructor(status: number, message: string, extra: Json = {}) {
+    super(message);
+    this.status = status;
+    this.extra = extra;
+  }
+}
+
+const DOCS_URL = 'https://docs.github.com/rest';
+const REACTIONS = ['+1', '-1', 'laugh', 'confused', 'heart', 'hooray', 'rocket', 'eyes'];
+const LEVEL: Record<string, number> = { none: 0, read: 1, write: 2, admin: 3 };
+const ROLE_PERMISSION: Record<RepoRole, 'admin' | 'write' | 'read'> = {
+  admin: 'admin',
+  maintain: 'write',
+  write: 'write',
+  triage: 'read',
+  read: 'read',
+};
+const DEFAULT_INSTALLATION_PERMISSIONS: AppPermissions = {
+  actions: 'read',
+  checks: 'write',
+  contents: 'write',
+  issues: 'write',
+  metadata: 'read',
+  pull_requests: 'write',
+  statuses: 'read',
+  workflows: 'write',
+};
+const ZERO_SHA = '0'.repeat(40);
+
+/** ISO 8601 without milliseconds, as GitHub renders timestamps. */
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** A legacy-format GraphQL node id (base64 of `0<len>:<Type><id>`), like the ids in GitHub's examples. */
+function nodeId(type: string, id: number | string): string {
+  return Buffer.from(`0${type.length}:${type}${id}`).toString('base64');
+}
+
+function b64url(data: Buffer | string): string {
+  return Buffer.from(data).toString('base64url');
+}
+
+function isSha(s: unknown): s is string {
+  return typeof s === 'string' && /^[0-9a-f]{40}$/.test(s);
+}
+
+function compile(pattern: string): { re: RegExp; keys: string[] } {
+  const keys: string[] = [];
+  let src = '';
+  for (const seg of pattern.split('/').slice(1)) {
+    if (seg.startsWith('*')) {
+      keys.push(seg.slice(1));
+      src += '(?:/(.*))?';
+    } else if (seg.startsWith(':')) {
+      keys.push(seg.slice(1));
+      src += '/([^/]+)';
+    } else {
+      src += `/${seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`;
+    }
+  }
+  return { re: new RegExp(`^${src}/?$`), keys };
+}
+
+/** True when `method path` matches `matcher` (see {@link RequestMatcher}). */
+export function matchRequest(matcher: RequestMatcher, method: string, path: string): boolean {
+  if (matcher instanceof RegExp) return matcher.test(path);
+  let wantMethod: string | undefined;
+  let wantPath: string | RegExp;
+  if (typeof matcher === 'string') {
+    const m = /^([A-Z]+)\s+(.*)$/.exec(matcher);
+    wantMethod = m?.[1];
+    wantPath = m?.[2] ?? matcher;
+  } else {
+    wantMethod = matcher.method?.toUpperCase();
+    wantPath = matcher.path;
+  }
+  if (wantMethod && wantMethod !== method.toUpperCase()) return false;
+  if (wantPath instanceof RegExp) return wantPath.test(path);
+  const re = new RegExp(
+    `^${wantPath
+      .split(/(\{[^}/]+\})/)
+      .map((part) => (/^\{[^}/]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('')}$`,
+  );
+  let decoded = path;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    /* keep raw */
+  }
+  return re.test(path) || re.test(decoded);
+}
+
+/** Options of {@link GitHubStandIn.start}. */
+export interface StandInOptions {
+  /** App id (JWT `iss`). Default 1. */
+  appId?: number;
+  /** App slug; its bot user is `<slug>[bot]`. Default `codex-cloud-test`. */
+  appSlug?: string;
+  /** App display name. Default `Codex Cloud (test)`. */
+  appName?: string;
+  /** Permissions of new installations. Default contents/issues/pull_requests/checks/workflows write, metadata/actions/statuses read. */
+  installationPermissions?: AppPermissions;
+}
+
+/** Options of {@link GitHubStandIn.addRepo}. */
+export interface AddRepoOptions {
+  /** Installation holding the repository (created on first use for the owner). Default 1. */
+  installationId?: number;
+  /** Collaborator roles by login (see the class docs for logins not listed). */
+  permissions?: Record<string, RepoRole>;
+  defaultBranch?: string;
+  /** Default true. */
+  private?: boolean;
+  /** Type of the owner account. Default `User`. */
+  ownerType?: 'User' | 'Organization';
+}
+
+/**
+ * The GitHub stand-in. Start with {@link GitHubStandIn.start}, stop with {@link close}.
+ * All helpers take repositories as `owner/name`, case-insensitively.
+ */
+export class GitHubStandIn {
+  /** `http://127.0.0.1:PORT`: web and git base URL (clone URLs are `${url}/owner/repo.git`). */
+  readonly url: string;
+  /** `http://127.0.0.1:PORT/api/v3`: REST base URL for Octokit's `baseUrl`. */
+  readonly apiUrl: string;
+  /** `127.0.0.1:PORT`, for `GHE_HOST` (with `GHE_PROTOCOL=http`). */
+  readonly host: string;
+  /** Directory holding the bare repositories (`<root>/<owner>/<repo>.git`); removed by {@link close}. */
+  readonly root: string;
+  readonly appId: number;
+  readonly appSlug: string;
+  readonly appName: string;
+  /** The App's private key (PKCS#1 PEM, like the keys GitHub issues), for Probot's `PRIVATE_KEY`. */
+  readonly privateKeyPem: string;
+  /** The public half, against which App JWTs are verified. */
+  readonly publicKeyPem: string;
+  /** The git smart-HTTP handler mounted on the same port. */
+  readonly gitServer: GitHttpServer;
+  /** Every API request, in order. */
+  readonly requests: ApiRequestRecord[] = [];
+
+  readonly #server: Server;
+  readonly #installationPermissions: AppPermissions;
+  readonly #users = new Map<string, UserState>();
+  readonly #installations = new Map<number, InstallationState>();
+  readonly #repos = new Map<string, RepoState>();
+  readonly #comments = new Map<number, CommentState>();
+  readonly #reactions: ReactionState[] = [];
+  readonly #tokens = new Map<string, TokenRecord>();
+  readonly #verification = new Map<string, Json>();
+  readonly #faults: Fault[] = [];
+  readonly #routes: Route[] = [];
+  readonly #createdAt = Date.now();
+  #nextId = 1000;
+
+  private constructor(server: Server, port: number, root: string, opts: StandInOptions) {
+    this.#server = server;
+    this.url = `http://127.0.0.1:${port}`;
+    this.apiUrl = `${this.url}/api/v3`;
+    this.host = `127.0.0.1:${port}`;
+    this.root = root;
+    this.appId = opts.appId ?? 1;
+    this.appSlug = opts.appSlug ?? 'codex-cloud-test';
+    this.appName = opts.appName ?? 'Codex Cloud (test)';
+    this.#installationPermissions = opts.installationPermissions ?? DEFAULT_INSTALLATION_PERMISSIONS;
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    this.privateKeyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+    this.publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    this.gitServer = GitHttpServer.mount({
+      root,
+      url: this.url,
+      tokens: (token, repo, write) => this.#gitAllowed(token, repo, write),
+    });
+    this.#user(this.botLogin, 'Bot');
+    this.#defineRoutes();
+  }
+
+  /**
+   * Starts the stand-in on 127.0.0.1 with an ephemeral port and a fresh temp directory for repositories.
+   * Generates the App's RSA key pair (2048 bits).
+   */
+  static async start(opts: StandInOptions = {}): Promise<GitHubStandIn> {
+    const root = await mkdtemp(join(tmpdir(), 'github-stand-in-'));
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const standIn = new GitHubStandIn(server, port, root, opts);
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      standIn.#onRequest(req, res).catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`stand-in error: ${err instanceof Error ? err.stack : String(err)}`);
+      });
+    });
+    return standIn;
+  }
+
+  /** Login of the App's bot user: `<slug>[bot]`. */
+  get botLogin(): string {
+    return `${this.appSlug}[bot]`;
+  }
+
+  /** Git requests seen (same objects as `gitServer.requests`). */
+  get gitRequests(): GitRequestRecord[] {
+    return this.gitServer.requests;
+  }
+
+  /** Stops the server and deletes the repositories. */
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await rm(this.root, { recursive: true, force: true });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Test helpers
+
+  /**
+   * Adds a repository backed by a new bare repo holding one commit with `files`.
+   * @returns its full name, REST id, bare path, first commit SHA and clone URL.
+   * @throws Error if it exists already or the name is invalid.
+   */
+  async addRepo(
+    fullName: string,
+    files: Record<string, RepoFile>,
+    opts: AddRepoOptions = {},
+  ): Promise<{ fullName: string; id: number; path: string; headSha: string; cloneUrl: string }> {
+    const { owner, repo } = parseFullName(fullName);
+    if (this.#repos.has(fullName.toLowerCase())) throw new Error(`repository exists: ${fullName}`);
+    const defaultBranch = opts.defaultBranch ?? 'main';
+    const { path, headSha } = await createBareRepo(this.root, fullName, files, { defaultBranch });
+    this.#user(owner, opts.ownerType ?? 'User');
+    const installationId = opts.installationId ?? 1;
+    if (!this.#installations.has(installationId)) {
+      this.#installations.set(installationId, {
+        id: installationId,
+        account: owner,
+        permissions: { ...this.#installationPermissions },
+        createdAt: Date.now(),
+      });
+    }
+    const roles = new Map<string, RepoRole>();
+    for (const [login, role] of Object.entries(opts.permissions ?? {})) {
+      this.#user(login);
+      roles.set(login.toLowerCase(), role);
+    }
+    const state: RepoState = {
+      id: this.#id(),
+      owner,
+      name: repo,
+      fullName,
+      path,
+      defaultBranch,
+      private: opts.private ?? true,
+      installationId,
+      roles,
+      issues: new Map(),
+      nextNumber: 1,
+      createdAt: Date.now(),
+    };
+    this.#repos.set(fullName.toLowerCase(), state);
+    return { fullName, id: state.id, path, headSha, cloneUrl: this.gitServer.cloneUrl(fullName) };
+  }
+
+  /** Registers a user (so the collaborator endpoint answers `none` rather than 404). Returns its REST user object. */
+  addUser(login: string, type: 'User' | 'Bot' | 'Organization' = 'User'): Json {
+    return this.#userJson(this.#user(login, type).login);
+  }
+
+  /** Sets (or with `undefined` removes) a login's role on a repository. */
+  setPermission(fullName: string, login: string, role: RepoRole | undefined): void {
+    const repo = this.#repo(fullName);
+    this.#user(login);
+    if (role) repo.roles.set(login.toLowerCase(), role);
+    else repo.roles.delete(login.toLowerCase());
+  }
+
+  /** The REST repository object of `owner/name` (as `GET /repos/{o}/{r}` returns it). */
+  repository(fullName: string): Json {
+    return this.#repoJson(this.#repo(fullName));
+  }
+
+  /**
+   * Adds an issue (number defaults to the next free one, shared with pull requests).
+   * @returns the REST issue object.
+   * @throws Error if the number is taken.
+   */
+  addIssue(
+    fullName: string,
+    issue: { number?: number; title: string; body?: string | null; user: string; state?: 'open' | 'closed' },
+  ): Json {
+    const repo = this.#repo(fullName);
+    const number = issue.number ?? repo.nextNumber;
+    if (repo.issues.has(number)) throw new Error(`issue #${number} exists in ${fullName}`);
+    this.#user(issue.user);
+    const now = Date.now();
+    const state: IssueState = {
+      id: this.#id(),
+      number,
+      title: issue.title,
+      body: issue.body ?? null,
+      user: issue.user,
+      state: issue.state ?? 'open',
+      createdAt: now,
+      updatedAt: now,
+      closedAt: issue.state === 'closed' ? now : null,
+    };
+    repo.issues.set(number, state);
+    repo.nextNumber = Math.max(repo.nextNumber, number + 1);
+    return this.#issueJson(repo, state);
+  }
+
+  /** The REST issue object (also for pull requests, with `pull_request`). @throws Error if missing. */
+  issue(fullName: string, issueNumber: number): Json {
+    const repo = this.#repo(fullName);
+    return this.#issueJson(repo, this.#issueState(repo, issueNumber));
+  }
+
+  /**
+   * Adds a comment by `user` to an issue or pull request, e.g. the `@codex …` comment a webhook then
+   * announces (pass its `id` as the webhook's comment id). @returns the comment with its history.
+   */
+  addComment(fullName: string, issueNumber: number, comment: { body: string; user: string }): CommentWithHistory {
+    const repo = this.#repo(fullName);
+    this.#issueState(repo, issueNumber);
+    this.#user(comment.user);
+    const state = this.#newComment(repo, issueNumber, comment.user, comment.body, false);
+    return this.#commentWithHistory(state);
+  }
+
+  /** Comments of an issue/PR in creation order, each with `history` (every body it had, oldest first). */
+  comments(fullName: string, issueNumber: number): CommentWithHistory[] {
+    const key = this.#repo(fullName).fullName.toLowerCase();
+    return [...this.#comments.values()]
+      .filter((c) => c.repoKey === key && c.issueNumber === issueNumber)
+      .map((c) => this.#commentWithHistory(c));
+  }
+
+  /** One comment by id, with its history. @throws Error if missing. */
+  comment(commentId: number): CommentWithHistory {
+    const c = this.#comments.get(commentId);
+    if (!c) throw new Error(`no comment ${commentId}`);
+    return this.#commentWithHistory(c);
+  }
+
+  /** Reactions on an issue/PR (`{ issueNumber }`) or an issue comment (`{ commentId }`), in order. */
+  reactions(
+    fullName: string,
+    target: { issueNumber: number } | { commentId: number },
+  ): Array<{ id: number; content: string; user: string; created_at: string }> {
+    const key = this.#repo(fullName).fullName.toLowerCase();
+    return this.#reactions
+      .filter((r) => r.repoKey === key && sameSubject(r.subject, target))
+      .map((r) => ({ id: r.id, content: r.content, user: r.user, created_at: iso(r.createdAt) }));
+  }
+
+  /** Pull requests of a repository (REST objects, oldest first). */
+  async pulls(fullName: string): Promise<Json[]> {
+    const repo = this.#repo(fullName);
+    const out: Json[] = [];
+    for (const issue of repo.issues.values()) if (issue.pull) out.push(await this.#pullJson(repo, issue));
+    return out;
+  }
+
+  /**
+   * Opens a pull request as `user` from existing branch `head` into `base` (default branch by default).
+   * @returns the REST pull request object. @throws ApiError-derived Error on invalid branches.
+   */
+  async addPull(
+    fullName: string,
+    pr: { head: string; base?: string; title: string; body?: string; user: string; draft?: boolean },
+  ): Promise<Json> {
+    const repo = this.#repo(fullName);
+    this.#user(pr.user);
+    return this.#createPull(repo, pr.user, { ...pr, base: pr.base ?? repo.defaultBranch });
+  }
+
+  /**
+   * Commits `files` (`null` deletes a path) on top of `branch` (or of `from`, a ref/SHA, when the branch
+   * does not exist yet) and moves the branch there; for setting up PR branches.
+   * @returns the new commit SHA.
+   */
+  async commitFiles(
+    fullName: string,
+    branch: string,
+    files: Record<string, RepoFile | null>,
+    opts: { message?: string; from?: string } = {},
+  ): Promise<string> {
+    const repo = this.#repo(fullName);
+    const current = await this.#resolveCommit(repo, `refs/heads/${branch}`);
+    const parent = current ?? (await this.#resolveCommit(repo, opts.from ?? repo.defaultBranch));
+    if (!parent) throw new Error(`no such branch or base: ${branch}`);
+    const baseTree = (await this.#gitText(repo, ['rev-parse', `${parent}^{tree}`])).trim();
+    const tree = await this.#buildTree(
+      repo,
+      baseTree,
+      Object.entries(files).map(([path, spec]) =>
+        spec === null
+          ? { path, mode: '100644', type: 'blob', sha: null }
+          : typeof spec === 'string'
+            ? { path, mode: '100644', type: 'blob', content: spec }
+            : { path, mode: spec.mode ?? '100644', type: 'blob', contentBuffer: Buffer.from(spec.content) },
+      ),
+    );
+    const sha = (
+      await this.#gitText(repo, ['commit-tree', tree, '-p', parent, '-F', '-'], { input: opts.message ?? 'Update files' })
+    ).trim();
+    await this.#gitText(repo, ['update-ref', `refs/heads/${branch}`, sha, current ?? ZERO_SHA]);
+    return sha;
+  }
+
+  /** Runs `git <args>` in the repository's bare directory; resolves with stdout. @throws GitCommandError. */
+  async git(fullName: string, ...args: string[]): Promise<string> {
+    return this.#gitText(this.#repo(fullName), args);
+  }
+
+  /** Recorded API requests matching `matcher` (see {@link RequestMatcher}). */
+  requestsTo(matcher: RequestMatcher): ApiRequestRecord[] {
+    return this.requests.filter((r) => matchRequest(matcher, r.method, r.path));
+  }
+
+  /**
+   * Makes the next `times` (default 1) requests matching `matcher` (API or git) answer `status`
+   * (default 502) with `body` (default GitHub's error body) instead of being served. Faulted requests
+   * are recorded.
+   */
+  failNext(
+    matcher: RequestMatcher,
+    opts: { status?: number; times?: number; body?: unknown; headers?: Record<string, string> } = {},
+  ): void {
+    const status = opts.status ?? 502;
+    this.#faults.push({
+      matcher,
+      status,
+      remaining: opts.times ?? 1,
+      body: opts.body ?? { message: status >= 500 ? 'Server Error' : 'Error', documentation_url: DOCS_URL, status: String(status) },
+      headers: opts.headers ?? {},
+    });
+  }
+
+  /**
+   * Issues an installation token directly (what `POST /app/installations/{id}/access_tokens` does).
+   * @param opts.repositories repository names (without owner) to limit it to; `permissions` a subset of the installation's.
+   * @throws Error if the installation is unknown, a repository is not in it, or a permission is not granted.
+   */
+  createInstallationToken(
+    installationId: number,
+    opts: { repositories?: string[]; permissions?: AppPermissions; expiresInMs?: number } = {},
+  ): TokenRecord {
+    return this.#issueToken(installationId, opts.repositories, undefined, opts.permissions, opts.expiresInMs);
+  }
+
+  /** What the stand-in knows about a token (undefined if it never issued it). */
+  tokenInfo(token: string): TokenRecord | undefined {
+    return this.#tokens.get(token);
+  }
+
+  /** Revokes a token: later API and git requests with it get 401. */
+  revokeToken(token: string): void {
+    const rec = this.#tokens.get(token);
+    if (rec) rec.revoked = true;
+  }
+
+  /**
+   * Signs an App JWT (RS256) like @octokit/auth-app does: `iat` 30 s in the past, `exp` 10 minutes later.
+   * @param opts.privateKeyPem another key (to test rejection); `iss` another issuer; `expiresInS` lifetime.
+   */
+  createAppJwt(opts: { privateKeyPem?: string; iss?: number | string; expiresInS?: number } = {}): string {
+    const now = Math.floor(Date.now() / 1000) - 30;
+    const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT' }));
+    const payload = b64url(JSON.stringify({ iat: now, exp: now + (opts.expiresInS ?? 600), iss: opts.iss ?? this.appId }));
+    const signature = sign('sha256', Buffer.from(`${header}.${payload}`), createPrivateKey(opts.privateKeyPem ?? this.privateKeyPem));
+    return `${header}.${payload}.${b64url(signature)}`;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Request handling
+
+  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const method = (req.method ?? 'GET').toUpperCase();
+    const isApi = url.pathname === '/api/v3' || url.pathname.startsWith('/api/v3/');
+    if (!isApi) {
+      if (this.#takeFault(method, url.pathname, res, () => {
+        /* git faults are visible through the response only */
+      })) {
+        req.resume();
+        return;
+      }
+      if (await this.gitServer.handle(req, res)) return;
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not Found');
+      return;
+    }
+    const path = url.pathname.slice('/api/v3'.length) || '/';
+    const raw = await readBody(req);
+    let body: unknown;
+    const { auth, token } = parseAuthorization(req.headers.authorization);
+    const record: ApiRequestRecord = {
+      method,
+      path,
+      query: Object.fromEntries(url.searchParams),
+      body: undefined,
+      auth,
+      accept: req.headers.accept ?? '',
+      status: 0,
+    };
+    if (token !== undefined) record.token = token;
+    this.requests.push(record);
+    if (raw.length > 0) {
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+        record.body = body;
+      } catch {
+        record.body = raw.toString('utf8');
+        this.#send(res, record, { status: 400, body: errorBody(400, 'Problems parsing JSON') });
+        return;
+      }
+    }
+    if (this.#takeFault(method, path, res, (status) => (record.status = status))) return;
+
+    let result: Result;
+    try {
+      result = await this.#dispatch(method, path, url.searchParams, body, record, auth, token);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        result = { status: err.status, body: errorBody(err.status, err.message, err.extra) };
+      } else {
+        throw err;
+      }
+    }
+    this.#send(res, record, result);
+  }
+
+  #takeFault(method: string, path: string, res: ServerResponse, onStatus: (status: number) => void): boolean {
+    const fault = this.#faults.find((f) => f.remaining > 0 && matchRequest(f.matcher, method, path));
+    if (!fault) return false;
+    fault.remaining -= 1;
+    onStatus(fault.status);
+    const text = typeof fault.body === 'string' ? fault.body : JSON.stringify(fault.body);
+    res
+      .writeHead(fault.status, {
+        'content-type': typeof fault.body === 'string' ? 'text/plain; charset=utf-8' : 'application/json; charset=utf-8',
+        ...fault.headers,
+      })
+      .end(text);
+    return true;
+  }
+
+  async #dispatch(
+    method: string,
+    path: string,
+    query: URLSearchParams,
+    body: unknown,
+    record: ApiRequestRecord,
+    auth: 'token' | 'jwt' | 'none',
+    presented: string | undefined,
+  ): Promise<Result> {
+    let found: { route: Route; params: Record<string, string> } | undefined;
+    for (const route of this.#routes) {
+      if (route.method !== method) continue;
+      const m = route.re.exec(path);
+      if (!m) continue;
+      const params: Record<string, string> = {};
+      route.keys.forEach((k, i) => {
+        const v = m[i + 1] ?? '';
+        try {
+          params[k] = decodeURIComponent(v);
+        } catch {
+          params[k] = v;
+        }
+      });
+      found = { route, params };
+      break;
+    }
+    if (!found) throw new ApiError(404, 'Not Found');
+    const ctx: Ctx = {
+      method,
+      params: found.params,
+      query,
+      body: body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Json) : {},
+      accept: record.accept,
+    };
+    if (found.route.auth === 'jwt') {
+      if (auth === 'none' || presented === undefined) throw new ApiError(401, 'Requires authentication');
+      if (!this.#jwtValid(presented)) {
+        throw new ApiError(401, 'A JSON web token could not be decoded');
+      }
+    } else {
+      if (auth === 'none' || presented === undefined) throw new ApiError(401, 'Requires authentication');
+      const rec = this.#tokens.get(presented);
+      if (!rec || rec.revoked || rec.expiresAt <= Date.now()) throw new ApiError(401, 'Bad credentials');
+      ctx.token = rec;
+    }
+    return found.route.handler(ctx);
+  }
+
+  #send(res: ServerResponse, record: ApiRequestRecord, result: Result): void {
+    record.status = result.status;
+    const headers: Record<string, string> = {
+      'x-github-api-version-selected': '2022-11-28',
+      'x-github-media-type': 'github.v3; format=json',
+      'x-github-request-id': randomUUID().toUpperCase(),
+      'x-ratelimit-limit': '5000',
+      'x-ratelimit-remaining': '4999',
+      'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 3600),
+      'x-ratelimit-used': '1',
+      'x-ratelimit-resource': 'core',
+      ...result.headers,
+    };
+    if (result.status === 204 || (result.body === undefined && result.raw === undefined)) {
+      res.writeHead(result.status, headers).end();
+      return;
+    }
+    if (result.raw !== undefined) {
+      res.writeHead(result.status, { 'content-type': 'text/plain; charset=utf-8', ...headers }).end(result.raw);
+      return;
+    }
+    res
+      .writeHead(result.status, { 'content-type': 'application/json; charset=utf-8', ...headers })
+      .end(JSON.stringify(result.body));
+  }
+
+  #jwtValid(jwt: string): boolean {
+    const parts = jwt.split('.');
+    if (parts.length !== 3) return false;
+    const [h, p, s] = parts as [string, string, string];
+    try {
+      const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Json;
+      const payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as Json;
+      if (header.alg !== 'RS256') return false;
+      const ok = verify('sha256', Buffer.from(`${h}.${p}`), createPublicKey(this.publicKeyPem), Buffer.from(s, 'base64url'));
+      if (!ok) return false;
+      if (String(payload.iss) !== String(this.appId)) return false;
+      const now = Math.floor(Date.now() / 1000);
+      const { iat, exp } = payload;
+      if (typeof iat !== 'number' || typeof exp !== 'number') return false;
+      // GitHub: exp at most 10 minutes ahead, iat not in the future (small clock skew allowed).
+      return exp > now && exp - now <= 600 + 60 && iat <= now + 60;
+    } catch {
+      return false;
+    }
+  }
+
+  #gitAllowed(token: string, fullName: string, write: boolean): boolean {
+    const rec = this.#tokens.get(token);
+    if (!rec || rec.revoked || rec.expiresAt <= Date.now()) return false;
+    const repo = this.#repos.get(fullName.toLowerCase());
+    if (!repo || !this.#tokenCovers(rec, repo)) return false;
+    return (LEVEL[rec.permissions.contents ?? 'none'] ?? 0) >= (write ? 2 : 1);
+  }
+
+  #tokenCovers(rec: TokenRecord, repo: RepoState): boolean {
+    if (repo.installationId !== rec.installationId) return false;
+    return rec.repos === '*' || rec.repos.includes(repo.fullName.toLowerCase());
+  }
+
+  /**
+   * Resolves the route's repository for the token in `ctx`, requiring one of `needs` (`[permission, level]`).
+   * @throws ApiError 404 when unknown or outside the token's scope, 403 when the permission is missing.
+   */
+  #repoFor(ctx: Ctx, ...needs: Array<[string, 'read' | 'write']>): RepoState {
+    const repo = this.#repos.get(`${ctx.params.owner}/${ctx.params.repo}`.toLowerCase());
+    const token = ctx.token;
+    if (!repo || !token || !this.#tokenCovers(token, repo)) throw new ApiError(404, 'Not Found');
+    const ok = needs.some(([perm, level]) => (LEVEL[token.permissions[perm] ?? 'none'] ?? 0) >= (LEVEL[level] ?? 9));
+    if (!ok) throw new ApiError(403, 'Resource not accessible by integration');
+    return repo;
+  }
+
+  #issueToken(
+    installationId: number,
+    repositories: string[] | undefined,
+    repositoryIds: number[] | undefined,
+    permissions: AppPermissions | undefined,
+    expiresInMs = 3600_000,
+  ): TokenRecord {
+    const inst = this.#installations.get(installationId);
+    if (!inst) throw new ApiError(404, 'Not Found');
+    const instRepos = [...this.#repos.values()].filter((r) => r.installationId === installationId);
+    let repos: string[] | '*' = '*';
+    if (repositories || repositoryIds) {
+      repos = [];
+      for (const name of repositories ?? []) {
+        const r = instRepos.find((x) => x.name.toLowerCase() === String(name).toLowerCase());
+        if (!r) {
+          throw new ApiError(
+            422,
+            'There is at least one repository that does not exist or is not accessible to the parent installation.',
+          );
+        }
+        repos.push(r.fullName.toLowerCase());
+      }
+      for (const id of repositoryIds ?? []) {
+        const r = instRepos.find((x) => x.id === id);
+        if (!r) {
+          throw new ApiError(
+            422,
+            'There is at least one repository that does not exist or is not accessible to the parent installation.',
+          );
+        }
+        repos.push(r.fullName.toLowerCase());
+      }
+    }
+    const granted = permissions ?? inst.permissions;
+    for (const [name, level] of Object.entries(granted)) {
+      if ((LEVEL[inst.permissions[name] ?? 'none'] ?? 0) < (LEVEL[level] ?? 9)) {
+        throw new ApiError(422, 'The permissions requested are not granted to this installation.');
+      }
+    }
+    const rec: TokenRecord = {
+      token: `ghs_${randomBytes(18).toString('base64url').replace(/[-_]/g, 'x')}`,
+      installationId,
+      repos,
+      permissions: { ...granted },
+      expiresAt: Date.now() + expiresInMs,
+      revoked: false,
+    };
+    this.#tokens.set(rec.token, rec);
+    return rec;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Routes
+
+  #route(method: string, pattern: string, auth: 'jwt' | 'token', handler: Handler): void {
+    this.#routes.push({ method, ...compile(pattern), auth, handler });
+  }
+
+  #defineRoutes(): void {
+    const R = '/repos/:owner/:repo';
+    // --- App (JWT)
+    this.#route('GET', '/app', 'jwt', () => ({ status: 200, body: this.#appJson() }));
+    this.#route('GET', '/app/installations', 'jwt', () => ({
+      status: 200,
+      body: [...this.#installations.values()].map((i) => this.#installationJson(i)),
+    }));
+    this.#route('GET', '/app/installations/:id', 'jwt', (ctx) => {
+      const inst = this.#installations.get(Number(ctx.params.id));
+      if (!inst) throw new ApiError(404, 'Not Found');
+      return { status: 200, body: this.#installationJson(inst) };
+    });
+    this.#route('POST', '/app/installations/:id/access_tokens', 'jwt', (ctx) => {
+      const { repositories, repository_ids: ids, permissions } = ctx.body;
+      if (repositories !== undefined && !isStringArray(repositories)) throw validation('repositories must be an array of names');
+      if (ids !== undefined && !(Array.isArray(ids) && ids.every((x) => typeof x === 'number'))) {
+        throw validation('repository_ids must be an array of integers');
+      }
+      if (permissions !== undefined && (typeof permissions !== 'object' || permissions === null)) {
+        throw validation('permissions must be an object');
+      }
+      const rec = this.#issueToken(
+        Number(ctx.params.id),
+        repositories as string[] | undefined,
+        ids as number[] | undefined,
+        permissions as AppPermissions | undefined,
+      );
+      const body: Json = {
+        token: rec.token,
+        expires_at: iso(rec.expiresAt),
+        permissions: rec.permissions,
+        repository_selection: rec.repos === '*' ? 'all' : 'selected',
+      };
+      if (rec.repos !== '*') body.repositories = rec.repos.map((n) => this.#repoJson(this.#repo(n)));
+      return { status: 201, body };
+    });
+    this.#route('GET', `${R}/installation`, 'jwt', (ctx) => {
+      const repo = this.#repos.get(`${ctx.params.owner}/${ctx.params.repo}`.toLowerCase());
+      const inst = repo && this.#installations.get(repo.installationId);
+      if (!inst) throw new ApiError(404, 'Not Found');
+      return { status: 200, body: this.#installationJson(inst) };
+    });
+
+    // --- Installation (token)
+    this.#route('DELETE', '/installation/token', 'token', (ctx) => {
+      if (ctx.token) ctx.token.revoked = true;
+      return { status: 204 };
+    });
+    this.#route('GET', '/installation/repositories', 'token', (ctx) => {
+      const token = ctx.token as TokenRecord;
+      const repos = [...this.#repos.values()].filter((r) => this.#tokenCovers(token, r));
+      const page = paginate(repos, ctx.query, `${this.apiUrl}/installation/repositories`);
+      return {
+        status: 200,
+        body: { total_count: repos.length, repository_selection: token.repos === '*' ? 'all' : 'selected', repositories: page.items.map((r) => this.#repoJson(r)) },
+        headers: page.headers,
+      };
+    });
+
+    // --- Repository
+    this.#route('GET', R, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ['metadata', 'read'], ['contents', 'read']);
+      return { status: 200, body: this.#repoJson(repo) };
+    });
+    this.#route('GET', `${R}/collaborators/:username/permission`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ['metadata', 'read']);
+      const user = this.#users.get(ctx.params.username!.toLowerCase());
+      if (!user) throw new ApiError(404, 'Not Found');
+      const role = repo.roles.get(user.login.toLowerCase());
+      const permission = role ? ROLE_PERMISSION[role] : 'none';
+      const roleName = role ?? 'none';
+      return {
+        status: 200,
+        body: {
+          permission,
+          role_name: roleName,
+          user: { ...this.#userJson(user.login), permissions: rolePermissions(role), role_name: roleName },
+        },
+      };
+    });
+
+    // --- Issues, comments, reactions
+    const issueRead: Array<[string, 'read' | 'write']> = [['issues', 'read'], ['pull_requests', 'read']];
+    const issueWrite: Array<[string, 'read' | 'write']> = [['issues', 'write'], ['pull_requests', 'write']];
+    this.#route('GET', `${R}/issues/:number`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...issueRead);
+      return { status: 200, body: this.#issueJson(repo, this.#issueState(repo, Number(ctx.params.number), true)) };
+    });
+    this.#route('GET', `${R}/issues/:number/comments`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...issueRead);
+      const issue = this.#issueState(repo, Number(ctx.params.number), true);
+      const all = [...this.#comments.values()].filter(
+        (c) => c.repoKey === repo.fullName.toLowerCase() && c.issueNumber === issue.number,
+      );
+      const page = paginate(all, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/issues/${issue.number}/comments`);
+      return { status: 200, body: page.items.map((c) => this.#commentJson(c)), headers: page.headers };
+    });
+    this.#route('POST', `${R}/issues/:number/comments`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...issueWrite);
+      const issue = this.#issueState(repo, Number(ctx.params.number), true);
+      const body = ctx.body.body;
+      if (typeof body !== 'string' || body.length === 0) throw validation('body is missing', 'IssueComment', 'body');
+      if (body.length > 65536) throw validation('Body is too long (maximum is 65536 characters)', 'IssueComment', 'body');
+      const c = this.#newComment(repo, issue.number, this.botLogin, body, true);
+      return { status: 201, body: this.#commentJson(c), headers: { location: `${this.apiUrl}/repos/${repo.fullName}/issues/comments/${c.id}` } };
+    });
+    this.#route('GET', `${R}/issues/comments/:id`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...issueRead);
+      return { status: 200, body: this.#commentJson(this.#commentIn(repo, Number(ctx.params.id))) };
+    });
+    this.#route('PATCH', `${R}/issues/comments/:id`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...issueWrite);
+      const c = this.#commentIn(repo, Number(ctx.params.id));
+      const body = ctx.body.body;
+      if (typeof body !== 'string' || body.length === 0) throw validation('body is missing', 'IssueComment', 'body');
+      if (body.length > 65536) throw validation('Body is too long (maximum is 65536 characters)', 'IssueComment', 'body');
+      c.history.push(body);
+      c.updatedAt = Date.now();
+      return { status: 200, body: this.#commentJson(c) };
+    });
+    this.#route('DELETE', `${R}/issues/comments/:id`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...issueWrite);
+      const c = this.#commentIn(repo, Number(ctx.params.id));
+      this.#comments.delete(c.id);
+      return { status: 204 };
+    });
+    const reactionRoutes = (base: string, subjectOf: (repo: RepoState, ctx: Ctx) => ReactionState['subject']) => {
+      this.#route('GET', `${R}/${base}/reactions`, 'token', (ctx) => {
+        const repo = this.#repoFor(ctx, ...issueRead);
+        const subject = subjectOf(repo, ctx);
+        const content = ctx.query.get('content');
+        const all = this.#reactions.filter(
+          (r) => r.repoKey === repo.fullName.toLowerCase() && sameSubject(r.subject, subject) && (!content || r.content === content),
+        );
+        return { status: 200, body: all.map((r) => this.#reactionJson(r)) };
+      });
+      this.#route('POST', `${R}/${base}/reactions`, 'token', (ctx) => {
+        const repo = this.#repoFor(ctx, ...issueWrite);
+        const subject = subjectOf(repo, ctx);
+        const content = ctx.body.content;
+        if (typeof content !== 'string' || !REACTIONS.includes(content)) throw validation('content is not a valid reaction', 'Reaction', 'content');
+        const existing = this.#reactions.find(
+          (r) => r.repoKey === repo.fullName.toLowerCase() && sameSubject(r.subject, subject) && r.content === content && r.user === this.botLogin,
+        );
+        if (existing) return { status: 200, body: this.#reactionJson(existing) };
+        const r: ReactionState = { id: this.#id(), repoKey: repo.fullName.toLowerCase(), subject, content, user: this.botLogin, createdAt: Date.now() };
+        this.#reactions.push(r);
+        return { status: 201, body: this.#reactionJson(r) };
+      });
+      this.#route('DELETE', `${R}/${base}/reactions/:reactionId`, 'token', (ctx) => {
+        const repo = this.#repoFor(ctx, ...issueWrite);
+        const subject = subjectOf(repo, ctx);
+        const i = this.#reactions.findIndex(
+          (r) => r.id === Number(ctx.params.reactionId) && r.repoKey === repo.fullName.toLowerCase() && sameSubject(r.subject, subject),
+        );
+        if (i < 0) throw new ApiError(404, 'Not Found');
+        this.#reactions.splice(i, 1);
+        return { status: 204 };
+      });
+    };
+    reactionRoutes('issues/comments/:id', (repo, ctx) => ({ commentId: this.#commentIn(repo, Number(ctx.params.id)).id }));
+    reactionRoutes('issues/:number', (repo, ctx) => ({ issueNumber: this.#issueState(repo, Number(ctx.params.number), true).number }));
+
+    // --- Contents
+    this.#route('GET', `${R}/contents/*path`, 'token', (ctx) => this.#getContents(ctx));
+
+    // --- Git Data
+    this.#route('GET', `${R}/git/ref/*ref`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'read']);
+      const ref = `refs/${ctx.params.ref ?? ''}`;
+      const sha = await this.#refSha(repo, ref);
+      if (!sha) throw new ApiError(404, 'Not Found');
+      return { status: 200, body: await this.#refJson(repo, ref, sha) };
+    });
+    this.#route('GET', `${R}/git/matching-refs/*ref`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'read']);
+      const prefix = `refs/${ctx.params.ref ?? ''}`;
+      const out = (await this.#gitText(repo, ['for-each-ref', '--format=%(refname) %(objectname)', '--', 'refs/'])).trim();
+      const refs = out ? out.split('\n').map((l) => l.split(' ') as [string, string]) : [];
+      const body: Json[] = [];
+      for (const [name, sha] of refs) if (name.startsWith(prefix)) body.push(await this.#refJson(repo, name, sha));
+      return { status: 200, body };
+    });
+    this.#route('POST', `${R}/git/refs`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'write']);
+      const { ref, sha } = ctx.body;
+      if (typeof ref !== 'string' || !/^refs\/[^/]+\/.+/.test(ref)) {
+        throw new ApiError(422, "Reference name must start with 'refs/' and have at least two slashes.");
+      }
+      await this.#checkRefFormat(ref);
+      if (!isSha(sha) || !(await this.#objectType(repo, sha))) throw new ApiError(422, 'Object does not exist');
+      if (await this.#refSha(repo, ref)) throw new ApiError(422, 'Reference already exists');
+      await this.#gitText(repo, ['update-ref', ref, sha, ZERO_SHA]);
+      return {
+        status: 201,
+        body: await this.#refJson(repo, ref, sha),
+        headers: { location: `${this.apiUrl}/repos/${repo.fullName}/git/${ref}` },
+      };
+    });
+    this.#route('PATCH', `${R}/git/refs/*ref`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'write']);
+      const ref = `refs/${ctx.params.ref ?? ''}`;
+      const { sha, force } = ctx.body;
+      const current = await this.#refSha(repo, ref);
+      if (!current) throw new ApiError(422, 'Reference does not exist');
+      if (!isSha(sha) || !(await this.#objectType(repo, sha))) throw new ApiError(422, 'Object does not exist');
+      if (force !== true && current !== sha) {
+        const ff = await runGit(['--git-dir', repo.path, 'merge-base', '--is-ancestor', current, sha]).then(
+          () => true,
+          () => false,
+        );
+        if (!ff) throw new ApiError(422, 'Update is not a fast forward');
+      }
+      await this.#gitText(repo, ['update-ref', ref, sha, current]);
+      return { status: 200, body: await this.#refJson(repo, ref, sha) };
+    });
+    this.#route('DELETE', `${R}/git/refs/*ref`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'write']);
+      const ref = `refs/${ctx.params.ref ?? ''}`;
+      const current = await this.#refSha(repo, ref);
+      if (!current) throw new ApiError(422, 'Reference does not exist');
+      await this.#gitText(repo, ['update-ref', '-d', ref, current]);
+      return { status: 204 };
+    });
+    this.#route('POST', `${R}/git/blobs`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'write']);
+      const { content, encoding } = ctx.body;
+      if (typeof content !== 'string') throw validation('content is missing', 'Blob', 'content');
+      if (encoding !== undefined && encoding !== 'utf-8' && encoding !== 'base64') {
+        throw validation('encoding must be utf-8 or base64', 'Blob', 'encoding');
+      }
+      const bytes = encoding === 'base64' ? Buffer.from(content, 'base64') : Buffer.from(content, 'utf8');
+      const sha = await this.#hashObject(repo, bytes);
+      return {
+        status: 201,
+        body: { url: `${this.apiUrl}/repos/${repo.fullName}/git/blobs/${sha}`, sha },
+        headers: { location: `${this.apiUrl}/repos/${repo.fullName}/git/blobs/${sha}` },
+      };
+    });
+    this.#route('GET', `${R}/git/blobs/:sha`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'read']);
+      const sha = ctx.params.sha!;
+      if (!isSha(sha) || (await this.#objectType(repo, sha)) !== 'blob') throw new ApiError(404, 'Not Found');
+      const bytes = await runGit(['--git-dir', repo.path, 'cat-file', 'blob', sha]);
+      return {
+        status: 200,
+        body: {
+          sha,
+          node_id: nodeId('Blob', sha),
+          size: bytes.length,
+          url: `${this.apiUrl}/repos/${repo.fullName}/git/blobs/${sha}`,
+          content: wrap64(bytes.toString('base64')),
+          encoding: 'base64',
+        },
+      };
+    });
+    this.#route('POST', `${R}/git/trees`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'write']);
+      const { base_tree: baseTree, tree } = ctx.body;
+      if (!Array.isArray(tree)) throw validation('tree is missing', 'Tree', 'tree');
+      let base: string | undefined;
+      if (baseTree !== undefined && baseTree !== null) {
+        if (!isSha(baseTree)) throw validation('base_tree is not a valid SHA', 'Tree', 'base_tree');
+        const type = await this.#objectType(repo, baseTree);
+        if (type === 'commit') base = (await this.#gitText(repo, ['rev-parse', `${baseTree}^{tree}`])).trim();
+        else if (type === 'tree') base = baseTree;
+        else throw validation('base_tree does not exist', 'Tree', 'base_tree');
+      }
+      const sha = await this.#buildTree(repo, base, tree as TreeEntryInput[]);
+      return { status: 201, body: await this.#treeJson(repo, sha, false) };
+    });
+    this.#route('GET', `${R}/git/trees/:sha`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'read']);
+      const target = ctx.params.sha!;
+      if (target.startsWith('-')) throw new ApiError(404, 'Not Found');
+      const sha = await this.#resolve(repo, `${target}^{tree}`);
+      if (!sha) throw new ApiError(404, 'Not Found');
+      const recursive = ctx.query.has('recursive') && !['0', 'false'].includes(ctx.query.get('recursive') ?? '');
+      return { status: 200, body: await this.#treeJson(repo, sha, recursive) };
+    });
+    this.#route('POST', `${R}/git/commits`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'write']);
+      return { status: 201, body: await this.#createCommit(repo, ctx.body) };
+    });
+    this.#route('GET', `${R}/git/commits/:sha`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'read']);
+      const sha = ctx.params.sha!;
+      if (!isSha(sha) || (await this.#objectType(repo, sha)) !== 'commit') throw new ApiError(404, 'Not Found');
+      return { status: 200, body: await this.#commitJson(repo, sha) };
+    });
+
+    // --- Pulls
+    this.#route('POST', `${R}/pulls`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'write']);
+      const { title, body, head, base, draft } = ctx.body;
+      if (typeof title !== 'string' || !title) throw validation('title is missing', 'PullRequest', 'title');
+      if (typeof head !== 'string' || !head) throw validation('head is missing', 'PullRequest', 'head');
+      if (typeof base !== 'string' || !base) throw validation('base is missing', 'PullRequest', 'base');
+      const pr = await this.#createPull(repo, this.botLogin, {
+        title,
+        body: typeof body === 'string' ? body : undefined,
+        head,
+        base,
+        draft: draft === true,
+      });
+      return { status: 201, body: pr, headers: { location: String(pr.url) } };
+    });
+    this.#route('GET', `${R}/pulls`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
+      const state = ctx.query.get('state') ?? 'open';
+      const head = ctx.query.get('head');
+      const base = ctx.query.get('base');
+      let headRef: string | undefined;
+      if (head) {
+        const i = head.indexOf(':');
+        const owner = i >= 0 ? head.slice(0, i) : repo.owner;
+        // Only same-repository heads exist here; another owner's head matches nothing.
+        headRef = owner.toLowerCase() === repo.owner.toLowerCase() ? head.slice(i + 1) : '\0';
+      }
+      const matching = [...repo.issues.values()]
+        .filter((i) => i.pull)
+        .filter((i) => state === 'all' || i.state === state)
+        .filter((i) => headRef === undefined || i.pull!.headRef === headRef)
+        .filter((i) => !base || i.pull!.baseRef === base)
+        .sort((a, b) => (ctx.query.get('direction') === 'asc' ? a.number - b.number : b.number - a.number));
+      const page = paginate(matching, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/pulls`);
+      const body: Json[] = [];
+      for (const i of page.items) body.push(await this.#pullJson(repo, i));
+      return { status: 200, body, headers: page.headers };
+    });
+    this.#route('GET', `${R}/pulls/:number`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
+      const issue = repo.issues.get(Number(ctx.params.number));
+      if (!issue?.pull) throw new ApiError(404, 'Not Found');
+      return { status: 200, body: await this.#pullJson(repo, issue) };
+    });
+    this.#route('PATCH', `${R}/pulls/:number`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'write']);
+      const issue = repo.issues.get(Number(ctx.params.number));
+      if (!issue?.pull) throw new ApiError(404, 'Not Found');
+      const { title, body, state, base } = ctx.body;
+      if (typeof title === 'string') issue.title = title;
+      if (typeof body === 'string') issue.body = body;
+      if (state === 'open' || state === 'closed') {
+        issue.state = state;
+        issue.closedAt = state === 'closed' ? Date.now() : null;
+      }
+      if (typeof base === 'string') {
+        if (!(await this.#refSha(repo, `refs/heads/${base}`))) throw validation('base is invalid', 'PullRequest', 'base');
+        issue.pull.baseRef = base;
+      }
+      issue.updatedAt = Date.now();
+      return { status: 200, body: await this.#pullJson(repo, issue) };
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Contents
+
+  async #getContents(ctx: Ctx): Promise<Result> {
+    const repo = this.#repoFor(ctx, ['contents', 'read']);
+    const path = (ctx.params.path ?? '').replace(/^\/+|\/+$/g, '');
+    const refName = ctx.query.get('ref') || repo.defaultBranch;
+    if (refName.startsWith('-')) throw new ApiError(404, `No commit found for the ref ${refName}`);
+    const commit = await this.#resolveCommit(repo, refName);
+    if (!commit) throw new ApiError(404, `No commit found for the ref ${refName}`);
+    const raw = /application\/vnd\.github(\.v3)?\.raw/i.test(ctx.accept);
+    const base = `${this.apiUrl}/repos/${repo.fullName}/contents`;
+    const entryJson = (e: LsTreeEntry): Json => {
+      const type = e.type === 'tree' ? 'dir' : e.type === 'commit' ? 'submodule' : e.mode === '120000' ? 'symlink' : 'file';
+      const self = `${base}/${e.path}?ref=${encodeURIComponent(refName)}`;
+      const gitUrl = `${this.apiUrl}/repos/${repo.fullName}/git/${e.type === 'tree' ? 'trees' : 'blobs'}/${e.sha}`;
+      const html = `${this.url}/${repo.fullName}/${e.type === 'tree' ? 'tree' : 'blob'}/${refName}/${e.path}`;
+      return {
+        type,
+        size: e.size,
+        name: e.path.split('/').pop(),
+        path: e.path,
+        sha: e.sha,
+        url: self,
+        git_url: e.type === 'commit' ? null : gitUrl,
+        html_url: e.type === 'commit' ? null : html,
+        download_url: type === 'file' || type === 'symlink' ? `${this.url}/${repo.fullName}/raw/${refName}/${e.path}` : null,
+        _links: { self, git: gitUrl, html },
+      };
+    };
+    const listDir = async (): Promise<Result> => {
+      const entries = await this.#lsTree(repo, commit, path ? `${path}/` : undefined, false);
+      return { status: 200, body: entries.map(entryJson) };
+    };
+    if (!path) return listDir();
+    const [entry] = await this.#lsTree(repo, commit, path, false);
+    if (!entry || entry.path !== path) throw new ApiError(404, 'Not Found');
+    if (entry.type === 'tree') return listDir();
+    if (entry.type === 'commit') {
+      return { status: 200, body: { ...entryJson(entry), submodule_git_url: null } };
+    }
+    const bytes = await runGit(['--git-dir', repo.path, 'cat-file', 'blob', entry.sha]);
+    if (raw) {
+      return { status: 200, raw: bytes, headers: { 'x-github-media-type': 'github.v3; param=raw' } };
+    }
+    const json = entryJson(entry);
+    if (entry.mode === '120000') return { status: 200, body: { ...json, target: bytes.toString('utf8') } };
+    return { status: 200, body: { ...json, content: wrap64(bytes.toString('base64')), encoding: 'base64' } };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Git plumbing
+
+  async #gitText(repo: RepoState, args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+    return (await runGit(['--git-dir', repo.path, ...args], opts)).toString('utf8');
+  }
+
+  async #hashObject(repo: RepoState, bytes: Buffer): Promise<string> {
+    return (await this.#gitText(repo, ['hash-object', '-w', '--stdin'], { input: bytes })).trim();
+  }
+
+  async #objectType(repo: RepoState, sha: string): Promise<string | undefined> {
+    if (!isSha(sha)) return undefined;
+    try {
+      return (await this.#gitText(repo, ['cat-file', '-t', sha])).trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #resolve(repo: RepoState, rev: string): Promise<string | undefined> {
+    if (rev.startsWith('-')) return undefined;
+    try {
+      return (await this.#gitText(repo, ['rev-parse', '--verify', '--quiet', rev])).trim() || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #resolveCommit(repo: RepoState, rev: string): Promise<string | undefined> {
+    return this.#resolve(repo, `${rev}^{commit}`);
+  }
+
+  async #refSha(repo: RepoState, ref: string): Promise<string | undefined> {
+    if (!ref.startsWith('refs/')) return undefined;
+    try {
+      const out = (await this.#gitText(repo, ['show-ref', '--verify', '--', ref])).trim();
+      return out.split(' ')[0];
+    } catch {
+      return undefined;
+    }
+  }
+
+  async #checkRefFormat(ref: string): Promise<void> {
+    try {
+      await runGit(['check-ref-format', ref]);
+    } catch {
+      throw new ApiError(422, 'Reference name is not valid');
+    }
+  }
+
+  async #refJson(repo: RepoState, ref: string, sha: string): Promise<Json> {
+    const type = (await this.#objectType(repo, sha)) ?? 'commit';
+    return {
+      ref,
+      node_id: nodeId('Ref', `${repo.id}:${ref}`),
+      url: `${this.apiUrl}/repos/${repo.fullName}/git/${ref}`,
+      object: { sha, type, url: `${this.apiUrl}/repos/${repo.fullName}/git/${type}s/${sha}` },
+    };
+  }
+
+  async #lsTree(repo: RepoState, treeish: string, path: string | undefined, recursive: boolean): Promise<LsTreeEntry[]> {
+    const args = ['ls-tree', '-z', '-l', ...(recursive ? ['-r', '-t'] : []), treeish];
+    if (path !== undefined) args.push('--', path);
+    const out = await this.#gitText(repo, args);
+    return out
+      .split('\0')
+      .filter(Boolean)
+      .map((line) => {
+        const tab = line.indexOf('\t');
+        const [mode, type, sha, size] = line.slice(0, tab).split(/\s+/) as [string, string, string, string];
+        return { mode, type, sha, size: size === '-' ? 0 : Number(size), path: line.slice(tab + 1) };
+      });
+  }
+
+  async #treeJson(repo: RepoState, sha: string, recursive: boolean): Promise<Json> {
+    const entries = await this.#lsTree(repo, sha, undefined, recursive);
+    return {
+      sha,
+      url: `${this.apiUrl}/repos/${repo.fullName}/git/trees/${sha}`,
+      tree: entries.map((e) => ({
+        path: e.path,
+        mode: e.mode,
+        type: e.type,
+        sha: e.sha,
+        ...(e.type === 'blob' ? { size: e.size } : {}),
+        url: `${this.apiUrl}/repos/${repo.fullName}/git/${e.type}s/${e.sha}`,
+      })),
+      truncated: false,
+    };
+  }
+
+  /**
+   * Builds a tree like `POST /git/trees`: starts from `base` (all its files) or empty, applies entries
+   * (replace, add, `sha: null` delete of a file or a whole directory), writes it through a temp index.
+   * @throws ApiError 422 on malformed entries or missing objects.
+   */
+  async #buildTree(repo: RepoState, base: string | undefined, entries: TreeEntryInput[]): Promise<string> {
+    const files = new Map<string, { mode: string; sha: string }>();
+    if (base) {
+      for (const e of await this.#lsTree(repo, base, undefined, true)) {
+        if (e.type !== 'tree') files.set(e.path, { mode: e.mode, sha: e.sha });
+      }
+    }
+    const removeUnder = (path: string): void => {
+      files.delete(path);
+      for (const key of [...files.keys()]) if (key.startsWith(`${path}/`)) files.delete(key);
+      const parts = path.split('/');
+      for (let i = 1; i < parts.length; i++) files.delete(parts.slice(0, i).join('/'));
+    };
+    for (const raw of entries) {
+      if (!raw || typeof raw !== 'object') throw validation('tree entry is not an object', 'Tree', 'tree');
+      const { path, mode, type } = raw;
+      if (typeof path !== 'string' || !path || path.split('/').some((s) => !s || s === '.' || s === '..' || s === '.git')) {
+        throw new ApiError(422, `tree.path contains a malformed path component`);
+      }
+      const hasContent = raw.content !== undefined || raw.contentBuffer !== undefined;
+      if (!hasContent && raw.sha === null) {
+        removeUnder(path);
+        continue;
+      }
+      if (hasContent && raw.sha !== undefined) throw new ApiError(422, 'Must supply either tree.sha or tree.content. Request will be rejected if both are present.');
+      const expected = mode === '040000' ? 'tree' : mode === '160000' ? 'commit' : ['100644', '100755', '120000'].includes(String(mode)) ? 'blob' : undefined;
+      if (!expected) throw new ApiError(422, `tree.mode must be one of 100644, 100755, 040000, 160000 or 120000`);
+      if (type !== undefined && type !== expected) throw new ApiError(422, `tree.type ${String(type)} does not match mode ${String(mode)}`);
+      let sha: string;
+      if (hasContent) {
+        if (expected !== 'blob') throw new ApiError(422, 'tree.content is only valid for blobs');
+        if (raw.contentBuffer === undefined && typeof raw.content !== 'string') throw new ApiError(422, 'tree.content must be a string');
+        sha = await this.#hashObject(repo, raw.contentBuffer ?? Buffer.from(raw.content as string, 'utf8'));
+      } else {
+        if (!isSha(raw.sha)) throw new ApiError(422, 'tree.sha is not a valid SHA');
+        sha = raw.sha;
+        if (expected !== 'commit' && (await this.#objectType(repo, sha)) !== expected) throw new ApiError(422, `tree.sha ${sha} is not a valid ${expected}`);
+      }
+      removeUnder(path);
+      if (expected === 'tree') {
+        for (const e of await this.#lsTree(repo, sha, undefined, true)) {
+          if (e.type !== 'tree') files.set(`${path}/${e.path}`, { mode: e.mode, sha: e.sha });
+        }
+      } else {
+        files.set(path, { mode: String(mode), sha });
+      }
+    }
+    const tmp = await mkdtemp(join(tmpdir(), 'stand-in-index-'));
+    try {
+      const env = { GIT_INDEX_FILE: join(tmp, 'index') };
+      const info = [...files].map(([p, f]) => `${f.mode} ${f.sha}\t${p}\0`).join('');
+      if (info) await this.#gitText(repo, ['update-index', '--add', '-z', '--index-info'], { env, input: info });
+      return (await this.#gitText(repo, ['write-tree'], { env })).trim();
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  async #createCommit(repo: RepoState, body: Json): Promise<Json> {
+    const { message, tree, parents, author, committer, signature } = body;
+    if (typeof message !== 'string') throw validation('message is missing', 'Commit', 'message');
+    if (!isSha(tree) || (await this.#objectType(repo, tree)) !== 'tree') throw new ApiError(422, 'Tree SHA does not exist');
+    const parentList = parents ?? [];
+    if (!Array.isArray(parentList)) throw validation('parents must be an array', 'Commit', 'parents');
+    for (const p of parentList) {
+      if (!isSha(p) || (await this.#objectType(repo, p)) !== 'commit') throw new ApiError(422, 'Parent SHA does not exist or is not a commit object');
+    }
+    const bot = this.#user(this.botLogin, 'Bot');
+    const person = (p: unknown, fallback: { name: string; email: string }): { name: string; email: string; date?: string } => {
+      if (p === undefined || p === null) return fallback;
+      if (typeof p !== 'object') throw validation('author/committer must be objects', 'Commit', 'author');
+      const { name, email, date } = p as Json;
+      if (typeof name !== 'string' || typeof email !== 'string') throw validation('name and email are required', 'Commit', 'author');
+      if (date !== undefined && (typeof date !== 'string' || Number.isNaN(Date.parse(date)))) throw validation('date is invalid', 'Commit', 'date');
+      return { name, email, ...(typeof date === 'string' ? { date } : {}) };
+    };
+    const a = person(author, { name: this.botLogin, email: `${bot.id}+${this.botLogin}@users.noreply.github.com` });
+    // GitHub commits API-created commits itself (committer "GitHub") unless the caller names a committer.
+    const c = person(committer, { name: 'GitHub', email: 'noreply@github.com' });
+    const env: NodeJS.ProcessEnv = {
+      GIT_AUTHOR_NAME: a.name,
+      GIT_AUTHOR_EMAIL: a.email,
+      GIT_COMMITTER_NAME: c.name,
+      GIT_COMMITTER_EMAIL: c.email,
+    };
+    if (a.date) env.GIT_AUTHOR_DATE = a.date;
+    if (c.date) env.GIT_COMMITTER_DATE = c.date;
+    const args = ['commit-tree', tree];
+    for (const p of parentList as string[]) args.push('-p', p);
+    args.push('-F', '-');
+    const sha = (await this.#gitText(repo, args, { env, input: message })).trim();
+    this.#verification.set(
+      sha,
+      committer || signature
+        ? { verified: false, reason: signature ? 'unknown_key' : 'unsigned', signature: null, payload: null, verified_at: null }
+        : { verified: true, reason: 'valid', signature: '-----BEGIN PGP SIGNATURE-----\n(stand-in)\n-----END PGP SIGNATURE-----\n', payload: null, verified_at: iso(Date.now()) },
+    );
+    return this.#commitJson(repo, sha);
+  }
+
+  async #commitJson(repo: RepoState, sha: string): Promise<Json> {
+    const raw = await this.#gitText(repo, ['cat-file', 'commit', sha]);
+    const split = raw.indexOf('\n\n');
+    const headerText = split >= 0 ? raw.slice(0, split) : raw;
+    const message = split >= 0 ? raw.slice(split + 2) : '';
+    let tree = '';
+    const parents: string[] = [];
+    const people: Record<string, Json> = {};
+    for (const line of headerText.split('\n')) {
+      const sp = line.indexOf(' ');
+      const key = line.slice(0, sp);
+      const value = line.slice(sp + 1);
+      if (key === 'tree') tree = value;
+      else if (key === 'parent') parents.push(value);
+      else if (key === 'author' || key === 'committer') {
+        const m = /^(.*) <(.*)> (\d+) ([+-]\d{4})$/.exec(value);
+        if (m) people[key] = { name: m[1], email: m[2], date: iso(Number(m[3]) * 1000) };
+      }
+    }
+    return {
+      sha,
+      node_id: nodeId('Commit', sha),
+      url: `${this.apiUrl}/repos/${repo.fullName}/git/commits/${sha}`,
+      html_url: `${this.url}/${repo.fullName}/commit/${sha}`,
+      author: people.author,
+      committer: people.committer,
+      tree: { sha: tree, url: `${this.apiUrl}/repos/${repo.fullName}/git/trees/${tree}` },
+      message: message.replace(/\n$/, ''),
+      parents: parents.map((p) => ({
+        sha: p,
+        url: `${this.apiUrl}/repos/${repo.fullName}/git/commits/${p}`,
+        html_url: `${this.url}/${repo.fullName}/commit/${p}`,
+      })),
+      verification: this.#verification.get(sha) ?? { verified: false, reason: 'unsigned', signature: null, payload: null, verified_at: null },
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Pulls
+
+  async #createPull(
+    repo: RepoState,
+    login: string,
+    pr: { head: string; base: string; title: string; body?: string | undefined; draft?: boolean | undefined },
+  ): Promise<Json> {
+    const colon = pr.head.indexOf(':');
+    if (colon >= 0 && pr.head.slice(0, colon).toLowerCase() !== repo.owner.toLowerCase()) {
+      throw validation('head is invalid (forks are not supported by the stand-in)', 'PullRequest', 'head');
+    }
+    const headRef = colon >= 0 ? pr.head.slice(colon + 1) : pr.head;
+    const headSha = await this.#refSha(repo, `refs/heads/${headRef}`);
+    if (!headSha) throw validation(`head ${headRef} does not exist`, 'PullRequest', 'head');
+    const baseSha = await this.#refSha(repo, `refs/heads/${pr.base}`);
+    if (!baseSha) throw validation(`base ${pr.base} does not exist`, 'PullRequest', 'base');
+    for (const i of repo.issues.values()) {
+      if (i.pull && i.state === 'open' && i.pull.headRef === headRef && i.pull.baseRef === pr.base) {
+        throw new ApiError(422, 'Validation Failed', {
+          errors: [{ resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${repo.owner}:${headRef}.` }],
+        });
+      }
+    }
+    const ahead = (await this.#gitText(repo, ['rev-list', '--count', `${baseSha}..${headSha}`])).trim();
+    if (ahead === '0') {
+      throw new ApiError(422, 'Validation Failed', {
+        errors: [{ resource: 'PullRequest', code: 'custom', message: `No commits between ${pr.base} and ${headRef}` }],
+      });
+    }
+    const now = Date.now();
+    const number = repo.nextNumber++;
+    const issue: IssueState = {
+      id: this.#id(),
+      number,
+      title: pr.title,
+      body: pr.body ?? null,
+      user: login,
+      state: 'open',
+      createdAt: now,
+      updatedAt: now,
+      closedAt: null,
+      pull: { id: this.#id(), headRef, baseRef: pr.base, headSha, baseSha, draft: pr.draft === true, merged: false },
+    };
+    repo.issues.set(number, issue);
+    return this.#pullJson(repo, issue);
+  }
+
+  async #pullJson(repo: RepoState, issue: IssueState): Promise<Json> {
+    const pull = issue.pull!;
+    const liveHead = await this.#refSha(repo, `refs/heads/${pull.headRef}`);
+    if (liveHead) pull.headSha = liveHead;
+    const baseSha = (await this.#refSha(repo, `refs/heads/${pull.baseRef}`)) ?? pull.baseSha;
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const html = `${this.url}/${repo.fullName}/pull/${issue.number}`;
+    const repoJson = this.#repoJson(repo);
+    const owner = this.#userJson(repo.owner);
+    const commentCount = [...this.#comments.values()].filter((c) => c.repoKey === repo.fullName.toLowerCase() && c.issueNumber === issue.number).length;
+    return {
+      url: `${api}/pulls/${issue.number}`,
+      id: pull.id,
+      node_id: nodeId('PullRequest', pull.id),
+      html_url: html,
+      diff_url: `${html}.diff`,
+      patch_url: `${html}.patch`,
+      issue_url: `${api}/issues/${issue.number}`,
+      commits_url: `${api}/pulls/${issue.number}/commits`,
+      review_comments_url: `${api}/pulls/${issue.number}/comments`,
+      review_comment_url: `${api}/pulls/comments{/number}`,
+      comments_url: `${api}/issues/${issue.number}/comments`,
+      statuses_url: `${api}/statuses/${pull.headSha}`,
+      number: issue.number,
+      state: issue.state,
+      locked: false,
+      title: issue.title,
+      user: this.#userJson(issue.user),
+      body: issue.body,
+      labels: [],
+      milestone: null,
+      active_lock_reason: null,
+      created_at: iso(issue.createdAt),
+      updated_at: iso(issue.updatedAt),
+      closed_at: issue.closedAt === null ? null : iso(issue.closedAt),
+      merged_at: null,
+      merge_commit_sha: null,
+      assignee: null,
+      assignees: [],
+      requested_reviewers: [],
+      requested_teams: [],
+      head: { label: `${repo.owner}:${pull.headRef}`, ref: pull.headRef, sha: pull.headSha, user: owner, repo: repoJson },
+      base: { label: `${repo.owner}:${pull.baseRef}`, ref: pull.baseRef, sha: baseSha, user: owner, repo: repoJson },
+      _links: {
+        self: { href: `${api}/pulls/${issue.number}` },
+        html: { href: html },
+        issue: { href: `${api}/issues/${issue.number}` },
+        comments: { href: `${api}/issues/${issue.number}/comments` },
+        review_comments: { href: `${api}/pulls/${issue.number}/comments` },
+        commits: { href: `${api}/pulls/${issue.number}/commits` },
+        statuses: { href: `${api}/statuses/${pull.headSha}` },
+      },
+      author_association: this.#association(repo, issue.user),
+      auto_merge: null,
+      draft: pull.draft,
+      merged: pull.merged,
+      mergeable: null,
+      rebaseable: null,
+      mergeable_state: 'unknown',
+      merged_by: null,
+      comments: commentCount,
+      review_comments: 0,
+      maintainer_can_modify: false,
+      commits: Number((await this.#gitText(repo, ['rev-list', '--count', `${baseSha}..${pull.headSha}`])).trim()),
+      additions: 0,
+      deletions: 0,
+      changed_files: (await this.#gitText(repo, ['diff', '--name-only', `${baseSha}...${pull.headSha}`])).split('\n').filter(Boolean).length,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // State and JSON rendering
+
+  #id(): number {
+    this.#nextId += 1 + Math.floor(Math.random() * 7);
+    return this.#nextId;
+  }
+
+  #user(login: string, type: UserState['type'] = 'User'): UserState {
+    const key = login.toLowerCase();
+    let u = this.#users.get(key);
+    if (!u) {
+      u = { login, id: this.#id(), type: login.endsWith('[bot]') ? 'Bot' : type };
+      this.#users.set(key, u);
+    }
+    return u;
+  }
+
+  #repo(fullName: string): RepoState {
+    const repo = this.#repos.get(fullName.toLowerCase());
+    if (!repo) throw new Error(`unknown repository ${fullName}`);
+    return repo;
+  }
+
+  #issueState(repo: RepoState, number: number, api = false): IssueState {
+    const issue = repo.issues.get(number);
+    if (!issue) {
+      if (api) throw new ApiError(404, 'Not Found');
+      throw new Error(`no issue #${number} in ${repo.fullName}`);
+    }
+    return issue;
+  }
+
+  #commentIn(repo: RepoState, id: number): CommentState {
+    const c = this.#comments.get(id);
+    if (!c || c.repoKey !== repo.fullName.toLowerCase()) throw new ApiError(404, 'Not Found');
+    return c;
+  }
+
+  #newComment(repo: RepoState, issueNumber: number, user: string, body: string, viaApp: boolean): CommentState {
+    const now = Date.now();
+    const c: CommentState = {
+      id: this.#id(),
+      repoKey: repo.fullName.toLowerCase(),
+      issueNumber,
+      user,
+      history: [body],
+      createdAt: now,
+      updatedAt: now,
+      viaApp,
+    };
+    this.#comments.set(c.id, c);
+    return c;
+  }
+
+  #association(repo: RepoState, login: string): string {
+    if (login.toLowerCase() === repo.owner.toLowerCase()) return 'OWNER';
+    if (repo.roles.has(login.toLowerCase())) return 'COLLABORATOR';
+    return 'NONE';
+  }
+
+  #userJson(login: string): Json {
+    const u = this.#user(login);
+    const api = `${this.apiUrl}/users/${encodeURIComponent(u.login)}`;
+    return {
+      login: u.login,
+      id: u.id,
+      node_id: nodeId(u.type === 'Bot' ? 'Bot' : u.type === 'Organization' ? 'Organization' : 'User', u.id),
+      avatar_url: `${this.url}/avatars/u/${u.id}?v=4`,
+      gravatar_id: '',
+      url: api,
+      html_url: u.type === 'Bot' ? `${this.url}/apps/${this.appSlug}` : `${this.url}/${u.login}`,
+      followers_url: `${api}/followers`,
+      following_url: `${api}/following{/other_user}`,
+      gists_url: `${api}/gists{/gist_id}`,
+      starred_url: `${api}/starred{/owner}{/repo}`,
+      subscriptions_url: `${api}/subscriptions`,
+      organizations_url: `${api}/orgs`,
+      repos_url: `${api}/repos`,
+      events_url: `${api}/events{/privacy}`,
+      received_events_url: `${api}/received_events`,
+      type: u.type,
+      user_view_type: 'public',
+      site_admin: false,
+    };
+  }
+
+  #appJson(): Json {
+    const owner = [...this.#installations.values()][0]?.account ?? 'stand-in-owner';
+    return {
+      id: this.appId,
+      slug: this.appSlug,
+      node_id: nodeId('App', this.appId),
+      client_id: `Iv1.${this.appId.toString(16).padStart(16, '0')}`,
+      owner: this.#userJson(owner),
+      name: this.appName,
+      description: 'GitHub stand-in test app',
+      external_url: this.url,
+      html_url: `${this.url}/apps/${this.appSlug}`,
+      created_at: iso(this.#createdAt),
+      updated_at: iso(this.#createdAt),
+      permissions: { ...this.#installationPermissions },
+      events: ['issue_comment', 'issues', 'pull_request', 'pull_request_review_comment', 'check_run', 'check_suite'],
+      installations_count: this.#installations.size,
+    };
+  }
+
+  #installationJson(inst: InstallationState): Json {
+    const account = this.#user(inst.account);
+    return {
+      id: inst.id,
+      account: this.#userJson(inst.account),
+      repository_selection: 'selected',
+      access_tokens_url: `${this.apiUrl}/app/installations/${inst.id}/access_tokens`,
+      repositories_url: `${this.apiUrl}/installation/repositories`,
+      html_url: `${this.url}/settings/installations/${inst.id}`,
+      app_id: this.appId,
+      app_slug: this.appSlug,
+      target_id: account.id,
+      target_type: account.type === 'Organization' ? 'Organization' : 'User',
+      permissions: { ...inst.permissions },
+      events: ['issue_comment', 'issues', 'pull_request', 'pull_request_review_comment', 'check_run', 'check_suite'],
+      created_at: iso(inst.createdAt),
+      updated_at: iso(inst.createdAt),
+      single_file_name: null,
+      has_multiple_single_files: false,
+      single_file_paths: [],
+      suspended_by: null,
+      suspended_at: null,
+    };
+  }
+
+  #repoJson(repo: RepoState): Json {
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const html = `${this.url}/${repo.fullName}`;
+    const openIssues = [...repo.issues.values()].filter((i) => i.state === 'open').length;
+    return {
+      id: repo.id,
+      node_id: nodeId('Repository', repo.id),
+      name: repo.name,
+      full_name: repo.fullName,
+      private: repo.private,
+      owner: this.#userJson(repo.owner),
+      html_url: html,
+      description: null,
+      fork: false,
+      url: api,
+      archive_url: `${api}/{archive_format}{/ref}`,
+      branches_url: `${api}/branches{/branch}`,
+      collaborators_url: `${api}/collaborators{/collaborator}`,
+      comments_url: `${api}/comments{/number}`,
+      commits_url: `${api}/commits{/sha}`,
+      compare_url: `${api}/compare/{base}...{head}`,
+      contents_url: `${api}/contents/{+path}`,
+      git_commits_url: `${api}/git/commits{/sha}`,
+      git_refs_url: `${api}/git/refs{/sha}`,
+      git_tags_url: `${api}/git/tags{/sha}`,
+      hooks_url: `${api}/hooks`,
+      issue_comment_url: `${api}/issues/comments{/number}`,
+      issues_url: `${api}/issues{/number}`,
+      pulls_url: `${api}/pulls{/number}`,
+      trees_url: `${api}/git/trees{/sha}`,
+      created_at: iso(repo.createdAt),
+      updated_at: iso(repo.createdAt),
+      pushed_at: iso(repo.createdAt),
+      git_url: `${html.replace(/^http/, 'git')}.git`,
+      ssh_url: `git@${this.host}:${repo.fullName}.git`,
+      clone_url: this.gitServer.cloneUrl(repo.fullName),
+      svn_url: html,
+      homepage: null,
+      size: 0,
+      stargazers_count: 0,
+      watchers_count: 0,
+      language: null,
+      has_issues: true,
+      has_projects: false,
+      has_downloads: true,
+      has_wiki: false,
+      has_pages: false,
+      has_discussions: false,
+      forks_count: 0,
+      mirror_url: null,
+      archived: false,
+      disabled: false,
+      open_issues_count: openIssues,
+      license: null,
+      allow_forking: true,
+      is_template: false,
+      web_commit_signoff_required: false,
+      topics: [],
+      visibility: repo.private ? 'private' : 'public',
+      forks: 0,
+      open_issues: openIssues,
+      watchers: 0,
+      default_branch: repo.defaultBranch,
+      permissions: { admin: false, maintain: false, push: true, triage: true, pull: true },
+      allow_squash_merge: true,
+      allow_merge_commit: true,
+      allow_rebase_merge: true,
+      delete_branch_on_merge: false,
+      network_count: 0,
+      subscribers_count: 0,
+    };
+  }
+
+  #issueJson(repo: RepoState, issue: IssueState): Json {
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const kind = issue.pull ? 'pull' : 'issues';
+    const comments = [...this.#comments.values()].filter((c) => c.repoKey === repo.fullName.toLowerCase() && c.issueNumber === issue.number).length;
+    const json: Json = {
+      url: `${api}/issues/${issue.number}`,
+      repository_url: api,
+      labels_url: `${api}/issues/${issue.number}/labels{/name}`,
+      comments_url: `${api}/issues/${issue.number}/comments`,
+      events_url: `${api}/issues/${issue.number}/events`,
+      html_url: `${this.url}/${repo.fullName}/${kind}/${issue.number}`,
+      id: issue.id,
+      node_id: nodeId(issue.pull ? 'PullRequest' : 'Issue', issue.id),
+      number: issue.number,
+      title: issue.title,
+      user: this.#userJson(issue.user),
+      labels: [],
+      state: issue.state,
+      locked: false,
+      assignee: null,
+      assignees: [],
+      milestone: null,
+      comments,
+      created_at: iso(issue.createdAt),
+      updated_at: iso(issue.updatedAt),
+      closed_at: issue.closedAt === null ? null : iso(issue.closedAt),
+      author_association: this.#association(repo, issue.user),
+      active_lock_reason: null,
+      body: issue.body,
+      reactions: this.#reactionSummary(repo, { issueNumber: issue.number }, `${api}/issues/${issue.number}/reactions`),
+      timeline_url: `${api}/issues/${issue.number}/timeline`,
+      performed_via_github_app: null,
+      state_reason: null,
+    };
+    if (issue.pull) {
+      json.draft = issue.pull.draft;
+      json.pull_request = {
+        url: `${api}/pulls/${issue.number}`,
+        html_url: `${this.url}/${repo.fullName}/pull/${issue.number}`,
+        diff_url: `${this.url}/${repo.fullName}/pull/${issue.number}.diff`,
+        patch_url: `${this.url}/${repo.fullName}/pull/${issue.number}.patch`,
+        merged_at: null,
+      };
+    }
+    return json;
+  }
+
+  #commentJson(c: CommentState): Json {
+    const repo = this.#repo(c.repoKey);
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const kind = repo.issues.get(c.issueNumber)?.pull ? 'pull' : 'issues';
+    return {
+      url: `${api}/issues/comments/${c.id}`,
+      html_url: `${this.url}/${repo.fullName}/${kind}/${c.issueNumber}#issuecomment-${c.id}`,
+      issue_url: `${api}/issues/${c.issueNumber}`,
+      id: c.id,
+      node_id: nodeId('IssueComment', c.id),
+      user: this.#userJson(c.user),
+      created_at: iso(c.createdAt),
+      updated_at: iso(c.updatedAt),
+      author_association: this.#association(repo, c.user),
+      body: c.history.at(-1) ?? '',
+      reactions: this.#reactionSummary(repo, { commentId: c.id }, `${api}/issues/comments/${c.id}/reactions`),
+      performed_via_github_app: c.viaApp ? this.#appJson() : null,
+    };
+  }
+
+  #commentWithHistory(c: CommentState): CommentWithHistory {
+    return { ...this.#commentJson(c), history: [...c.history] } as CommentWithHistory;
+  }
+
+  #reactionJson(r: ReactionState): Json {
+    return { id: r.id, node_id: nodeId('Reaction', r.id), user: this.#userJson(r.user), content: r.content, created_at: iso(r.createdAt) };
+  }
+
+  #reactionSummary(repo: RepoState, subject: ReactionState['subject'], url: string): Json {
+    const mine = this.#reactions.filter((r) => r.repoKey === repo.fullName.toLowerCase() && sameSubject(r.subject, subject));
+    const summary: Json = { url, total_count: mine.length };
+    for (const content of REACTIONS) summary[content] = mine.filter((r) => r.content === content).length;
+    return summary;
+  }
+}
+
+interface LsTreeEntry {
+  mode: string;
+  type: string;
+  sha: string;
+  size: number;
+  path: string;
+}
+
+interface TreeEntryInput {
+  path?: unknown;
+  mode?: unknown;
+  type?: unknown;
+  sha?: unknown;
+  content?: unknown;
+  /** Internal (helpers): raw bytes instead of `content`. */
+  contentBuffer?: Buffer;
+}
+
+function sameSubject(a: ReactionState['subject'], b: ReactionState['subject']): boolean {
+  if ('issueNumber' in a) return 'issueNumber' in b && a.issueNumber === b.issueNumber;
+  return 'commentId' in b && a.commentId === b.commentId;
+}
+
+function rolePermissions(role: RepoRole | undefined): Json {
+  const rank = { read: 1, triage: 2, write: 3, maintain: 4, admin: 5 }[role ?? 'read'] ?? 0;
+  const has = role !== undefined;
+  return { admin: has && rank >= 5, maintain: has && rank >= 4, push: has && rank >= 3, triage: has && rank >= 2, pull: has };
+}
+
+function isStringArray(x: unknown): x is string[] {
+  return Array.isArray(x) && x.every((v) => typeof v === 'string');
+}
+
+function errorBody(status: number, message: string, extra: Json = {}): Json {
+  return { message, ...extra, documentation_url: DOCS_URL, status: String(status) };
+}
+
+function validation(message: string, resource = 'Request', field = ''): ApiError {
+  return new ApiError(422, 'Validation Failed', { errors: [{ resource, field, code: 'invalid', message }] });
+}
+
+/** Base64 with a newline every 60 characters, as the contents API returns it. */
+function wrap64(b64: string): string {
+  return (b64.match(/.{1,60}/g) ?? []).join('\n') + (b64 ? '\n' : '');
+}
+
+/** GitHub pagination (`per_page` ≤ 100, default 30; `page` from 1) with an RFC 8288 `Link` header. */
+function paginate<T>(all: T[], query: URLSearchParams, baseUrl: string): { items: T[]; headers: Record<string, string> } {
+  const perPage = Math.min(100, Math.max(1, Number(query.get('per_page')) || 30));
+  const page = Math.max(1, Number(query.get('page')) || 1);
+  const last = Math.max(1, Math.ceil(all.length / perPage));
+  const items = all.slice((page - 1) * perPage, page * perPage);
+  const link = (p: number, rel: string): string => {
+    const q = new URLSearchParams(query);
+    q.set('per_page', String(perPage));
+    q.set('page', String(p));
+    return `<${baseUrl}?${q.toString()}>; rel="${rel}"`;
+  };
+  const links: string[] = [];
+  if (page > 1) links.push(link(page - 1, 'prev'), link(1, 'first'));
+  if (page < last) links.push(link(page + 1, 'next'), link(last, 'last'));
+  return { items, headers: links.length ? { link: links.join(', ') } : {} };
+}
+
+function parseAuthorization(header: string | undefined): { auth: 'token' | 'jwt' | 'none'; token?: string } {
+  const m = /^(token|bearer)\s+(\S+)$/i.exec(header ?? '');
+  if (!m?.[2]) return { auth: 'none' };
+  const value = m[2];
+  return { auth: value.split('.').length === 3 ? 'jwt' : 'token', token: value };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
