@@ -4,14 +4,12 @@ import { mkdtemp, readFile, readlink, rm, stat, writeFile } from 'node:fs/promis
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Probot, ProbotOctokit } from 'probot';
-import { GitHubStandIn } from './github-stand-in.ts';
+import { Probot } from 'probot';
+import { GitHubStandIn, ProbotOctokitForTests } from './github-stand-in.ts';
 import { GitCommandError, runGit } from './git-http.ts';
 
 const REPO = 'octo-org/hello';
 const CODEX_YML = 'model: gpt-5-codex\nreview:\n  auto: true\n';
-/** Probot's throttling plugin spaces writes 1 s apart (as for github.com); not needed against the stand-in. */
-const FAST = { throttle: { enabled: false }, retry: { enabled: false } } as const;
 
 function withToken(url: string, token: string): string {
   const u = new URL(url);
@@ -35,7 +33,7 @@ describe('GitHubStandIn', () => {
   let work: string;
   let headSha: string;
   let token: string;
-  let octokit: InstanceType<typeof ProbotOctokit>;
+  let octokit: InstanceType<typeof ProbotOctokitForTests>;
 
   beforeAll(async () => {
     gh = await GitHubStandIn.start({ appId: 4242, appSlug: 'codex-test' });
@@ -53,7 +51,7 @@ describe('GitHubStandIn', () => {
     await gh.addRepo('octo-org/other', { 'x.txt': 'x\n' }, { installationId: 7 });
     gh.addUser('mallory');
     token = gh.createInstallationToken(7).token;
-    octokit = new ProbotOctokit({ auth: { token }, baseUrl: gh.apiUrl, ...FAST });
+    octokit = new ProbotOctokitForTests({ auth: { token }, baseUrl: gh.apiUrl });
   });
 
   afterAll(async () => {
@@ -64,7 +62,7 @@ describe('GitHubStandIn', () => {
   test('App JWT: accepted when signed with the App key by the App id, rejected otherwise', async () => {
     expect(gh.host).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(gh.apiUrl).toBe(`http://${gh.host}/api/v3`);
-    const probot = new Probot({ appId: gh.appId, privateKey: gh.privateKeyPem, baseUrl: gh.apiUrl, logLevel: 'fatal' });
+    const probot = new Probot({ appId: gh.appId, privateKey: gh.privateKeyPem, baseUrl: gh.apiUrl, logLevel: 'fatal', Octokit: ProbotOctokitForTests });
     const appOctokit = await probot.auth();
     const { data: app } = await appOctokit.rest.apps.getAuthenticated();
     expect(app).toMatchObject({ id: 4242, slug: 'codex-test' });
@@ -83,7 +81,7 @@ describe('GitHubStandIn', () => {
     expect(gh.tokenInfo(used!.token!)).toMatchObject({ installationId: 7, repos: '*' });
 
     const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-    const impostor = new Probot({ appId: gh.appId, privateKey: otherKey, baseUrl: gh.apiUrl, logLevel: 'fatal' });
+    const impostor = new Probot({ appId: gh.appId, privateKey: otherKey, baseUrl: gh.apiUrl, logLevel: 'fatal', Octokit: ProbotOctokitForTests });
     expect(await statusOf((await impostor.auth()).rest.apps.getAuthenticated())).toBe(401);
     const wrongIss = await fetch(`${gh.apiUrl}/app`, { headers: { authorization: `Bearer ${gh.createAppJwt({ iss: 1 })}` } });
     expect(wrongIss.status).toBe(401);
@@ -95,7 +93,7 @@ describe('GitHubStandIn', () => {
   });
 
   test('scoped access tokens: repositories and permissions are honoured by the API and git', async () => {
-    const probot = new Probot({ appId: gh.appId, privateKey: gh.privateKeyPem, baseUrl: gh.apiUrl, logLevel: 'fatal' });
+    const probot = new Probot({ appId: gh.appId, privateKey: gh.privateKeyPem, baseUrl: gh.apiUrl, logLevel: 'fatal', Octokit: ProbotOctokitForTests });
     const appOctokit = await probot.auth();
     const { data } = await appOctokit.rest.apps.createInstallationAccessToken({
       installation_id: 7,
@@ -103,13 +101,14 @@ describe('GitHubStandIn', () => {
       permissions: { contents: 'read' },
     });
     expect(data).toMatchObject({ permissions: { contents: 'read' }, repository_selection: 'selected' });
+    expect(gh.tokens.at(-1)).toMatchObject({ token: data.token, repos: [REPO], permissions: { contents: 'read' }, installationId: 7 });
     expect(data.repositories?.map((r) => r.full_name)).toEqual([REPO]);
     expect(Date.parse(data.expires_at)).toBeGreaterThan(Date.now());
     expect(
       await statusOf(appOctokit.rest.apps.createInstallationAccessToken({ installation_id: 7, permissions: { administration: 'write' } })),
     ).toBe(422);
 
-    const readOnly = new ProbotOctokit({ auth: { token: data.token }, baseUrl: gh.apiUrl, ...FAST });
+    const readOnly = new ProbotOctokitForTests({ auth: { token: data.token }, baseUrl: gh.apiUrl });
     expect(await statusOf(readOnly.rest.git.createBlob({ owner: 'octo-org', repo: 'hello', content: 'x' }))).toBe(403);
     expect(await statusOf(readOnly.rest.repos.get({ owner: 'octo-org', repo: 'other' }))).toBe(404);
     expect(await statusOf(readOnly.rest.repos.getContent({ owner: 'octo-org', repo: 'hello', path: 'README.md' }))).toBe(200);
@@ -132,7 +131,7 @@ describe('GitHubStandIn', () => {
   });
 
   test('unknown or missing tokens get 401 and are recorded', async () => {
-    const bogus = new ProbotOctokit({ auth: { token: 'ghs_not_a_real_token' }, baseUrl: gh.apiUrl, ...FAST });
+    const bogus = new ProbotOctokitForTests({ auth: { token: 'ghs_not_a_real_token' }, baseUrl: gh.apiUrl });
     expect(await statusOf(bogus.rest.repos.get({ owner: 'octo-org', repo: 'hello' }))).toBe(401);
     expect(gh.requests.at(-1)).toMatchObject({ method: 'GET', path: `/repos/${REPO}`, token: 'ghs_not_a_real_token', status: 401 });
     const anon = await fetch(`${gh.apiUrl}/repos/${REPO}`);

@@ -30,8 +30,21 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ProbotOctokit } from 'probot';
 import { GitHttpServer, createBareRepo, parseFullName, runGit } from './git-http.ts';
 import type { GitRequestRecord, RepoFile } from './git-http.ts';
+
+/**
+ * ProbotOctokit without client-side throttling and retries, for `new Probot({ Octokit: … })` or direct
+ * use in tests. Probot's default throttling spaces writes 1 s apart (right for github.com, slow against
+ * the stand-in), and its retry plugin waits seconds before retrying a 5xx. A function default is needed
+ * because Probot merges its own `throttle` options over object defaults.
+ */
+export const ProbotOctokitForTests = ProbotOctokit.defaults((options: Record<string, unknown>) => ({
+  ...options,
+  throttle: { ...(options.throttle as object | undefined), enabled: false },
+  retry: { enabled: false },
+}));
 
 /** Repository roles a test can give a login (https://docs.github.com/en/rest/collaborators/collaborators). */
 export type RepoRole = 'admin' | 'maintain' | 'write' | 'triage' | 'read';
@@ -649,6 +662,11 @@ export class GitHubStandIn {
     opts: { repositories?: string[]; permissions?: AppPermissions; expiresInMs?: number } = {},
   ): TokenRecord {
     return this.#issueToken(installationId, opts.repositories, undefined, opts.permissions, opts.expiresInMs);
+  }
+
+  /** Every installation token issued so far, oldest first (e.g. to assert the runner's token was read-only and scoped). */
+  get tokens(): TokenRecord[] {
+    return [...this.#tokens.values()];
   }
 
   /** What the stand-in knows about a token (undefined if it never issued it). */
