@@ -1,0 +1,68 @@
+/**
+ * `codex-cloud runner`: reads a TaskSpec (JSON, from a file or stdin), runs the task, writes progress
+ * events as JSON lines on stdout, the last one `{"type":"result","result":TaskResult}`.
+ * Exit codes: 0 succeeded or no_changes, 1 failed or cancelled, 2 invalid input.
+ */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { text } from 'node:stream/consumers';
+import { describeZodError, TaskSpec, type TaskResult } from '../contract.ts';
+import { jsonLinesEmitter } from './events.ts';
+import { runTask } from './runner.ts';
+
+/** Options of the `runner` command. */
+export interface RunnerCommandOptions {
+  /** Path of the TaskSpec JSON, or `-` for stdin. */
+  spec: string;
+  /** Scratch directory (default: a new temporary directory). */
+  workdir?: string;
+  /** Also write the TaskResult JSON to this file. */
+  output?: string;
+}
+
+/** Thrown for bad input; the CLI prints the message and exits 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/**
+ * Parses and validates a TaskSpec from JSON text.
+ * @throws UsageError naming the offending fields.
+ */
+export function parseTaskSpec(json: string): TaskSpec {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (error) {
+    throw new UsageError(`invalid TaskSpec: not valid JSON (${(error as Error).message})`);
+  }
+  const parsed = TaskSpec.safeParse(raw);
+  if (!parsed.success) throw new UsageError(`invalid TaskSpec:\n${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Runs the `runner` command; returns the process exit code. */
+export async function runnerCommand(opts: RunnerCommandOptions): Promise<number> {
+  const json = opts.spec === '-' ? await text(process.stdin) : await readFile(opts.spec, 'utf8');
+  const spec = parseTaskSpec(json);
+  const workDir = opts.workdir ? path.resolve(opts.workdir) : await mkdtemp(path.join(tmpdir(), `codex-${spec.id.replace(/[^\w.-]/g, '_')}-`));
+  const emit = jsonLinesEmitter(process.stdout);
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  let result: TaskResult;
+  try {
+    result = await runTask({ spec, workDir, emit, signal: controller.signal });
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  emit({ type: 'result', result });
+  if (opts.output) await writeFile(opts.output, JSON.stringify(result, null, 2));
+  return result.status === 'succeeded' || result.status === 'no_changes' ? 0 : 1;
+}

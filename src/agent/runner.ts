@@ -1,0 +1,305 @@
+/**
+ * The runner program: one task from TaskSpec to TaskResult through the phases checkout → setup →
+ * agent → result (DESIGN.md, "Runner contract"). The same code runs under every backend.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type {
+  CommandRecord,
+  FileChange,
+  Phase,
+  ProgressEventInput,
+  StopReason,
+  TaskResult,
+  TaskSpec,
+} from '../contract.ts';
+import { collectChanges } from './changes.ts';
+import { checkoutRepository } from './checkout.ts';
+import { git } from './git.ts';
+import { collectAgentsDocs, buildTaskInput } from './instructions.ts';
+import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
+import { createModelClient, type TokenUsage } from './model.ts';
+import { BASE_INSTRUCTIONS } from './prompts/base.ts';
+import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './sandbox.ts';
+import { detectSetup, toolPaths } from './setup.ts';
+import { ToolRunner } from './tools/index.ts';
+
+/** Thrown inside a phase to fail the task at that phase with a readable reason. */
+export class PhaseError extends Error {
+  override name = 'PhaseError';
+  readonly phase: Phase;
+  constructor(phase: Phase, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.phase = phase;
+  }
+}
+
+/** Inputs of {@link runTask}. */
+export interface RunTaskOptions {
+  spec: TaskSpec;
+  /** Scratch directory of this task: `<workDir>/repo` is the checkout, `<workDir>/home` the sandbox home. */
+  workDir: string;
+  /**
+   * Work in place on an existing directory instead of cloning (`codex-cloud exec`): no checkout and
+   * no setup phase; changes are reported against `spec.repository.baseSha` when it is a git repo.
+   */
+  inPlace?: string;
+  /** Receives every progress event (the caller stamps and writes them). */
+  emit: (event: ProgressEventInput) => void;
+  /** Aborting cancels the task; the result then has status `cancelled` with the partial work. */
+  signal?: AbortSignal;
+}
+
+/** A parsed final message: the pull request title and the markdown body (Summary, Testing). */
+export interface ParsedFinalMessage {
+  title: string;
+  body: string;
+}
+
+/**
+ * Splits the agent's final message into a PR title (its leading `# heading`) and a body. Without a
+ * heading, the title is derived from `fallback` (the instruction), cut to 72 characters.
+ */
+export function parseFinalMessage(message: string, fallback: string): ParsedFinalMessage {
+  const text = message.trim();
+  const match = /^#\s+(.+)\n?([\s\S]*)$/.exec(text);
+  if (match) return { title: clip(match[1]!.trim(), 72), body: match[2]!.trim() };
+  const first = fallback.trim().split('\n')[0] ?? '';
+  return { title: clip(first || 'Changes by Codex', 72), body: text };
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
+}
+
+const STOP_TEXT: Record<StopReason, string> = {
+  completed: 'completed',
+  turn_limit: 'turn limit reached',
+  time_limit: 'wall-clock limit reached',
+  token_limit: 'token budget used up',
+  cancelled: 'cancelled',
+  model_error: 'the model could not be reached',
+  error: 'internal error',
+};
+
+/**
+ * Runs one task through all its phases and always returns a TaskResult (failures included, with the
+ * failed phase, the reason and any partial work). Never throws for task-level failures.
+ */
+export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
+  const { spec, emit } = opts;
+  const taskStart = Date.now();
+  const deadline = taskStart + spec.limits.wallTimeMs;
+  const phaseMs: Partial<Record<Phase, number>> = {};
+  const commands: CommandRecord[] = [];
+  const root = opts.inPlace ? path.resolve(opts.inPlace) : path.join(opts.workDir, 'repo');
+  const home = path.join(opts.workDir, 'home');
+  let loop: AgentLoopOutcome | undefined;
+  let tools: ToolRunner | undefined;
+  let failure: { phase: Phase; reason: string } | undefined;
+  let changes: FileChange[] = [];
+  let baseSha = spec.repository.baseSha;
+  const cancelled = () => opts.signal?.aborted === true;
+
+  async function phase<T>(name: Phase, body: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    emit({ type: 'phase', phase: name, status: 'started' });
+    try {
+      const value = await body();
+      phaseMs[name] = performance.now() - started;
+      emit({ type: 'phase', phase: name, status: 'completed', durationMs: phaseMs[name] });
+      return value;
+    } catch (error) {
+      phaseMs[name] = performance.now() - started;
+      const reason = cancelled() ? 'cancelled' : error instanceof Error ? error.message : String(error);
+      emit({ type: 'phase', phase: name, status: 'failed', durationMs: phaseMs[name], reason });
+      throw error instanceof PhaseError ? error : new PhaseError(name, reason, { cause: error });
+    }
+  }
+
+  const sandboxBase: Omit<SandboxOptions, 'network'> = {
+    mode: spec.sandbox,
+    workspace: root,
+    home,
+    extraPath: toolPaths(root, home),
+    extraEnv: { VIRTUAL_ENV: path.join(home, '.venv') },
+  };
+
+  try {
+    await mkdir(home, { recursive: true });
+    await mkdir(root, { recursive: true });
+    // The sandbox is checked first: no sandbox, no task (never silently unsandboxed).
+    let agentSandbox: Sandbox;
+    try {
+      agentSandbox = await createSandbox({ ...sandboxBase, network: false });
+    } catch (error) {
+      throw new PhaseError(opts.inPlace ? 'agent' : 'checkout', `no sandbox could be created: ${(error as Error).message}`);
+    }
+
+    if (!opts.inPlace) {
+      baseSha = await phase('checkout', () =>
+        checkoutRepository({
+          cloneUrl: spec.repository.cloneUrl,
+          token: spec.repository.token,
+          baseSha: spec.repository.baseSha,
+          baseRef: spec.repository.baseRef,
+          dir: root,
+          timeoutMs: Math.max(1000, Math.min(10 * 60_000, deadline - Date.now())),
+          signal: opts.signal,
+        }),
+      );
+      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal));
+    }
+
+    await phase('agent', async () => {
+      const agentsDocs = await collectAgentsDocs(root);
+      const client = createModelClient({ baseUrl: spec.model.baseUrl, apiKey: spec.model.apiKey });
+      const commandSignal = opts.signal
+        ? AbortSignal.any([opts.signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))])
+        : AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+      tools = new ToolRunner({
+        sandbox: agentSandbox,
+        root,
+        commandTimeoutMs: spec.limits.commandTimeoutMs,
+        deadline,
+        signal: commandSignal,
+        emit,
+      });
+      loop = await runAgentLoop({
+        client,
+        model: spec.model.name,
+        reasoningEffort: spec.model.reasoningEffort,
+        taskId: spec.id,
+        instructions: BASE_INSTRUCTIONS,
+        input: buildTaskInput({
+          instruction: spec.instruction,
+          context: spec.context,
+          agentsDocs,
+          repository: opts.inPlace ? undefined : spec.repository,
+          requester: spec.requester,
+          cwd: root,
+        }),
+        tools,
+        limits: { maxTurns: spec.limits.maxTurns, deadline, maxTokens: spec.limits.maxTokens },
+        retry: { retries: spec.model.maxRetries, baseMs: spec.model.retryBaseMs },
+        signal: opts.signal,
+        emit,
+      });
+      if (loop.stopReason === 'model_error' || loop.stopReason === 'error') {
+        throw new PhaseError('agent', loop.stopDetail ?? STOP_TEXT[loop.stopReason]);
+      }
+    });
+  } catch (error) {
+    failure = {
+      phase: error instanceof PhaseError ? error.phase : 'agent',
+      reason: error instanceof Error ? error.message : String(error),
+    };
+  }
+
+  // The result phase runs whenever there is a checkout, so partial work is never lost.
+  if (!failure || failure.phase === 'agent') {
+    try {
+      changes = await phase('result', async () => {
+        if (!(await isGitRepo(root))) return [];
+        const collected = await collectChanges(root, baseSha);
+        for (const s of collected.skipped) emit({ type: 'log', level: 'warn', message: `not included: ${s.path}: ${s.reason}` });
+        return collected.changes;
+      });
+    } catch (error) {
+      failure ??= { phase: 'result', reason: (error as Error).message };
+    }
+  }
+
+  const stopReason: StopReason = loop?.stopReason ?? (cancelled() ? 'cancelled' : failure ? 'error' : 'completed');
+  if (!failure && stopReason !== 'completed' && stopReason !== 'cancelled') {
+    failure = { phase: 'agent', reason: `the agent stopped early: ${loop?.stopDetail ?? STOP_TEXT[stopReason]}` };
+  }
+  const status: TaskResult['status'] = cancelled() || stopReason === 'cancelled'
+    ? 'cancelled'
+    : failure
+      ? 'failed'
+      : changes.length > 0
+        ? 'succeeded'
+        : 'no_changes';
+
+  const finalMessage = loop?.finalMessage ?? '';
+  const parsed = parseFinalMessage(finalMessage, spec.instruction || 'Resolve the issue');
+  let summary = parsed.body;
+  if (status === 'failed' || status === 'cancelled') {
+    const why = status === 'cancelled' ? 'The task was cancelled.' : `The task failed at the ${failure!.phase} phase: ${failure!.reason}`;
+    summary = [why, parsed.body ? `\nThe agent's last message:\n\n${parsed.body}` : ''].join('\n').trim();
+  }
+  const usage: TokenUsage = loop?.usage ?? { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, reasoningTokens: 0 };
+  const allCommands = [...commands, ...(tools?.commands ?? [])];
+  return {
+    version: 1,
+    id: spec.id,
+    status,
+    stopReason,
+    ...(failure && status !== 'cancelled' ? { failure } : {}),
+    baseSha,
+    summary,
+    changes,
+    commitMessage: parsed.body ? `${parsed.title}\n\n${parsed.body}` : parsed.title,
+    pullRequest: { title: parsed.title, body: parsed.body },
+    commands: allCommands,
+    findings: [],
+    plan: tools?.plan ?? [],
+    usage: {
+      ...usage,
+      turns: loop?.turns ?? 0,
+      phaseMs,
+      modelMs: loop?.modelMs ?? 0,
+      commandMs: allCommands.reduce((sum, c) => sum + c.durationMs, 0),
+      totalMs: Date.now() - taskStart,
+    },
+  };
+}
+
+async function isGitRepo(dir: string): Promise<boolean> {
+  try {
+    await git(['rev-parse', '--git-dir'], { cwd: dir });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function runSetup(
+  spec: TaskSpec,
+  root: string,
+  home: string,
+  sandboxBase: Omit<SandboxOptions, 'network'>,
+  deadline: number,
+  commands: CommandRecord[],
+  emit: (event: ProgressEventInput) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const sandbox = await createSandbox({ ...sandboxBase, network: true });
+  const setupDeadline = Math.min(deadline, Date.now() + spec.limits.setupTimeoutMs);
+  const run = async (command: string[], label: string, required: boolean) => {
+    const remaining = setupDeadline - Date.now();
+    if (remaining <= 0) throw new PhaseError('setup', `the setup phase timed out after ${spec.limits.setupTimeoutMs} ms`);
+    emit({ type: 'command_begin', phase: 'setup', command, workdir: '.' });
+    const result = await sandbox.run({ command, cwd: root, timeoutMs: remaining, signal });
+    commands.push({ phase: 'setup', command, workdir: '.', exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut });
+    emit({ type: 'command_end', phase: 'setup', command, workdir: '.', exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut });
+    if (result.exitCode !== 0) {
+      const tail = result.output.trim().split('\n').slice(-15).join('\n');
+      const what = result.timedOut ? 'timed out' : `exited with ${result.exitCode ?? result.signal}`;
+      if (required) throw new PhaseError('setup', `${label} ${what}:\n${tail}`);
+      emit({ type: 'log', level: 'warn', message: `${label} ${what}; the agent goes on without it.\n${tail}` });
+    }
+  };
+  if (spec.setup.script) {
+    const script = path.join(home, '.codex-setup.sh');
+    await writeFile(script, spec.setup.script, { mode: 0o700 });
+    await run(['bash', '-eo', 'pipefail', script], 'the setup script', true);
+    return;
+  }
+  if (!spec.setup.autoInstall) return;
+  const env = sandboxEnv({ home, extraEnv: sandboxBase.extraEnv, extraPath: sandboxBase.extraPath });
+  const { steps, missing } = await detectSetup(root, home, env.PATH ?? '');
+  for (const m of missing) emit({ type: 'log', level: 'warn', message: `setup skipped: ${m}` });
+  for (const step of steps) await run(step.command, step.label, false);
+}

@@ -1,0 +1,283 @@
+/**
+ * The runner contract: what the control plane (the GitHub App) hands to a runner (TaskSpec), what the
+ * runner reports while it works (ProgressEvent) and what it returns (TaskResult). Both sides validate
+ * with these zod schemas; see DESIGN.md, "Runner contract".
+ */
+import { z } from 'zod';
+
+/** Version of the contract; bumped on any incompatible change. */
+export const CONTRACT_VERSION = 1;
+
+const gitSha = z.string().regex(/^[0-9a-f]{40}$/, 'must be a 40-character hex git SHA');
+
+/** Phases of a task, in order. `result` is the collection of changes after the agent stops. */
+export const Phase = z.enum(['checkout', 'setup', 'agent', 'result']);
+/** One of `checkout`, `setup`, `agent`, `result`. */
+export type Phase = z.infer<typeof Phase>;
+
+/** Reasoning effort passed to the Responses API (`reasoning.effort`). */
+export const ReasoningEffort = z.enum(['minimal', 'low', 'medium', 'high', 'xhigh']);
+
+/** A piece of thread context (issue body, comment, review thread, CI log): untrusted data for the model. */
+export const ContextItem = z.object({
+  /** What the text is, e.g. `issue`, `comment`, `pull_request`, `review_comment`, `check_log`. */
+  kind: z.string().min(1),
+  /** GitHub login of the author, if any. */
+  author: z.string().optional(),
+  title: z.string().optional(),
+  body: z.string(),
+  url: z.string().optional(),
+});
+export type ContextItem = z.infer<typeof ContextItem>;
+
+/** Limits of one task. Times in ms; tokens counted as the Responses API reports them. */
+export const Limits = z.object({
+  /** Model requests (turns) at most. */
+  maxTurns: z.number().int().positive().default(60),
+  /** Wall-clock budget for the whole task (all phases), ms. */
+  wallTimeMs: z.number().int().positive().default(30 * 60_000),
+  /** Total tokens (input + output) the agent may use across turns. */
+  maxTokens: z.number().int().positive().default(4_000_000),
+  /** Default timeout of one command the model runs, ms (the model may ask for another, capped at 4×). */
+  commandTimeoutMs: z.number().int().positive().default(10 * 60_000),
+  /** Timeout of the setup phase, ms. */
+  setupTimeoutMs: z.number().int().positive().default(15 * 60_000),
+});
+export type Limits = z.infer<typeof Limits>;
+
+/**
+ * TaskSpec: everything a runner needs for one task. Secrets in it (the clone token, the model token)
+ * are short-lived and scoped: a read-only installation token for one repository and a task token for
+ * the model gateway.
+ */
+export const TaskSpec = z.object({
+  version: z.literal(CONTRACT_VERSION).default(CONTRACT_VERSION),
+  /** Task id, also the prompt cache key. */
+  id: z.string().min(1).max(128),
+  kind: z.enum(['task', 'review', 'fix']),
+  repository: z.object({
+    /** HTTP(S) clone URL, without credentials. */
+    cloneUrl: z.string().url(),
+    /** `owner/name`. */
+    fullName: z.string().regex(/^[^/\s]+\/[^/\s]+$/, 'must be owner/name'),
+    /** Token for HTTP basic auth as `x-access-token` (GitHub installation token, contents: read). */
+    token: z.string().optional(),
+    /** Branch the work starts from (default branch, or the pull request's head ref for fixes). */
+    baseRef: z.string().min(1),
+    /** Commit the work starts from; changes are reported against it. */
+    baseSha: gitSha,
+    /** For pull request work: the head ref changes would be pushed to. */
+    headRef: z.string().optional(),
+  }),
+  /** What the requester asked for (untrusted text). */
+  instruction: z.string(),
+  /** Thread context, oldest first (untrusted text). */
+  context: z.array(ContextItem).default([]),
+  /** The requester's GitHub login, for attribution. */
+  requester: z.string().optional(),
+  model: z.object({
+    /** OpenAI-compatible base URL (`…/v1`); the app's model gateway in production. */
+    baseUrl: z.string().url().optional(),
+    /** Bearer token for `baseUrl` (a task token for the gateway). */
+    apiKey: z.string().optional(),
+    name: z.string().min(1),
+    reasoningEffort: ReasoningEffort.optional(),
+    /** Retries of one model request on 429, 5xx, connection errors and cut streams. */
+    maxRetries: z.number().int().min(0).max(10).default(4),
+    /** First retry delay, ms; doubles on each retry (with jitter), capped at 30 s. */
+    retryBaseMs: z.number().int().min(0).default(1000),
+  }),
+  limits: Limits.default(Limits.parse({})),
+  setup: z
+    .object({
+      /** A bash script run in the repository root with network before the agent starts. */
+      script: z.string().optional(),
+      /** With no script: detect the package manager and install dependencies. */
+      autoInstall: z.boolean().default(true),
+    })
+    .default({ autoInstall: true }),
+  /**
+   * How commands are isolated: `bubblewrap` (default) or `container` when the surrounding container is
+   * the sandbox (ECS Fargate), where the runner still clears the environment.
+   */
+  sandbox: z.enum(['bubblewrap', 'container']).default('bubblewrap'),
+  /** Where to send progress and the result over HTTP(S), in addition to stdout (ECS). */
+  report: z.object({ url: z.string().url(), token: z.string().min(1) }).optional(),
+});
+/** Validated TaskSpec (defaults applied). */
+export type TaskSpec = z.infer<typeof TaskSpec>;
+/** TaskSpec as written by a producer (defaults optional). */
+export type TaskSpecInput = z.input<typeof TaskSpec>;
+
+/** A step of the agent's plan, as set by the `update_plan` tool. */
+export const PlanStep = z.object({
+  step: z.string(),
+  status: z.enum(['pending', 'in_progress', 'completed']),
+});
+export type PlanStep = z.infer<typeof PlanStep>;
+
+/** A command run during the task, with its outcome. */
+export const CommandRecord = z.object({
+  phase: Phase,
+  command: z.array(z.string()),
+  /** Directory relative to the repository root (`.` for the root). */
+  workdir: z.string(),
+  /** Exit code; null when killed by a signal or a timeout. */
+  exitCode: z.number().int().nullable(),
+  durationMs: z.number().nonnegative(),
+  timedOut: z.boolean().default(false),
+});
+export type CommandRecord = z.infer<typeof CommandRecord>;
+
+/** Token and time usage of a task. */
+export const Usage = z.object({
+  inputTokens: z.number().int().nonnegative(),
+  cachedInputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  reasoningTokens: z.number().int().nonnegative().default(0),
+  /** Model requests that completed. */
+  turns: z.number().int().nonnegative(),
+  /** Wall time per phase, ms. */
+  phaseMs: z.partialRecord(Phase, z.number().nonnegative()),
+  /** Time spent waiting for the model (streams and retries), ms. */
+  modelMs: z.number().nonnegative().default(0),
+  /** Time spent in commands the agent ran, ms. */
+  commandMs: z.number().nonnegative().default(0),
+  totalMs: z.number().nonnegative(),
+});
+export type Usage = z.infer<typeof Usage>;
+
+/** Git file modes a change may carry. */
+export const FileMode = z.enum(['100644', '100755', '120000']);
+
+/** One file's change against the base SHA. Content is base64 (symlinks: the link target). */
+export const FileChange = z.discriminatedUnion('action', [
+  z.object({
+    action: z.enum(['add', 'modify']),
+    path: z.string().min(1),
+    mode: FileMode,
+    contentBase64: z.string(),
+  }),
+  z.object({ action: z.literal('delete'), path: z.string().min(1) }),
+]);
+export type FileChange = z.infer<typeof FileChange>;
+
+/** A review finding (for `review` tasks). Priority 0 (blocker) to 3 (nit). Lines are 1-based. */
+export const ReviewFinding = z.object({
+  title: z.string(),
+  body: z.string(),
+  priority: z.number().int().min(0).max(3),
+  path: z.string(),
+  startLine: z.number().int().positive().optional(),
+  line: z.number().int().positive(),
+  confidence: z.number().min(0).max(1).optional(),
+});
+export type ReviewFinding = z.infer<typeof ReviewFinding>;
+
+/** Why the agent loop stopped. */
+export const StopReason = z.enum([
+  'completed',
+  'turn_limit',
+  'time_limit',
+  'token_limit',
+  'cancelled',
+  'model_error',
+  'error',
+]);
+export type StopReason = z.infer<typeof StopReason>;
+
+/** TaskResult: what a runner returns. Always produced, also on failure (with partial work). */
+export const TaskResult = z.object({
+  version: z.literal(CONTRACT_VERSION).default(CONTRACT_VERSION),
+  id: z.string(),
+  status: z.enum(['succeeded', 'no_changes', 'failed', 'cancelled']),
+  stopReason: StopReason,
+  failure: z.object({ phase: Phase, reason: z.string() }).optional(),
+  baseSha: z.string(),
+  /** The agent's final message (markdown with Summary and Testing sections). */
+  summary: z.string(),
+  changes: z.array(FileChange),
+  commitMessage: z.string(),
+  pullRequest: z.object({ title: z.string(), body: z.string() }),
+  commands: z.array(CommandRecord),
+  findings: z.array(ReviewFinding).default([]),
+  plan: z.array(PlanStep).default([]),
+  usage: Usage,
+});
+export type TaskResult = z.infer<typeof TaskResult>;
+
+/**
+ * Progress events, one JSON object per line on the runner's stdout (and POSTed to `report.url` when
+ * set). `at` is an ISO-8601 timestamp.
+ */
+export const ProgressEvent = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('phase'),
+    at: z.string(),
+    phase: Phase,
+    status: z.enum(['started', 'completed', 'failed']),
+    durationMs: z.number().optional(),
+    reason: z.string().optional(),
+  }),
+  z.object({
+    type: z.literal('plan'),
+    at: z.string(),
+    explanation: z.string().optional(),
+    plan: z.array(PlanStep),
+  }),
+  z.object({
+    type: z.literal('command_begin'),
+    at: z.string(),
+    phase: Phase,
+    command: z.array(z.string()),
+    workdir: z.string(),
+  }),
+  z.object({
+    type: z.literal('command_end'),
+    at: z.string(),
+    phase: Phase,
+    command: z.array(z.string()),
+    workdir: z.string(),
+    exitCode: z.number().int().nullable(),
+    durationMs: z.number(),
+    timedOut: z.boolean(),
+  }),
+  z.object({
+    type: z.literal('patch'),
+    at: z.string(),
+    ok: z.boolean(),
+    files: z.array(z.object({ path: z.string(), kind: z.string() })),
+    error: z.string().optional(),
+  }),
+  z.object({
+    type: z.literal('model_request'),
+    at: z.string(),
+    turn: z.number().int(),
+    status: z.enum(['started', 'completed', 'retrying']),
+    usage: z
+      .object({ inputTokens: z.number(), cachedInputTokens: z.number(), outputTokens: z.number() })
+      .optional(),
+    reason: z.string().optional(),
+  }),
+  z.object({ type: z.literal('message'), at: z.string(), text: z.string() }),
+  z.object({ type: z.literal('log'), at: z.string(), level: z.enum(['info', 'warn', 'error']), message: z.string() }),
+  z.object({ type: z.literal('result'), at: z.string(), result: TaskResult }),
+]);
+export type ProgressEvent = z.infer<typeof ProgressEvent>;
+
+/** A progress event before its timestamp is stamped. */
+export type ProgressEventInput = ProgressEvent extends infer E
+  ? E extends { at: string }
+    ? Omit<E, 'at'>
+    : never
+  : never;
+
+/**
+ * Formats a zod error as one line per issue naming the field path, e.g.
+ * `repository.baseSha: must be a 40-character hex git SHA`.
+ */
+export function describeZodError(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('\n');
+}

@@ -1,0 +1,447 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync,
+} from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  createSandbox, sandboxEnv, SandboxPathError, SandboxUnavailableError,
+} from '../../src/agent/sandbox.ts';
+import type { Sandbox, SandboxOptions } from '../../src/agent/sandbox.ts';
+
+const SANDBOX_MODULE = fileURLToPath(new URL('../../src/agent/sandbox.ts', import.meta.url));
+const ALLOWED_ENV = ['PATH', 'HOME', 'LANG', 'TERM', 'CI', 'TZ', 'NO_COLOR', 'PAGER', 'GIT_PAGER', 'TMPDIR', 'PWD'];
+
+// Workspace and home live under /tmp on purpose: they must stay visible over the private /tmp.
+let root: string;
+let ws: string;
+let home: string;
+/** A host directory outside the workspace that is visible (read-only) inside the sandbox. */
+let outside: string;
+let offline: Sandbox;
+let online: Sandbox;
+let server: net.Server;
+let port: number;
+let connections = 0;
+
+function opts(over: Partial<SandboxOptions> = {}): SandboxOptions {
+  return { mode: 'bubblewrap', workspace: ws, home, network: false, ...over };
+}
+
+/** `sh -c script arg...`: arguments travel as positional parameters, never inside the script. */
+function sh(script: string, ...args: string[]): string[] {
+  return ['sh', '-c', script, 'sh', ...args];
+}
+
+const unique = (): string => randomBytes(6).toString('hex');
+
+/** Processes on the host whose command line contains `needle`. */
+function processesMatching(needle: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmd.includes(needle)) found.push(`${pid}: ${cmd}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+/** Node one-liner that connects to 127.0.0.1:$PORT and prints `connected` or the error code. */
+const CONNECT_JS =
+  "const s=require('net').connect(Number(process.env.PORT),'127.0.0.1');" +
+  "s.on('connect',()=>{console.log('connected');s.destroy()});s.on('error',e=>{console.log('error',e.code);process.exitCode=1})";
+
+beforeAll(async () => {
+  root = mkdtempSync(path.join(existsSync('/tmp') ? '/tmp' : os.tmpdir(), 'sandbox-test-'));
+  ws = path.join(root, 'ws');
+  home = path.join(root, 'home');
+  mkdirSync(ws);
+  mkdirSync(home);
+  outside = mkdtempSync(path.join(existsSync('/var/tmp') ? '/var/tmp' : os.homedir(), 'sandbox-test-outside-'));
+  server = net.createServer((sock) => {
+    connections++;
+    sock.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as net.AddressInfo).port;
+  offline = await createSandbox(opts({ extraEnv: { PORT: String(port) } }));
+  online = await createSandbox(opts({ network: true, extraEnv: { PORT: String(port) } }));
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  rmSync(root, { recursive: true, force: true });
+  rmSync(outside, { recursive: true, force: true });
+});
+
+describe('bubblewrap sandbox', () => {
+  it('runs a command and returns its output and exit code', async () => {
+    const r = await offline.run({ command: sh('echo out; echo err >&2; echo "$1"', 'arg with spaces; $(no)'), timeoutMs: 10_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.signal).toBeNull();
+    expect(r.timedOut).toBe(false);
+    expect(r.aborted).toBe(false);
+    expect(r.output).toContain('out\n');
+    expect(r.output).toContain('err\n');
+    expect(r.output).toContain('arg with spaces; $(no)\n');
+    expect(r.outputBytes).toBe(Buffer.byteLength(r.output));
+    expect(r.droppedBytes).toBe(0);
+    expect(offline.mode).toBe('bubblewrap');
+  });
+
+  it('reports a non-zero exit code', async () => {
+    const r = await offline.run({ command: sh('echo failing; exit 7'), timeoutMs: 10_000 });
+    expect(r.exitCode).toBe(7);
+    expect(r.output).toBe('failing\n');
+  });
+
+  it('reports a command that does not exist as a failure, not an exception', async () => {
+    const r = await offline.run({ command: ['no-such-command-' + unique()], timeoutMs: 10_000 });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.output).toMatch(/no-such-command/);
+  });
+
+  it('runs the Node binary of the runner', async () => {
+    const r = await offline.run({ command: ['node', '-e', 'console.log(process.version)'], timeoutMs: 20_000 });
+    expect(r.output.trim()).toBe(process.version);
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('cannot reach a host TCP listener without network, can with network', async () => {
+    const before = connections;
+    const denied = await offline.run({ command: ['node', '-e', CONNECT_JS], timeoutMs: 20_000 });
+    expect(denied.output).not.toContain('connected');
+    expect(denied.output).toContain('ECONNREFUSED'); // fresh namespace: nothing listens on its loopback
+    expect(denied.exitCode).toBe(1);
+    expect(connections).toBe(before);
+
+    const allowed = await online.run({ command: ['node', '-e', CONNECT_JS], timeoutMs: 20_000 });
+    expect(allowed.output).toContain('connected');
+    expect(allowed.exitCode).toBe(0);
+    expect(connections).toBe(before + 1);
+  });
+
+  it('passes none of the parent environment', async () => {
+    process.env.OPENAI_API_KEY = 'sk-test-secret';
+    process.env.GITHUB_TOKEN = 'ghs_testsecret';
+    try {
+      const sb = await createSandbox(opts({ extraEnv: { MY_SETTING: 'on' } }));
+      const r = await sb.run({ command: ['env'], timeoutMs: 10_000 });
+      expect(r.exitCode).toBe(0);
+      expect(r.output).not.toContain('sk-test-secret');
+      expect(r.output).not.toContain('ghs_testsecret');
+      const vars = Object.fromEntries(r.output.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      expect(Object.keys(vars).sort()).toEqual([...ALLOWED_ENV, 'MY_SETTING'].sort());
+      expect(vars.HOME).toBe(home);
+      expect(vars.LANG).toBe('C.UTF-8');
+      expect(vars.TMPDIR).toBe('/tmp');
+      expect(vars.MY_SETTING).toBe('on');
+      expect(vars.PATH?.split(':')[0]).toBe(path.dirname(process.execPath));
+    } finally {
+      delete process.env.OPENAI_API_KEY;
+      delete process.env.GITHUB_TOKEN;
+    }
+  });
+
+  it('writes only to the workspace, home and a private /tmp', async () => {
+    const write = (target: string) => offline.run({ command: sh('echo data > "$1"', target), timeoutMs: 10_000 });
+
+    const outsideFile = path.join(outside, 'escape');
+    expect((await write(outsideFile)).exitCode).not.toBe(0);
+    expect(existsSync(outsideFile)).toBe(false);
+
+    const etcFile = `/etc/sandbox-test-${unique()}`;
+    const etc = await write(etcFile);
+    expect(etc.exitCode).not.toBe(0);
+    expect(etc.output).toMatch(/Read-only file system/);
+    expect(existsSync(etcFile)).toBe(false);
+
+    expect((await write(path.join(ws, 'inside'))).exitCode).toBe(0);
+    expect(readFileSync(path.join(ws, 'inside'), 'utf8')).toBe('data\n');
+    expect((await write(path.join(home, 'cache'))).exitCode).toBe(0);
+    expect(readFileSync(path.join(home, 'cache'), 'utf8')).toBe('data\n');
+
+    const tmpFile = `/tmp/sandbox-test-private-${unique()}`;
+    const tmp = await offline.run({ command: sh('echo data > "$1" && cat "$1"', tmpFile), timeoutMs: 10_000 });
+    expect(tmp.exitCode).toBe(0);
+    expect(tmp.output).toBe('data\n');
+    expect(existsSync(tmpFile)).toBe(false);
+  });
+
+  it('does not show the host /tmp or /run', async () => {
+    const hostFile = `/tmp/sandbox-test-host-${unique()}`;
+    writeFileSync(hostFile, 'host secret');
+    try {
+      const r = await offline.run({ command: sh('test -e "$1" && echo visible; ls -A /run', hostFile), timeoutMs: 10_000 });
+      expect(r.output).toBe('');
+    } finally {
+      rmSync(hostFile);
+    }
+  });
+
+  it('hides extra paths on request, including a file', async () => {
+    const secretDir = path.join(outside, 'secrets');
+    mkdirSync(secretDir);
+    writeFileSync(path.join(secretDir, 'key'), 'KEYDATA');
+    writeFileSync(path.join(outside, 'token'), 'TOKENDATA');
+    // A hidden directory inside the workspace stays hidden although the workspace is bound later.
+    const wsSecret = path.join(ws, 'private');
+    mkdirSync(wsSecret, { recursive: true });
+    writeFileSync(path.join(wsSecret, 'creds'), 'WSDATA');
+    const sb = await createSandbox(opts({ hidePaths: [secretDir, path.join(outside, 'token'), wsSecret, '/does/not/exist'] }));
+    const r = await sb.run({
+      command: sh('cat "$1/key" "$2" "$3/creds"; ls -A "$1" "$3"; echo end', secretDir, path.join(outside, 'token'), wsSecret),
+      timeoutMs: 10_000,
+    });
+    expect(r.output).toContain('end\n');
+    expect(r.output).not.toContain('KEYDATA');
+    expect(r.output).not.toContain('TOKENDATA');
+    expect(r.output).not.toContain('WSDATA');
+  });
+
+  it('keeps home contents across runs', async () => {
+    await offline.run({ command: sh('mkdir -p "$HOME/.cache" && echo kept > "$HOME/.cache/x"'), timeoutMs: 10_000 });
+    const r = await offline.run({ command: sh('cat "$HOME/.cache/x"'), timeoutMs: 10_000 });
+    expect(r.output).toBe('kept\n');
+  });
+
+  it('leaves the command no capabilities and no way to remount the filesystem', async () => {
+    const r = await offline.run({
+      command: sh('grep CapEff /proc/self/status; mount -o remount,bind,rw / 2>/dev/null && echo REMOUNTED; touch /etc/x 2>/dev/null && echo WROTE; true'),
+      timeoutMs: 10_000,
+    });
+    expect(r.output).toMatch(/CapEff:\s+0+\n/);
+    expect(r.output).not.toContain('REMOUNTED');
+    expect(r.output).not.toContain('WROTE');
+  });
+
+  it('blocks nested user namespaces where bwrap supports it', async () => {
+    if (!offline.blocksNestedUserNamespaces) return;
+    const r = await offline.run({ command: sh('unshare -U true && echo NESTED'), timeoutMs: 10_000 });
+    expect(r.output).not.toContain('NESTED');
+  });
+
+  it('runs in a working directory inside the workspace and refuses others', async () => {
+    mkdirSync(path.join(ws, 'sub', 'dir'), { recursive: true });
+    const r = await offline.run({ command: ['pwd'], cwd: 'sub/dir', timeoutMs: 10_000 });
+    expect(r.output).toBe(path.join(ws, 'sub', 'dir') + '\n');
+    expect((await offline.run({ command: ['pwd'], timeoutMs: 10_000 })).output).toBe(ws + '\n');
+    await expect(offline.run({ command: ['pwd'], cwd: '..', timeoutMs: 10_000 })).rejects.toThrow(SandboxPathError);
+    await expect(offline.run({ command: ['pwd'], cwd: outside, timeoutMs: 10_000 })).rejects.toThrow(SandboxPathError);
+    await expect(offline.run({ command: ['pwd'], cwd: 'missing', timeoutMs: 10_000 })).rejects.toThrow(SandboxPathError);
+    await expect(offline.run({ command: [], timeoutMs: 10_000 })).rejects.toThrow(TypeError);
+    await expect(offline.run({ command: ['true'], timeoutMs: 0 })).rejects.toThrow(RangeError);
+  });
+
+  it('feeds stdin and finds programs on extraPath', async () => {
+    mkdirSync(path.join(home, 'bin'), { recursive: true });
+    writeFileSync(path.join(home, 'bin', 'my-tool'), '#!/bin/sh\necho "my-tool got $(cat)"\n', { mode: 0o755 });
+    const sb = await createSandbox(opts({ extraPath: [path.join(home, 'bin')] }));
+    const r = await sb.run({ command: ['my-tool'], stdin: 'hello', timeoutMs: 10_000 });
+    expect(r.output).toBe('my-tool got hello\n');
+  });
+
+  it('streams output chunks as they arrive', async () => {
+    const chunks: string[] = [];
+    const r = await offline.run({ command: sh('echo one; echo two'), timeoutMs: 10_000, onOutput: (c) => chunks.push(c) });
+    expect(chunks.join('')).toBe(r.output);
+  });
+
+  it('kills the whole process tree on timeout', async () => {
+    const tag = `98${Math.floor(Math.random() * 1000)}.${Math.floor(Math.random() * 1000) + 1}`;
+    const r = await offline.run({ command: sh('sleep "$1" & setsid sleep "$1" & echo started; sleep "$1"', tag), timeoutMs: 500 });
+    expect(r.timedOut).toBe(true);
+    expect(r.aborted).toBe(false);
+    expect(r.exitCode).toBeNull();
+    expect(r.output).toBe('started\n');
+    expect(processesMatching(`sleep ${tag}`)).toEqual([]);
+  }, 15_000);
+
+  it('kills the command when the signal aborts', async () => {
+    const ac = new AbortController();
+    const r = await offline.run({
+      command: sh('echo ready; sleep 100'),
+      timeoutMs: 60_000,
+      signal: ac.signal,
+      onOutput: (c) => { if (c.includes('ready')) ac.abort(); },
+    });
+    expect(r.aborted).toBe(true);
+    expect(r.timedOut).toBe(false);
+    expect(r.exitCode).toBeNull();
+
+    const pre = await offline.run({ command: sh('echo ran > "$1"', path.join(ws, 'pre-aborted')), timeoutMs: 10_000, signal: AbortSignal.abort() });
+    expect(pre.aborted).toBe(true);
+    expect(existsSync(path.join(ws, 'pre-aborted'))).toBe(false);
+  }, 15_000);
+
+  it('caps captured output by dropping the middle', async () => {
+    const sb = await createSandbox(opts({ maxOutputBytes: 64 * 1024 }));
+    const r = await sb.run({ command: sh('echo START; head -c 1000000 /dev/zero | tr "\\0" a; echo; echo END'), timeoutMs: 20_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.outputBytes).toBe(1_000_000 + 'START\n\nEND\n'.length);
+    expect(r.droppedBytes).toBe(r.outputBytes - 64 * 1024);
+    expect(r.output.startsWith('START\naaa')).toBe(true);
+    expect(r.output.endsWith('aaa\nEND\n')).toBe(true);
+    expect(r.output).toContain(`\n[... ${r.droppedBytes} bytes omitted ...]\n`);
+    expect(Buffer.byteLength(r.output)).toBeLessThan(64 * 1024 + 100);
+  });
+});
+
+describe('createSandbox', () => {
+  it('throws SandboxUnavailableError when bwrap is missing', async () => {
+    await expect(createSandbox(opts({ bwrapPath: '/nonexistent/bwrap' }))).rejects.toThrow(SandboxUnavailableError);
+    const savedPath = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      await expect(createSandbox(opts())).rejects.toThrow(/not found on PATH/);
+    } finally {
+      process.env.PATH = savedPath;
+    }
+  });
+
+  it('throws SandboxUnavailableError with the reason when bwrap cannot create the sandbox', async () => {
+    const fake = path.join(root, 'fake-bwrap');
+    writeFileSync(fake, '#!/bin/sh\necho "bwrap: No permissions to create a new namespace" >&2\nexit 1\n', { mode: 0o755 });
+    const err = await createSandbox(opts({ bwrapPath: fake })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SandboxUnavailableError);
+    expect((err as Error).message).toContain('No permissions to create a new namespace');
+  });
+
+  it('rejects a missing workspace or home', async () => {
+    await expect(createSandbox(opts({ workspace: path.join(root, 'missing') }))).rejects.toThrow(SandboxPathError);
+    await expect(createSandbox(opts({ home: 'relative/home' }))).rejects.toThrow(TypeError);
+    await expect(createSandbox(opts({ mode: 'container', home: path.join(root, 'missing') }))).rejects.toThrow(SandboxPathError);
+  });
+});
+
+describe('container mode', () => {
+  it('runs directly in the workspace with the cleared environment', async () => {
+    process.env.OPENAI_API_KEY = 'sk-test-secret';
+    try {
+      const sb = await createSandbox(opts({ mode: 'container' }));
+      expect(sb.mode).toBe('container');
+      const r = await sb.run({ command: sh('pwd; env; node -e "console.log(process.version)"'), timeoutMs: 20_000 });
+      expect(r.exitCode).toBe(0);
+      expect(r.output).not.toContain('sk-test-secret');
+      const lines = r.output.trim().split('\n');
+      expect(lines[0]).toBe(ws);
+      expect(lines.at(-1)).toBe(process.version);
+      const names = lines.slice(1, -1).map((l) => l.slice(0, l.indexOf('=')));
+      expect(names.filter((n) => !ALLOWED_ENV.includes(n) && n !== 'SHLVL' && n !== '_')).toEqual([]);
+      expect(lines).toContain(`HOME=${home}`);
+    } finally {
+      delete process.env.OPENAI_API_KEY;
+    }
+  });
+
+  it('kills the process group on timeout, with SIGKILL when SIGTERM is ignored', async () => {
+    const tag = `97${Math.floor(Math.random() * 1000)}.${Math.floor(Math.random() * 1000) + 1}`;
+    const sb = await createSandbox(opts({ mode: 'container', killGraceMs: 200 }));
+    const r = await sb.run({ command: sh('trap "" TERM; sleep "$1" & echo started; sleep "$1"', tag), timeoutMs: 300 });
+    expect(r.timedOut).toBe(true);
+    expect(r.signal).toBe('SIGKILL');
+    expect(r.output).toBe('started\n');
+    expect(processesMatching(`sleep ${tag}`)).toEqual([]);
+  }, 15_000);
+
+  it('kills background processes the command leaves behind', async () => {
+    const tag = `96${Math.floor(Math.random() * 1000)}.${Math.floor(Math.random() * 1000) + 1}`;
+    const sb = await createSandbox(opts({ mode: 'container' }));
+    const r = await sb.run({ command: sh('sleep "$1" & echo done', tag), timeoutMs: 20_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.timedOut).toBe(false);
+    expect(r.output).toBe('done\n');
+    expect(processesMatching(`sleep ${tag}`)).toEqual([]);
+  });
+
+  it('reports a program that cannot be started with exit code 127', async () => {
+    const sb = await createSandbox(opts({ mode: 'container' }));
+    const r = await sb.run({ command: ['no-such-command-' + unique()], timeoutMs: 10_000 });
+    expect(r.exitCode).toBe(127);
+    expect(r.output).toMatch(/ENOENT/);
+  });
+});
+
+describe('sandboxEnv', () => {
+  it('builds PATH from extraPath, the Node directory and the defaults', () => {
+    const env = sandboxEnv({ home: '/h', extraPath: ['/h/.venv/bin'], nodeDir: '/opt/node/bin' });
+    expect(env.PATH).toBe('/h/.venv/bin:/opt/node/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    expect(env.LC_ALL).toBeUndefined();
+    expect(() => sandboxEnv({ home: '/h', extraPath: ['relative/bin'] })).toThrow(TypeError);
+    expect(() => sandboxEnv({ home: '/h', extraEnv: { PATH: '/x' } })).toThrow(TypeError);
+    expect(() => sandboxEnv({ home: '/h', extraEnv: { 'A=B': 'x' } })).toThrow(TypeError);
+  });
+});
+
+// When the tests run as root, repeat the essentials as an unprivileged user, where bwrap has to
+// create a user namespace itself. Run unprivileged, the suite above already covers that case.
+const canDropPrivileges = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv');
+(canDropPrivileges ? describe : describe.skip)('bubblewrap sandbox as an unprivileged user', () => {
+  it('isolates the same way', async () => {
+    const base = mkdtempSync(path.join('/tmp', 'sandbox-test-unpriv-'));
+    chmodSync(base, 0o755);
+    try {
+      const uws = path.join(base, 'ws');
+      const uhome = path.join(base, 'home');
+      for (const d of [uws, uhome]) {
+        mkdirSync(d);
+        chownSync(d, 65534, 65534);
+      }
+      const script = path.join(base, 'check.mjs');
+      writeFileSync(script, `
+        import { createSandbox } from ${JSON.stringify(SANDBOX_MODULE)};
+        const [ws, home, port] = process.argv.slice(2);
+        const sb = await createSandbox({ mode: 'bubblewrap', workspace: ws, home, network: false, extraEnv: { PORT: port } });
+        const run = (command) => sb.run({ command, timeoutMs: 20000 });
+        const out = {};
+        out.id = (await run(['id', '-u'])).output.trim();
+        out.node = (await run(['node', '-e', 'console.log(process.version)'])).output.trim();
+        out.wsWrite = (await run(['sh', '-c', 'echo ok > "$1/f" && cat "$1/f"', 'sh', ws])).output.trim();
+        out.etcWrite = (await run(['sh', '-c', 'touch /etc/unpriv-test', 'sh'])).exitCode;
+        out.caps = (await run(['grep', 'CapEff', '/proc/self/status'])).output.trim();
+        out.net = (await run(['node', '-e', ${JSON.stringify(CONNECT_JS)}])).output.trim();
+        out.nested = sb.blocksNestedUserNamespaces;
+        console.log(JSON.stringify(out));
+      `);
+      const stdout = await new Promise<string>((resolve, reject) => {
+        const child = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, script, uws, uhome, String(port)], {
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          cwd: '/',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+        child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+        child.on('error', reject);
+        child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${err}`))));
+      });
+      const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
+      expect(result).toEqual({
+        id: '65534',
+        node: process.version,
+        wsWrite: 'ok',
+        etcWrite: 1,
+        caps: expect.stringMatching(/^CapEff:\s+0+$/),
+        net: 'error ECONNREFUSED',
+        nested: true,
+      });
+      expect(existsSync('/etc/unpriv-test')).toBe(false);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+// Guard against a silently broken test environment: the suite needs a working bwrap.
+it('has bubblewrap installed for these tests', () => {
+  expect(execFileSync('bwrap', ['--version'], { encoding: 'utf8' })).toMatch(/bubblewrap/);
+});
