@@ -13,6 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, realpathSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
@@ -73,9 +74,13 @@ export interface RunOptions {
 
 /** What happened to one command. */
 export interface RunResult {
-  /** Exit status, or null when killed by a signal (then `signal` is set) or never started. */
+  /**
+   * Exit status; 128 + N for a command that died of signal N by itself (as a shell reports it, in
+   * both modes). null when the runner killed it (timeout or abort: then `signal` is set) or when it
+   * was aborted before it started.
+   */
   exitCode: number | null;
-  /** Name of the signal that killed the process (e.g. `SIGKILL`), else null. */
+  /** Name of the signal the runner killed the command with (`SIGTERM`, or `SIGKILL` after the grace), else null. */
   signal: string | null;
   /**
    * stdout and stderr interleaved in arrival order. Complete unless the output exceeded
@@ -458,6 +463,11 @@ function runProcess(launch: Launch, run: RunOptions, c: Config): Promise<RunResu
       exited = true;
       exitCode = code;
       exitSignal = sig;
+      if (sig !== null && !timedOut && !aborted && c.mode === 'container') {
+        // Report a command that died of a signal by itself as a shell (and bwrap) would: 128 + N.
+        exitCode = 128 + (os.constants.signals[sig] ?? 0);
+        exitSignal = null;
+      }
       clearTimeout(timeout);
       // Background processes left in the group die with the command, as they do in bubblewrap
       // mode when the PID namespace ends.

@@ -362,6 +362,13 @@ describe('container mode', () => {
     expect(processesMatching(`sleep ${tag}`)).toEqual([]);
   });
 
+  it('reports a command killed by a signal as 128 + N in both modes', async () => {
+    for (const sb of [offline, await createSandbox(opts({ mode: 'container' }))]) {
+      const r = await sb.run({ command: sh('kill -SEGV $$'), timeoutMs: 10_000 });
+      expect([sb.mode, r.exitCode, r.signal]).toEqual([sb.mode, 128 + os.constants.signals.SIGSEGV, null]);
+    }
+  });
+
   it('reports a program that cannot be started with exit code 127', async () => {
     const sb = await createSandbox(opts({ mode: 'container' }));
     const r = await sb.run({ command: ['no-such-command-' + unique()], timeoutMs: 10_000 });
