@@ -105,12 +105,15 @@ export class ToolRunner {
       remaining,
     );
     this.ctx.emit({ type: 'command_begin', phase: 'agent', command: args.command, workdir });
-    const result = await this.ctx.sandbox.run({
-      command: args.command,
-      cwd,
-      timeoutMs,
-      signal: this.ctx.signal,
-    });
+    let result;
+    try {
+      result = await this.ctx.sandbox.run({ command: args.command, cwd, timeoutMs, signal: this.ctx.signal });
+    } catch (error) {
+      // e.g. SandboxPathError for a workdir that does not exist: the model can correct it.
+      const message = error instanceof Error ? error.message : String(error);
+      this.ctx.emit({ type: 'command_end', phase: 'agent', command: args.command, workdir, exitCode: null, durationMs: 0, timedOut: false });
+      return `error: the command could not be started: ${message}`;
+    }
     const record: CommandRecord = {
       phase: 'agent',
       command: args.command,
