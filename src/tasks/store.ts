@@ -1,0 +1,272 @@
+/**
+ * The durable task store: every task, each of its state changes and its progress events, in one
+ * SQLite file (Node's built-in `node:sqlite`, https://nodejs.org/api/sqlite.html). The interface is
+ * narrow ({@link TaskStore}) so another store can follow.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { Phase, ProgressEvent, TaskResult } from '../contract.ts';
+import type { TaskTokenPersistence, TaskTokenRecord } from '../gateway/task-tokens.ts';
+import type { TaskRecord, TaskRequest, TaskState } from './types.ts';
+
+/** Fields a state change may set along with the state. */
+export interface TaskPatch {
+  phase?: Phase;
+  progressCommentId?: number;
+  backend?: string;
+  externalId?: string;
+  result?: TaskResult;
+  failure?: { phase: string; reason: string };
+  pullRequest?: { number: number; url: string; title: string };
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+/** What the task service needs from a store. All methods are synchronous and atomic. */
+export interface TaskStore {
+  /**
+   * Creates the task unless one exists for `request.triggerKey`.
+   * @returns the task and whether it was created now (false: a redelivery).
+   */
+  create(id: string, logKey: string, request: TaskRequest): { task: TaskRecord; created: boolean };
+  get(id: string): TaskRecord | undefined;
+  /** Sets fields and, when `state` is given, records the transition (with `detail`). */
+  update(id: string, patch: TaskPatch, state?: TaskState, detail?: string): TaskRecord;
+  /** Tasks in any of `states`, oldest first. */
+  listByState(states: readonly TaskState[]): TaskRecord[];
+  /** The newest task of an issue or pull request thread. */
+  latestForThread(owner: string, repo: string, issueNumber: number): TaskRecord | undefined;
+  /** Appends a progress event; returns its sequence number. */
+  appendEvent(id: string, event: ProgressEvent): number;
+  events(id: string): ProgressEvent[];
+  /** State changes of a task, oldest first. */
+  transitions(id: string): Array<{ at: number; from: TaskState | null; to: TaskState; detail: string | null }>;
+  /** Backing for the gateway's task tokens. */
+  readonly tokens: TaskTokenPersistence;
+  close(): void;
+}
+
+interface TaskRow {
+  id: string;
+  trigger_key: string;
+  delivery_id: string;
+  state: TaskState;
+  request_json: string;
+  log_key: string;
+  progress_comment_id: number | null;
+  phase: Phase | null;
+  backend: string | null;
+  external_id: string | null;
+  result_json: string | null;
+  failure_json: string | null;
+  pull_request_json: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  trigger_key TEXT NOT NULL UNIQUE,
+  delivery_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  owner TEXT NOT NULL,
+  repo TEXT NOT NULL,
+  issue_number INTEGER NOT NULL,
+  request_json TEXT NOT NULL,
+  log_key TEXT NOT NULL,
+  progress_comment_id INTEGER,
+  phase TEXT,
+  backend TEXT,
+  external_id TEXT,
+  result_json TEXT,
+  failure_json TEXT,
+  pull_request_json TEXT,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state);
+CREATE INDEX IF NOT EXISTS tasks_thread ON tasks(owner, repo, issue_number, created_at);
+CREATE TABLE IF NOT EXISTS task_transitions (
+  task_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  from_state TEXT,
+  to_state TEXT NOT NULL,
+  detail TEXT
+);
+CREATE INDEX IF NOT EXISTS task_transitions_task ON task_transitions(task_id);
+CREATE TABLE IF NOT EXISTS task_events (
+  task_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  json TEXT NOT NULL,
+  PRIMARY KEY (task_id, seq)
+);
+CREATE TABLE IF NOT EXISTS task_tokens (
+  token_hash TEXT PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_tokens_task ON task_tokens(task_id);
+`;
+
+function parse<T>(json: string | null): T | undefined {
+  return json === null ? undefined : (JSON.parse(json) as T);
+}
+
+function toRecord(row: TaskRow): TaskRecord {
+  return {
+    id: row.id,
+    triggerKey: row.trigger_key,
+    deliveryId: row.delivery_id,
+    state: row.state,
+    request: JSON.parse(row.request_json) as TaskRequest,
+    logKey: row.log_key,
+    progressCommentId: row.progress_comment_id ?? undefined,
+    phase: row.phase ?? undefined,
+    backend: row.backend ?? undefined,
+    externalId: row.external_id ?? undefined,
+    result: parse(row.result_json),
+    failure: parse(row.failure_json),
+    pullRequest: parse(row.pull_request_json),
+    createdAt: row.created_at,
+    startedAt: row.started_at ?? undefined,
+    finishedAt: row.finished_at ?? undefined,
+  };
+}
+
+/**
+ * SQLite implementation of {@link TaskStore}. `file` is a path (its directory is created) or
+ * `:memory:`. WAL journal, so the task log page can read while tasks write.
+ */
+export class SqliteTaskStore implements TaskStore {
+  private readonly db: DatabaseSync;
+  readonly tokens: TaskTokenPersistence;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    this.db = new DatabaseSync(file);
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.tokens = {
+      put(rec: TaskTokenRecord) {
+        db.prepare('INSERT OR REPLACE INTO task_tokens (token_hash, task_id, json) VALUES (?, ?, ?)').run(
+          rec.tokenHash,
+          rec.taskId,
+          JSON.stringify(rec),
+        );
+      },
+      getByHash(hash: string) {
+        const row = db.prepare('SELECT json FROM task_tokens WHERE token_hash = ?').get(hash) as { json: string } | undefined;
+        return row ? (JSON.parse(row.json) as TaskTokenRecord) : undefined;
+      },
+      getByTaskId(taskId: string) {
+        const row = db.prepare('SELECT json FROM task_tokens WHERE task_id = ? ORDER BY rowid DESC LIMIT 1').get(taskId) as { json: string } | undefined;
+        return row ? (JSON.parse(row.json) as TaskTokenRecord) : undefined;
+      },
+      update(taskId: string, patch: Partial<TaskTokenRecord>) {
+        const rows = db.prepare('SELECT token_hash, json FROM task_tokens WHERE task_id = ?').all(taskId) as Array<{ token_hash: string; json: string }>;
+        for (const row of rows) {
+          const merged = { ...(JSON.parse(row.json) as TaskTokenRecord), ...patch };
+          db.prepare('UPDATE task_tokens SET json = ? WHERE token_hash = ?').run(JSON.stringify(merged), row.token_hash);
+        }
+      },
+    };
+  }
+
+  create(id: string, logKey: string, request: TaskRequest): { task: TaskRecord; created: boolean } {
+    const now = Date.now();
+    const inserted = this.db
+      .prepare(
+        `INSERT INTO tasks (id, trigger_key, delivery_id, state, owner, repo, issue_number, request_json, log_key, created_at, updated_at)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(trigger_key) DO NOTHING`,
+      )
+      .run(id, request.triggerKey, request.deliveryId, request.owner, request.repo, request.issueNumber, JSON.stringify(request), logKey, now, now);
+    if (inserted.changes === 1) {
+      this.db.prepare('INSERT INTO task_transitions (task_id, at, from_state, to_state, detail) VALUES (?, ?, NULL, ?, ?)').run(id, now, 'queued', `delivery ${request.deliveryId}`);
+      return { task: this.get(id)!, created: true };
+    }
+    const row = this.db.prepare('SELECT * FROM tasks WHERE trigger_key = ?').get(request.triggerKey) as unknown as TaskRow;
+    return { task: toRecord(row), created: false };
+  }
+
+  get(id: string): TaskRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as unknown as TaskRow | undefined;
+    return row ? toRecord(row) : undefined;
+  }
+
+  update(id: string, patch: TaskPatch, state?: TaskState, detail?: string): TaskRecord {
+    const current = this.get(id);
+    if (!current) throw new Error(`unknown task ${id}`);
+    const sets: string[] = ['updated_at = ?'];
+    const values: Array<string | number | null> = [Date.now()];
+    const set = (column: string, value: string | number | null) => {
+      sets.push(`${column} = ?`);
+      values.push(value);
+    };
+    if (patch.phase !== undefined) set('phase', patch.phase);
+    if (patch.progressCommentId !== undefined) set('progress_comment_id', patch.progressCommentId);
+    if (patch.backend !== undefined) set('backend', patch.backend);
+    if (patch.externalId !== undefined) set('external_id', patch.externalId);
+    if (patch.result !== undefined) set('result_json', JSON.stringify(patch.result));
+    if (patch.failure !== undefined) set('failure_json', JSON.stringify(patch.failure));
+    if (patch.pullRequest !== undefined) set('pull_request_json', JSON.stringify(patch.pullRequest));
+    if (patch.startedAt !== undefined) set('started_at', patch.startedAt);
+    if (patch.finishedAt !== undefined) set('finished_at', patch.finishedAt);
+    if (state !== undefined) set('state', state);
+    this.db.exec('BEGIN');
+    try {
+      this.db.prepare(`UPDATE tasks SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+      if (state !== undefined && state !== current.state) {
+        this.db
+          .prepare('INSERT INTO task_transitions (task_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)')
+          .run(id, Date.now(), current.state, state, detail ?? null);
+      }
+      this.db.exec('COMMIT');
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
+    return this.get(id)!;
+  }
+
+  listByState(states: readonly TaskState[]): TaskRecord[] {
+    const rows = this.db
+      .prepare(`SELECT * FROM tasks WHERE state IN (${states.map(() => '?').join(', ')}) ORDER BY created_at, rowid`)
+      .all(...states) as unknown as TaskRow[];
+    return rows.map(toRecord);
+  }
+
+  latestForThread(owner: string, repo: string, issueNumber: number): TaskRecord | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM tasks WHERE owner = ? AND repo = ? AND issue_number = ? ORDER BY created_at DESC, rowid DESC LIMIT 1')
+      .get(owner, repo, issueNumber) as unknown as TaskRow | undefined;
+    return row ? toRecord(row) : undefined;
+  }
+
+  appendEvent(id: string, event: ProgressEvent): number {
+    const row = this.db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM task_events WHERE task_id = ?').get(id) as { next: number };
+    this.db.prepare('INSERT INTO task_events (task_id, seq, json) VALUES (?, ?, ?)').run(id, row.next, JSON.stringify(event));
+    return row.next;
+  }
+
+  events(id: string): ProgressEvent[] {
+    const rows = this.db.prepare('SELECT json FROM task_events WHERE task_id = ? ORDER BY seq').all(id) as Array<{ json: string }>;
+    return rows.map((r) => JSON.parse(r.json) as ProgressEvent);
+  }
+
+  transitions(id: string): Array<{ at: number; from: TaskState | null; to: TaskState; detail: string | null }> {
+    const rows = this.db
+      .prepare('SELECT at, from_state, to_state, detail FROM task_transitions WHERE task_id = ? ORDER BY rowid')
+      .all(id) as Array<{ at: number; from_state: TaskState | null; to_state: TaskState; detail: string | null }>;
+    return rows.map((r) => ({ at: r.at, from: r.from_state, to: r.to_state, detail: r.detail }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
