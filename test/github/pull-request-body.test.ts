@@ -1,0 +1,123 @@
+import { describe, expect, test } from '@jest/globals';
+import type { CommandRecord, Usage } from '../../src/contract.ts';
+import { MAX_LISTED_COMMANDS, PULL_REQUEST_BODY_LIMIT, codeSpan, pullRequestBody } from '../../src/github/pull-request-body.ts';
+
+const usage: Usage = {
+  inputTokens: 123_456,
+  cachedInputTokens: 100_000,
+  outputTokens: 4_567,
+  reasoningTokens: 1_000,
+  turns: 7,
+  phaseMs: { agent: 150_000 },
+  modelMs: 90_000,
+  commandMs: 30_000,
+  totalMs: 192_000,
+};
+const SUMMARY = '## Summary\n- `src/math.js`: `add` now adds.\n\n## Testing\n- `node --test` passes';
+
+function cmd(command: string[], exitCode: number | null, extra: Partial<CommandRecord> = {}): CommandRecord {
+  return { phase: 'agent', command, workdir: '.', exitCode, durationMs: 1234, timedOut: false, ...extra };
+}
+
+describe('codeSpan', () => {
+  test('shows backticks and line breaks literally', () => {
+    expect(codeSpan('npm test')).toBe('`npm test`');
+    expect(codeSpan('echo `date`')).toBe('`` echo `date` ``');
+    expect(codeSpan('a ``` b')).toBe('```` a ``` b ````');
+    expect(codeSpan('line1\nline2')).toBe('`line1⏎line2`');
+    expect(codeSpan('')).toBe('`  `');
+  });
+});
+
+describe('pullRequestBody', () => {
+  test('summary, Closes #N, the agent commands with outcomes, and a footer with model, tokens, time and log', () => {
+    const body = pullRequestBody({
+      summary: SUMMARY,
+      issueNumber: 12,
+      commands: [
+        { ...cmd(['npm', 'ci'], 0), phase: 'setup' },
+        cmd(['node', '--test'], 1),
+        cmd(['bash', '-lc', 'grep -rn "add" src | head'], 0, { workdir: 'packages/core' }),
+        cmd(['sleep', '999'], null, { timedOut: true, durationMs: 600_000 }),
+        cmd(['kill-me'], null),
+        cmd(['node', '--test'], 0, { durationMs: 850 }),
+      ],
+      model: 'gpt-5-codex',
+      usage,
+      taskUrl: 'https://codex.example.com/tasks/t-1',
+      requester: 'alice',
+    });
+    expect(body.startsWith(`${SUMMARY}\n\nCloses #12\n\n<details>\n<summary>Commands run by the agent (5, 3 failed)</summary>\n\n`)).toBe(true);
+    expect(body).toContain('- `node --test` · ❌ exit 1 · 1.2 s\n');
+    expect(body).toContain('- `grep -rn "add" src | head` · ✅ exit 0 · 1.2 s · in `packages/core`\n');
+    expect(body).toContain('- `sleep 999` · ⏱️ timed out · 10m 00s\n');
+    expect(body).toContain('- `kill-me` · ❌ killed');
+    expect(body).toContain('- `node --test` · ✅ exit 0 · 850 ms\n');
+    expect(body).not.toContain('npm ci');
+    expect(body.endsWith(
+      '\n</details>\n\n---\n<sub>Codex Cloud · requested by @alice · model `gpt-5-codex` · 123,456 input tokens (100,000 cached), ' +
+        '4,567 output, 7 turns · 3m 12s · [task log](https://codex.example.com/tasks/t-1)</sub>',
+    )).toBe(true);
+  });
+
+  test('without an issue, commands, requester or log link, those parts are left out', () => {
+    const body = pullRequestBody({ summary: SUMMARY, commands: [{ ...cmd(['npm', 'ci'], 0), phase: 'setup' }], model: 'm', usage: { ...usage, turns: 1 } });
+    expect(body).toBe(`${SUMMARY}\n\n---\n<sub>Codex Cloud · model \`m\` · 123,456 input tokens (100,000 cached), 4,567 output, 1 turn · 3m 12s</sub>`);
+    expect(pullRequestBody({ summary: SUMMARY, commands: [], model: 'm', usage, taskUrl: 'javascript:alert(1)' })).not.toContain('task log');
+  });
+
+  test('commands are capped at the last 30, cut when long, and backticks cannot break out of their code span', () => {
+    const many = Array.from({ length: 45 }, (_, i) => cmd(['echo', `step-${i}`], 0));
+    many.push(cmd(['bash', '-c', 'echo `whoami`\n</details>\n# not a heading'], 0));
+    many.push(cmd(['python', '-c', 'x'.repeat(1000)], 0));
+    const body = pullRequestBody({ summary: SUMMARY, commands: many, model: 'm', usage });
+    const items = body.split('\n').filter((l) => l.startsWith('- ') && l.includes(' · '));
+    expect(items).toHaveLength(MAX_LISTED_COMMANDS);
+    expect(body).toContain('Commands run by the agent (47)');
+    expect(body).toContain('_17 earlier commands not shown._');
+    expect(body).not.toContain('step-16`');
+    expect(body).toContain('`echo step-17`');
+    expect(body).toContain('- `` echo `whoami`⏎</details>⏎# not a heading `` · ✅');
+    expect(body.match(/<\/details>/g)).toHaveLength(1 + 1); // the closing tag, and the literal text inside the code span
+    expect(body.split('\n').filter((l) => l === '</details>')).toHaveLength(1);
+    const long = items.at(-1)!;
+    expect(long).toMatch(/^- `python -c x+…` · ✅/);
+    expect(long.length).toBeLessThan(260);
+    // Arguments with spaces or quotes are shell-quoted for display.
+    expect(pullRequestBody({ summary: '', commands: [cmd(['git', 'commit', '-m', "it's done"], 0)], model: 'm', usage })).toContain(
+      "`git commit -m 'it'\\''s done'`",
+    );
+  });
+
+  test('a huge summary is cut to keep the body within GitHub limit, closing an open code fence, with a note', () => {
+    const commands = Array.from({ length: 40 }, (_, i) => cmd(['bash', '-lc', `${'y'.repeat(300)} ${i}`], i % 2));
+    const huge = `## Summary\n${'word '.repeat(5000)}\n\`\`\`diff\n${'+ added line\n'.repeat(20_000)}`;
+    const body = pullRequestBody({ summary: huge, issueNumber: 3, commands, model: 'gpt-5-codex', usage, taskUrl: 'https://x.example/t', requester: 'bob' });
+    expect(body.length).toBeLessThanOrEqual(PULL_REQUEST_BODY_LIMIT);
+    expect(body.length).toBeGreaterThan(PULL_REQUEST_BODY_LIMIT - 200);
+    expect(body).toContain('\n\nCloses #3\n\n<details>');
+    expect(body).toMatch(/\n```\n\n_The summary was cut to fit GitHub's limit on pull request bodies \([\d,]+ of [\d,]+ characters shown\); the task log has the rest._\n\nCloses #3/);
+    expect(body).toContain('[task log](https://x.example/t)');
+    // The cut falls on a line break of the summary.
+    const cutAt = body.indexOf('\n```\n\n_The summary was cut');
+    expect(body.slice(cutAt - '+ added line'.length, cutAt)).toBe('+ added line');
+
+    // Exactly at the limit nothing is cut; one character more and it is.
+    const rest = pullRequestBody({ summary: '', issueNumber: 3, commands: [], model: 'm', usage });
+    const fits = 'a'.repeat(PULL_REQUEST_BODY_LIMIT - rest.length - 2);
+    expect(pullRequestBody({ summary: fits, issueNumber: 3, commands: [], model: 'm', usage })).toHaveLength(PULL_REQUEST_BODY_LIMIT);
+    const over = pullRequestBody({ summary: `${fits}a`, issueNumber: 3, commands: [], model: 'm', usage });
+    expect(over.length).toBeLessThanOrEqual(PULL_REQUEST_BODY_LIMIT);
+    expect(over).toContain('The summary was cut');
+  });
+
+  test('a cut never splits a surrogate pair and closes an open HTML comment', () => {
+    const emoji = '😀'.repeat(40_000);
+    const body = pullRequestBody({ summary: emoji, commands: [], model: 'm', usage });
+    expect(body.length).toBeLessThanOrEqual(PULL_REQUEST_BODY_LIMIT);
+    expect(body).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
+    const hidden = pullRequestBody({ summary: `intro\n<!-- ${'z'.repeat(70_000)}`, issueNumber: 1, commands: [], model: 'm', usage });
+    expect(hidden).toMatch(/ -->\n\n_The summary was cut/);
+    expect(hidden.length).toBeLessThanOrEqual(PULL_REQUEST_BODY_LIMIT);
+  });
+});
