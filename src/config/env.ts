@@ -1,0 +1,382 @@
+/**
+ * The app's environment, validated with zod at start-up. Variables use the standard names where they
+ * exist: Probot's (https://probot.github.io/docs/configuration/), the OpenAI SDK's
+ * (https://github.com/openai/openai-node#usage), the AWS SDK's `AWS_REGION`; ours start with `CODEX_`.
+ * A variable set to the empty string counts as not set. Errors name the variable and never show the
+ * value of a secret (`PRIVATE_KEY`, `WEBHOOK_SECRET`, `OPENAI_API_KEY`).
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { getPrivateKey } from '@probot/get-private-key';
+import { z } from 'zod';
+import { ReasoningEffort } from '../contract.ts';
+
+/** Variables whose values are never shown in errors. */
+const SECRETS = new Set(['PRIVATE_KEY', 'WEBHOOK_SECRET', 'OPENAI_API_KEY']);
+
+/** A whole number ≥ 1 written in decimal digits (no signs, separators or exponents). */
+const positiveInt = () =>
+  z
+    .string()
+    .regex(/^\d+$/, 'expected a positive integer')
+    .transform(Number)
+    .refine((n) => n >= 1 && Number.isSafeInteger(n), 'expected a positive integer');
+
+const httpUrl = (what: string) =>
+  z
+    .string()
+    .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), `expected an http(s) URL ${what}`)
+    .transform((value) => value.replace(/\/+$/, ''));
+
+const bool = z
+  .string()
+  .transform((value) => value.toLowerCase())
+  .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], { error: 'expected true or false' }))
+  .transform((value) => ['true', '1', 'yes', 'on'].includes(value));
+
+/** A comma-separated list; blanks around items and empty items are dropped. */
+const list = (item: z.ZodString) =>
+  z
+    .string()
+    .transform((value) =>
+      value
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part !== ''),
+    )
+    .pipe(z.array(item));
+
+const ARGV_MESSAGE = 'expected a JSON array of strings (argv), e.g. ["node","runner.js"]';
+
+/** GitHub login: letters, digits and hyphens, optionally with GitHub Apps' `[bot]` suffix. */
+const GITHUB_LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?$/;
+
+/** Log levels Probot accepts (its `validateLogLevel`). */
+export const LogLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal'], {
+  error: 'expected one of trace, debug, info, warn, error, fatal',
+});
+/** One of `trace`, `debug`, `info`, `warn`, `error`, `fatal`. */
+export type LogLevel = z.infer<typeof LogLevel>;
+
+/**
+ * Schema of the environment variables, each as a string (unset ones absent). Requirements that
+ * depend on other variables (setup mode, the ECS backend) are checked by {@link loadEnvConfig}.
+ */
+export const EnvSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  /** The GitHub App's ID (a positive integer, from the App's settings page). */
+  APP_ID: positiveInt().optional(),
+  /** The App's private key: PEM (PKCS#1 or PKCS#8), with real newlines, literal `\n` or base64-encoded. */
+  PRIVATE_KEY: z.string().optional(),
+  /** Path of the App's `.pem` private key file (used when `PRIVATE_KEY` is not set). */
+  PRIVATE_KEY_PATH: z.string().optional(),
+  WEBHOOK_SECRET: z.string().optional(),
+  /** GitHub Enterprise Server host, `host[:port]` (the API is `${GHE_PROTOCOL}://${GHE_HOST}/api/v3`). */
+  GHE_HOST: z
+    .string()
+    .regex(/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/, 'expected a host name with an optional :port (no scheme or path)')
+    .optional(),
+  GHE_PROTOCOL: z.enum(['http', 'https'], { error: 'expected http or https' }).default('https'),
+  PORT: z
+    .string()
+    .regex(/^\d+$/, 'expected a port number (0-65535)')
+    .transform(Number)
+    .refine((n) => n <= 65_535, 'expected a port number (0-65535)')
+    .default(3000),
+  /** Address the HTTP server binds to (Node's default when unset). */
+  HOST: z.string().optional(),
+  LOG_LEVEL: LogLevel.default('info'),
+  OPENAI_API_KEY: z.string({ error: 'required (the OpenAI API key the model gateway forwards with)' }),
+  OPENAI_BASE_URL: httpUrl('(the OpenAI-compatible API base, e.g. https://api.openai.com/v1)').default(
+    'https://api.openai.com/v1',
+  ),
+  CODEX_PUBLIC_URL: httpUrl('(where GitHub users and runners reach the app)').optional(),
+  CODEX_DATA_DIR: z.string().default('.data'),
+  CODEX_CONCURRENCY: positiveInt().default(2),
+  CODEX_MENTION: z
+    .string()
+    .regex(/^@[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/, 'expected @ followed by a name, e.g. @codex')
+    .default('@codex'),
+  CODEX_MODEL: z.string().default('gpt-5.1-codex'),
+  CODEX_REASONING_EFFORT: z
+    .enum(ReasoningEffort.options, { error: `expected one of ${ReasoningEffort.options.join(', ')}` })
+    .optional(),
+  /** Bot logins (exact, e.g. `renovate[bot]`) whose mentions may start tasks. */
+  CODEX_ALLOWED_BOTS: list(z.string().regex(GITHUB_LOGIN, 'expected comma-separated GitHub logins')).default([]),
+  CODEX_TASK_TIMEOUT_MINUTES: positiveInt().default(60),
+  CODEX_MAX_TOKENS: positiveInt().default(4_000_000),
+  CODEX_RUNNER_BACKEND: z.enum(['local', 'ecs'], { error: 'expected local or ecs' }).default('local'),
+  CODEX_RUNNER_COMMAND: z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: ARGV_MESSAGE });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z
+        .array(z.string({ error: ARGV_MESSAGE }), { error: ARGV_MESSAGE })
+        .min(1, 'expected a non-empty JSON array of strings (argv)')
+        .refine((argv) => argv[0] !== '', 'expected a program name as the first element'),
+    )
+    .optional(),
+  CODEX_ECS_CLUSTER: z.string().optional(),
+  CODEX_ECS_TASK_DEFINITION: z.string().optional(),
+  CODEX_ECS_CONTAINER_NAME: z.string().default('runner'),
+  CODEX_ECS_SUBNETS: list(z.string()).optional(),
+  CODEX_ECS_SECURITY_GROUPS: list(z.string()).default([]),
+  CODEX_ECS_ASSIGN_PUBLIC_IP: bool.default(false),
+  AWS_REGION: z.string().optional(),
+  /** Probot's GitHub request throttling (on by default; off only against a local GitHub stand-in). */
+  CODEX_GITHUB_THROTTLE: bool.default(true),
+});
+
+/** How runners are started. */
+export type RunnerConfig =
+  | {
+      backend: 'local';
+      /** argv that starts the runner program (default: this package's `codex-cloud runner`). */
+      command?: string[];
+    }
+  | {
+      backend: 'ecs';
+      /** Cluster name or ARN. */
+      cluster: string;
+      /** Task definition family, `family:revision` or ARN of the runner task. */
+      taskDefinition: string;
+      /** Name of the runner container in the task definition. */
+      containerName: string;
+      /** Subnet IDs for the task's awsvpc network configuration (at least one). */
+      subnets: string[];
+      /** Security group IDs (may be empty: the VPC's default group applies). */
+      securityGroups: string[];
+      assignPublicIp: boolean;
+      /** AWS region (`AWS_REGION`); the SDK's own resolution applies when unset. */
+      region?: string;
+    };
+
+/** Settings shared by setup mode and normal operation. */
+type BaseAppConfig = {
+  github: {
+    /** GitHub Enterprise Server `host[:port]`; unset for github.com. */
+    host?: string;
+    protocol: 'http' | 'https';
+    /** REST API base URL: `https://api.github.com`, or `${protocol}://${host}/api/v3`. */
+    apiUrl: string;
+  };
+  /**
+   * Use Probot's throttling of GitHub requests (`CODEX_GITHUB_THROTTLE`, default true). It spaces
+   * writes about a second apart as github.com asks; turn it off only against a local stand-in.
+   */
+  githubThrottle: boolean;
+  /** HTTP port of the app (0 = any free port). */
+  port: number;
+  /** Bind address; Node's default when unset. */
+  host?: string;
+  logLevel: LogLevel;
+  openai: {
+    apiKey: string;
+    /** OpenAI-compatible base URL without a trailing slash, e.g. `https://api.openai.com/v1`. */
+    baseUrl: string;
+  };
+  /** Where GitHub users and runners reach the app, without a trailing slash. */
+  publicUrl: string;
+  /** Directory for the app's state (task store, logs), as given (relative to the working directory). */
+  dataDir: string;
+  /** Tasks that run at once. */
+  concurrency: number;
+  /** The mention the app answers to, e.g. `@codex`. */
+  mention: string;
+  /** Default model name. */
+  model: string;
+  reasoningEffort?: z.infer<typeof ReasoningEffort>;
+  /** Bot logins allowed to trigger tasks (exact, case as given; compare case-insensitively). */
+  allowedBots: string[];
+  /** Wall-clock limit of one task, ms. */
+  taskTimeoutMs: number;
+  /** Token budget of one task (input + output tokens). */
+  maxTokens: number;
+  runner: RunnerConfig;
+};
+
+/**
+ * The app's validated configuration. `setupMode: true` is the first start before the GitHub App
+ * exists (Probot's manifest flow): the App credentials may then be missing.
+ */
+export type AppConfig = BaseAppConfig &
+  (
+    | {
+        setupMode: false;
+        /** GitHub App ID. */
+        appId: number;
+        /** The App's private key, PEM with real newlines. */
+        privateKey: string;
+        webhookSecret: string;
+      }
+    | { setupMode: true; appId?: number; privateKey?: string; webhookSecret?: string }
+  );
+
+/** One bad variable. */
+export type ConfigIssue = { variable: string; message: string };
+
+/**
+ * The environment is invalid. `issues` name every bad variable; `message` lists them, one
+ * `NAME: problem` line each (secret values are never included).
+ */
+export class ConfigError extends Error {
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[]) {
+    super(`Invalid configuration in the environment:\n${issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** The environment with empty strings removed (an empty variable counts as unset). */
+function present(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => typeof entry[1] === 'string' && entry[1] !== ''));
+}
+
+/**
+ * Whether the app starts in setup mode (Probot's manifest flow to create the GitHub App): `APP_ID` or
+ * the private key (`PRIVATE_KEY` / `PRIVATE_KEY_PATH`) is missing and `NODE_ENV` is not `production`.
+ */
+export function isSetupMode(env: NodeJS.ProcessEnv): boolean {
+  const vars = present(env);
+  const missing = !vars.APP_ID || (!vars.PRIVATE_KEY && !vars.PRIVATE_KEY_PATH);
+  return missing && vars.NODE_ENV !== 'production';
+}
+
+/** Shows a non-secret value in a message, quoted and shortened. */
+function shown(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+}
+
+/** Normalises a private key as Probot does (literal `\n`, base64, one-line PEM); undefined if not a key. */
+function normalisePrivateKey(text: string): string | undefined {
+  try {
+    return getPrivateKey({ env: { PRIVATE_KEY: text } }) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Validates the environment and builds the app's configuration.
+ * @param env usually `process.env`.
+ * @param opts.cwd directory `PRIVATE_KEY_PATH` is relative to (default `process.cwd()`).
+ * @returns the typed, camelCased configuration (times in ms).
+ * @throws ConfigError listing every bad or missing variable, e.g.
+ *   `CODEX_CONCURRENCY: expected a positive integer, got "abc"`. The private key file is read here
+ *   (synchronously); a missing or unreadable file is an issue of `PRIVATE_KEY_PATH`.
+ */
+export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {}): AppConfig {
+  const vars = present(env);
+  const issues: ConfigIssue[] = [];
+  const add = (variable: string, message: string) => issues.push({ variable, message });
+
+  const parsed = EnvSchema.safeParse(vars);
+  if (!parsed.success) {
+    const seen = new Set<string>();
+    for (const issue of parsed.error.issues) {
+      const variable = String(issue.path[0] ?? '(environment)');
+      if (seen.has(variable)) continue;
+      seen.add(variable);
+      const value = vars[variable];
+      const got = value === undefined || SECRETS.has(variable) ? '' : `, got ${shown(value)}`;
+      add(variable, `${issue.message}${got}`);
+    }
+  }
+
+  // Private key: PRIVATE_KEY wins over PRIVATE_KEY_PATH, as in Probot.
+  let privateKey: string | undefined;
+  if (vars.PRIVATE_KEY) {
+    privateKey = normalisePrivateKey(vars.PRIVATE_KEY);
+    if (!privateKey) add('PRIVATE_KEY', 'expected a PEM private key (PKCS#1 or PKCS#8; literal \\n and base64 accepted)');
+  } else if (vars.PRIVATE_KEY_PATH) {
+    const path = resolve(opts.cwd ?? process.cwd(), vars.PRIVATE_KEY_PATH);
+    let text: string | undefined;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      add('PRIVATE_KEY_PATH', `cannot read ${shown(vars.PRIVATE_KEY_PATH)} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    if (text !== undefined) {
+      privateKey = normalisePrivateKey(text);
+      if (!privateKey) add('PRIVATE_KEY_PATH', `${shown(vars.PRIVATE_KEY_PATH)} does not hold a PEM private key`);
+    }
+  }
+
+  const setupMode = isSetupMode(env);
+  if (!setupMode) {
+    const why = vars.NODE_ENV === 'production' ? ' (NODE_ENV is production)' : '';
+    if (!vars.APP_ID) add('APP_ID', `required${why}: the GitHub App's ID`);
+    if (!vars.PRIVATE_KEY && !vars.PRIVATE_KEY_PATH) {
+      add('PRIVATE_KEY', `required${why}: set PRIVATE_KEY or PRIVATE_KEY_PATH to the GitHub App's private key`);
+    }
+    if (!vars.WEBHOOK_SECRET) add('WEBHOOK_SECRET', `required${why}: the GitHub App's webhook secret`);
+  }
+
+  if (vars.CODEX_RUNNER_BACKEND === 'ecs') {
+    if (!vars.CODEX_ECS_CLUSTER) add('CODEX_ECS_CLUSTER', 'required when CODEX_RUNNER_BACKEND is ecs');
+    if (!vars.CODEX_ECS_TASK_DEFINITION) add('CODEX_ECS_TASK_DEFINITION', 'required when CODEX_RUNNER_BACKEND is ecs');
+    if (!vars.CODEX_ECS_SUBNETS?.split(',').some((subnet) => subnet.trim() !== '')) {
+      add('CODEX_ECS_SUBNETS', 'required when CODEX_RUNNER_BACKEND is ecs: a comma-separated list of at least one subnet ID');
+    }
+  }
+
+  if (issues.length || !parsed.success) throw new ConfigError(issues);
+  const e = parsed.data;
+
+  const runner: RunnerConfig =
+    e.CODEX_RUNNER_BACKEND === 'ecs'
+      ? {
+          backend: 'ecs',
+          cluster: e.CODEX_ECS_CLUSTER!,
+          taskDefinition: e.CODEX_ECS_TASK_DEFINITION!,
+          containerName: e.CODEX_ECS_CONTAINER_NAME,
+          subnets: e.CODEX_ECS_SUBNETS!,
+          securityGroups: e.CODEX_ECS_SECURITY_GROUPS,
+          assignPublicIp: e.CODEX_ECS_ASSIGN_PUBLIC_IP,
+          ...(e.AWS_REGION ? { region: e.AWS_REGION } : {}),
+        }
+      : { backend: 'local', ...(e.CODEX_RUNNER_COMMAND ? { command: e.CODEX_RUNNER_COMMAND } : {}) };
+
+  const base: BaseAppConfig = {
+    github: {
+      ...(e.GHE_HOST ? { host: e.GHE_HOST } : {}),
+      protocol: e.GHE_PROTOCOL,
+      apiUrl: e.GHE_HOST ? `${e.GHE_PROTOCOL}://${e.GHE_HOST}/api/v3` : 'https://api.github.com',
+    },
+    githubThrottle: e.CODEX_GITHUB_THROTTLE,
+    port: e.PORT,
+    ...(e.HOST ? { host: e.HOST } : {}),
+    logLevel: e.LOG_LEVEL,
+    openai: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL },
+    publicUrl: e.CODEX_PUBLIC_URL ?? `http://localhost:${e.PORT}`,
+    dataDir: e.CODEX_DATA_DIR,
+    concurrency: e.CODEX_CONCURRENCY,
+    mention: e.CODEX_MENTION,
+    model: e.CODEX_MODEL,
+    ...(e.CODEX_REASONING_EFFORT ? { reasoningEffort: e.CODEX_REASONING_EFFORT } : {}),
+    allowedBots: e.CODEX_ALLOWED_BOTS,
+    taskTimeoutMs: e.CODEX_TASK_TIMEOUT_MINUTES * 60_000,
+    maxTokens: e.CODEX_MAX_TOKENS,
+    runner,
+  };
+
+  if (setupMode) {
+    return {
+      ...base,
+      setupMode: true,
+      ...(e.APP_ID ? { appId: e.APP_ID } : {}),
+      ...(privateKey ? { privateKey } : {}),
+      ...(e.WEBHOOK_SECRET ? { webhookSecret: e.WEBHOOK_SECRET } : {}),
+    };
+  }
+  return { ...base, setupMode: false, appId: e.APP_ID!, privateKey: privateKey!, webhookSecret: e.WEBHOOK_SECRET! };
+}

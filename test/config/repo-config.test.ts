@@ -1,0 +1,277 @@
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { Context, type ProbotOctokit } from 'probot';
+import { pino } from 'pino';
+import YAML from 'yaml';
+import {
+  loadRepoConfig,
+  parseRepoConfig,
+  RepoConfig,
+  RepoConfigError,
+  type RepoConfigIssue,
+} from '../../src/config/repo-config.ts';
+import { GitHubStandIn, ProbotOctokitForTests } from '../support/github-stand-in.ts';
+
+const DEFAULTS = {
+  allow_workflow_changes: false,
+  draft_pull_requests: false,
+  auto_install: true,
+  review: { auto: false },
+};
+
+function issuesOf(raw: unknown): RepoConfigIssue[] {
+  try {
+    parseRepoConfig(raw);
+  } catch (error) {
+    expect(error).toBeInstanceOf(RepoConfigError);
+    return (error as RepoConfigError).issues;
+  }
+  throw new Error('expected parseRepoConfig to throw');
+}
+
+/** What Probot's config plugin does with a file's text (see @probot/octokit-plugin-config). */
+function probotLikeConfig(text: string | null): (file: string) => Promise<unknown> {
+  return async (file) => {
+    expect(file).toBe('codex.yml');
+    if (text === null) return null;
+    let config: unknown;
+    try {
+      config = YAML.parse(text, { logLevel: 'error' }) || {};
+    } catch (error) {
+      throw new Error(
+        '[@probot/octokit-plugin-config] Configuration could not be parsed from https://api.github.com/repos/o/r/contents/.github/codex.yml (invalid YAML)',
+        { cause: error },
+      );
+    }
+    if (typeof config === 'string') {
+      throw new Error('[@probot/octokit-plugin-config] Configuration could not be parsed from … (YAML is not an object)');
+    }
+    return config;
+  };
+}
+
+describe('parseRepoConfig', () => {
+  test('no file, an empty file or an empty mapping give the defaults', () => {
+    expect(parseRepoConfig(undefined)).toEqual(DEFAULTS);
+    expect(parseRepoConfig(null)).toEqual(DEFAULTS);
+    expect(parseRepoConfig({})).toEqual(DEFAULTS);
+  });
+
+  test('a full file is accepted as written', () => {
+    const raw = YAML.parse(`
+setup: |
+  npm ci
+  npm run build
+model: gpt-5.1-codex
+reasoning_effort: xhigh
+limits:
+  max_turns: 500
+  timeout_minutes: 360
+  max_tokens: 2000000
+allow_workflow_changes: true
+draft_pull_requests: true
+auto_install: false
+review:
+  auto: true
+  focus: security
+`);
+    expect(parseRepoConfig(raw)).toEqual({
+      setup: 'npm ci\nnpm run build\n',
+      model: 'gpt-5.1-codex',
+      reasoning_effort: 'xhigh',
+      limits: { max_turns: 500, timeout_minutes: 360, max_tokens: 2_000_000 },
+      allow_workflow_changes: true,
+      draft_pull_requests: true,
+      auto_install: false,
+      review: { auto: true, focus: 'security' },
+    });
+  });
+
+  test('limits accept their lower bounds and may be partial', () => {
+    expect(parseRepoConfig({ limits: { max_turns: 1, timeout_minutes: 1, max_tokens: 1 } }).limits).toEqual({
+      max_turns: 1,
+      timeout_minutes: 1,
+      max_tokens: 1,
+    });
+    expect(parseRepoConfig({ limits: { max_turns: 5 } }).limits).toEqual({ max_turns: 5 });
+  });
+
+  test.each(['minimal', 'low', 'medium', 'high', 'xhigh'])('reasoning_effort %s is accepted', (effort) => {
+    expect(parseRepoConfig({ reasoning_effort: effort }).reasoning_effort).toBe(effort);
+  });
+
+  test('keys with empty values (YAML null) count as not set', () => {
+    expect(parseRepoConfig(YAML.parse('model:\nsetup:\nlimits:\nreview:\n  focus:\n'))).toEqual(DEFAULTS);
+  });
+
+  test('review defaults auto to false when only a focus is given', () => {
+    expect(parseRepoConfig({ review: { focus: 'perf' } }).review).toEqual({ auto: false, focus: 'perf' });
+  });
+
+  test.each([
+    [{ limits: { max_turns: 501 } }, 'limits.max_turns', 'must be at most 500'],
+    [{ limits: { max_turns: 0 } }, 'limits.max_turns', 'must be at least 1'],
+    [{ limits: { max_turns: 2.5 } }, 'limits.max_turns', 'must be a whole number, got a number'],
+    [{ limits: { max_turns: '100' } }, 'limits.max_turns', 'must be a number, got a string'],
+    [{ limits: { timeout_minutes: 361 } }, 'limits.timeout_minutes', 'must be at most 360'],
+    [{ limits: { timeout_minutes: 0 } }, 'limits.timeout_minutes', 'must be at least 1'],
+    [{ limits: { max_tokens: 0 } }, 'limits.max_tokens', 'must be at least 1'],
+    [{ limits: { max_tokens: -5 } }, 'limits.max_tokens', 'must be at least 1'],
+    [{ limits: 10 }, 'limits', 'must be a mapping of keys to values, got a number'],
+    [{ reasoning_effort: 'extreme' }, 'reasoning_effort', 'must be one of minimal, low, medium, high, xhigh'],
+    [{ model: 42 }, 'model', 'must be a string, got a number'],
+    [{ model: '  ' }, 'model', 'must not be empty'],
+    [{ setup: ['npm ci'] }, 'setup', 'must be a string, got a list'],
+    [{ allow_workflow_changes: 'yes' }, 'allow_workflow_changes', 'must be true or false, got a string'],
+    [{ draft_pull_requests: 1 }, 'draft_pull_requests', 'must be true or false, got a number'],
+    [{ auto_install: 'false' }, 'auto_install', 'must be true or false, got a string'],
+    [{ review: { auto: 'on' } }, 'review.auto', 'must be true or false, got a string'],
+    [{ review: true }, 'review', 'must be a mapping of keys to values, got a boolean'],
+    [{ review: { focus: 3 } }, 'review.focus', 'must be a string, got a number'],
+    [['model'], '(root)', 'must be a mapping of keys to values, got a list'],
+    [42, '(root)', 'must be a mapping of keys to values, got a number'],
+  ])('%j is rejected at %s', (raw, key, message) => {
+    expect(issuesOf(raw)).toEqual([{ key, message }]);
+  });
+
+  test('unknown keys are errors at any level, listing the allowed keys', () => {
+    const issues = issuesOf({ modle: 'x', limits: { max_turn: 5 }, review: { automatic: true } });
+    expect(issues).toHaveLength(3);
+    expect(issues).toEqual(expect.arrayContaining([
+      {
+        key: 'modle',
+        message:
+          'unknown key (allowed here: setup, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review)',
+      },
+      { key: 'limits.max_turn', message: 'unknown key (allowed here: max_turns, timeout_minutes, max_tokens)' },
+      { key: 'review.automatic', message: 'unknown key (allowed here: auto, focus)' },
+    ]));
+  });
+
+  test('every bad key is reported, and the message is a markdown list naming them', () => {
+    let caught: unknown;
+    try {
+      parseRepoConfig({ limits: { max_turns: 1000, timeout_minutes: 'x' }, draft_pull_requests: 'no', 'we`ird\nkey': 1 });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(RepoConfigError);
+    const error = caught as RepoConfigError;
+    expect(error.name).toBe('RepoConfigError');
+    expect(error.issues.map((i) => i.key).sort()).toEqual(
+      ['draft_pull_requests', 'limits.max_turns', 'limits.timeout_minutes', 'weirdkey'].sort(),
+    );
+    const lines = error.message.split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines).toContain('- `limits.max_turns`: must be at most 500');
+    expect(lines).toContain('- `limits.timeout_minutes`: must be a number, got a string');
+    for (const line of lines) expect(line).toMatch(/^- `[^`\n]+`: .+$/);
+  });
+
+  test('the exported schema is the one used (strict)', () => {
+    expect(RepoConfig.safeParse({ model: 'm' }).success).toBe(true);
+    expect(RepoConfig.safeParse({ nope: 1 }).success).toBe(false);
+  });
+});
+
+describe('loadRepoConfig', () => {
+  test('reads codex.yml through context.config and validates it', async () => {
+    const config = await loadRepoConfig({ config: probotLikeConfig('model: o4\nlimits:\n  max_turns: 20\n') });
+    expect(config).toEqual({ ...DEFAULTS, model: 'o4', limits: { max_turns: 20 } });
+  });
+
+  test('a missing file (null) or an empty file gives the defaults', async () => {
+    expect(await loadRepoConfig({ config: probotLikeConfig(null) })).toEqual(DEFAULTS);
+    expect(await loadRepoConfig({ config: probotLikeConfig('') })).toEqual(DEFAULTS);
+    expect(await loadRepoConfig({ config: probotLikeConfig('# only a comment\n') })).toEqual(DEFAULTS);
+  });
+
+  test('invalid values are reported by key', async () => {
+    const error = await loadRepoConfig({ config: probotLikeConfig('limits:\n  max_turns: 9000\n') }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RepoConfigError);
+    expect((error as RepoConfigError).issues).toEqual([{ key: 'limits.max_turns', message: 'must be at most 500' }]);
+  });
+
+  test('a YAML syntax error (parsed by the yaml package, as Probot does) becomes a (file) issue with the position', async () => {
+    const broken = 'model: gpt-5\nlimits:\n  max_turns: [1, 2\nsetup: x\n';
+    const error = await loadRepoConfig({ config: probotLikeConfig(broken) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RepoConfigError);
+    const { issues, message, cause } = error as RepoConfigError;
+    expect(issues).toHaveLength(1);
+    expect(issues[0]!.key).toBe('(file)');
+    expect(issues[0]!.message).toMatch(/^invalid YAML: .+ at line \d+, column \d+$/);
+    expect(message).toBe(`- \`(file)\`: ${issues[0]!.message}`);
+    expect(cause).toBeInstanceOf(Error);
+  });
+
+  test('a YAML document that is a plain string is a (file) issue', async () => {
+    const error = await loadRepoConfig({ config: probotLikeConfig('just some text\n') }).catch((e: unknown) => e);
+    expect((error as RepoConfigError).issues).toEqual([{ key: '(file)', message: 'must be a YAML mapping of keys to values' }]);
+  });
+
+  test('errors that are not about the file (e.g. GitHub unreachable) are rethrown unchanged', async () => {
+    const outage = Object.assign(new Error('Server Error'), { status: 502 });
+    const error = await loadRepoConfig({
+      config: async () => {
+        throw outage;
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBe(outage);
+  });
+});
+
+describe('loadRepoConfig with a real Probot Context against the GitHub stand-in', () => {
+  let gh: GitHubStandIn;
+  let octokit: ProbotOctokit;
+
+  function contextFor(repo: string): Context {
+    const [owner, name] = repo.split('/') as [string, string];
+    const payload = { repository: { name, owner: { login: owner } } };
+    // Only `payload.repository` matters to context.config; the rest of the webhook payload is unused.
+    return new Context({ id: '1', name: 'issues', payload } as never, octokit, pino({ level: 'silent' }));
+  }
+
+  beforeAll(async () => {
+    gh = await GitHubStandIn.start();
+    await gh.addRepo('acme/good', { '.github/codex.yml': 'model: o4\nreview:\n  auto: true\n' });
+    await gh.addRepo('acme/typo', { '.github/codex.yml': 'limits:\n  max_turns: 600\nmodle: x\n' });
+    await gh.addRepo('acme/broken', { '.github/codex.yml': 'model: [unclosed\nsetup: x\n' });
+    await gh.addRepo('acme/none', { 'README.md': '# none\n' });
+    octokit = new ProbotOctokitForTests({ auth: { token: gh.createInstallationToken(1).token }, baseUrl: gh.apiUrl });
+  });
+
+  afterAll(async () => {
+    await gh.close();
+  });
+
+  test('a valid file', async () => {
+    expect(await loadRepoConfig(contextFor('acme/good'))).toEqual({ ...DEFAULTS, model: 'o4', review: { auto: true } });
+  });
+
+  test('no file', async () => {
+    expect(await loadRepoConfig(contextFor('acme/none'))).toEqual(DEFAULTS);
+  });
+
+  test('bad keys', async () => {
+    const error = await loadRepoConfig(contextFor('acme/typo')).catch((e: unknown) => e);
+    expect((error as RepoConfigError).issues).toEqual([
+      { key: 'limits.max_turns', message: 'must be at most 500' },
+      { key: 'modle', message: expect.stringMatching(/^unknown key/) },
+    ]);
+  });
+
+  test('broken YAML', async () => {
+    const error = await loadRepoConfig(contextFor('acme/broken')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RepoConfigError);
+    expect((error as RepoConfigError).issues[0]).toEqual({
+      key: '(file)',
+      message: expect.stringMatching(/^invalid YAML: .+ at line \d+, column \d+$/),
+    });
+  });
+
+  test('a GitHub failure is not a config error', async () => {
+    gh.failNext({ path: /\/contents\// }, { status: 500 });
+    const error = await loadRepoConfig(contextFor('acme/good')).catch((e: unknown) => e);
+    expect(error).not.toBeInstanceOf(RepoConfigError);
+    expect((error as { status?: number }).status).toBe(500);
+  });
+});
