@@ -1,0 +1,534 @@
+/**
+ * The progress comment: one GitHub comment per task, edited in place as the task moves through its
+ * states (DESIGN.md, "Data path"). {@link renderProgressComment} turns a {@link ProgressView} into
+ * GitHub-flavoured markdown; {@link ProgressCommentUpdater} coalesces the edits so that a chatty task
+ * does not hit GitHub's rate limits while the final state is never lost.
+ *
+ * Everything that came from the model or from GitHub users (plan steps, command text, summaries,
+ * failure reasons, titles) is treated as hostile: it cannot ping people (`@mentions` and `#123`
+ * references get a zero-width joiner), cannot inject HTML (`<details>`, comments, images) and cannot
+ * escape the structure of the comment (code spans and fences are sized to their content).
+ * Markdown reference: https://github.github.com/gfm/ ; comment size limit (65,536 characters):
+ * https://docs.github.com/en/rest/issues/comments#update-an-issue-comment
+ */
+import { fromMarkdown } from 'mdast-util-from-markdown';
+import type { Nodes } from 'mdast';
+import type { PlanStep } from '../contract.ts';
+
+/** Largest body GitHub accepts for a comment, in UTF-16 code units (GitHub counts characters). */
+export const GITHUB_COMMENT_MAX_CHARS = 65_536;
+/** What {@link renderProgressComment} stays under: the GitHub limit with a safety margin. */
+export const PROGRESS_COMMENT_MAX_CHARS = 65_000;
+
+const ZWJ = '\u200d';
+const COMMAND_MAX_CHARS = 100;
+const REASON_MAX_CHARS = 1500;
+const PLAN_STEP_MAX_CHARS = 200;
+const PLAN_MAX_STEPS = 30;
+const DEFAULT_MENTION = '@codex';
+
+/** The display state of one task, as the progress comment shows it. */
+export interface ProgressView {
+  taskId: string;
+  kind: 'task' | 'review' | 'fix';
+  state: 'queued' | 'running' | 'publishing' | 'succeeded' | 'no_changes' | 'failed' | 'cancelled';
+  /** 1-based position in the queue, when queued. */
+  queuePosition?: number;
+  /** The runner's current phase, when running. */
+  phase?: 'checkout' | 'setup' | 'agent' | 'result';
+  /** The agent's live plan (from `update_plan`), untrusted text. */
+  plan?: PlanStep[];
+  /** The last command the runner started or finished (untrusted text); `running` while it runs. */
+  lastCommand?: { command: string[]; exitCode: number | null; running: boolean };
+  /** When the task was requested, epoch ms. */
+  startedAt: number;
+  /** The time to compute the elapsed time against, epoch ms. */
+  now: number;
+  /** The task log page (contains its secret key); http(s) only, other schemes are dropped. */
+  logUrl?: string;
+  /** GitHub login of the requester. */
+  requester?: string;
+  /** GitHub login of whoever cancelled the task, when cancelled. */
+  cancelledBy?: string;
+  /** The pull request the task opened (task), pushed to (fix) or reviewed (review). */
+  pullRequest?: { number: number; url: string; title: string };
+  /** The agent's summary markdown: the answer for `no_changes`, the summary on success (untrusted). */
+  answer?: string;
+  /** Which phase failed (`checkout`, `setup`, `agent`, `result`, `publishing`, …) and why (untrusted). */
+  failure?: { phase: string; reason: string };
+  /** Token usage as the Responses API reports it, and completed model requests. */
+  usage?: { inputTokens: number; cachedInputTokens: number; outputTokens: number; turns: number };
+  /** Model name. */
+  model?: string;
+  /** How people address the app, for retry hints; default `@codex`. */
+  mention?: string;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Marker
+
+/**
+ * The hidden marker that starts every progress comment: `<!-- codex-cloud:task=<id> -->`, the id
+ * percent-encoded (so it can never close the HTML comment).
+ */
+export function progressMarker(taskId: string): string {
+  return `<!-- codex-cloud:task=${encodeURIComponent(taskId)} -->`;
+}
+
+/**
+ * Reads the task id from a comment body that starts with {@link progressMarker}; undefined for any
+ * other comment. Only trust it on comments written by the app itself.
+ */
+export function taskIdFromComment(body: string): string | undefined {
+  const match = /^<!-- codex-cloud:task=([^\s>]+) -->/.exec(body);
+  if (!match) return undefined;
+  try {
+    return decodeURIComponent(match[1]!);
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Escaping
+
+/** Cuts `text` to at most `max` UTF-16 units, ending with `…`, never splitting a surrogate pair. */
+function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let cut = text.slice(0, Math.max(0, max - 1));
+  if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/** Inserts a zero-width joiner after `@` and `#` where GitHub would make a mention or an issue link. */
+function neutraliseReferences(text: string): string {
+  return text.replace(/@(?=[A-Za-z0-9_-])/g, `@${ZWJ}`).replace(/#(?=\d)/g, `#${ZWJ}`);
+}
+
+/**
+ * Escapes untrusted plain text for use inside a markdown line: one line, no markdown or HTML
+ * syntax (backslash escapes), no mentions or issue references.
+ */
+export function escapeInline(text: string): string {
+  const oneLine = text.replace(/[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]+/gu, ' ').trim();
+  return neutraliseReferences(oneLine.replace(/[\\`*_[\]<>#|~$&!]/g, '\\$&'));
+}
+
+/**
+ * A markdown code span holding `text` on one line: the backtick fence is longer than any backtick run
+ * inside, padded with spaces when the text starts or ends with a backtick (GFM §6.1). Mentions and
+ * HTML are inert inside code spans.
+ */
+export function codeSpan(text: string): string {
+  const oneLine = text.replace(/[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]+/gu, ' ');
+  if (oneLine.trim() === '') return '` `';
+  const longest = Math.max(0, ...Array.from(oneLine.matchAll(/`+/g), (m) => m[0].length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = /^[` ]|[` ]$/.test(oneLine) ? ' ' : '';
+  return `${fence}${pad}${oneLine}${pad}${fence}`;
+}
+
+/** A fenced code block holding `text`; the fence is longer than any backtick run inside (GFM §4.5). */
+export function codeBlock(text: string): string {
+  const body = text.replace(/\r\n?/g, '\n').replace(/[^\P{Cc}\n\t]/gu, '');
+  const longest = Math.max(0, ...Array.from(body.matchAll(/`+/g), (m) => m[0].length));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return `${fence}text\n${body}\n${fence}`;
+}
+
+/** Keeps the head and the tail of a long text (a failure's end usually says the most). */
+function headAndTail(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const head = Math.floor(max / 3);
+  const tail = max - head;
+  let start = text.slice(0, head);
+  if (/[\ud800-\udbff]$/.test(start)) start = start.slice(0, -1);
+  let end = text.slice(text.length - tail);
+  if (/^[\udc00-\udfff]/.test(end)) end = end.slice(1);
+  return `${start}\n… (${text.length - start.length - end.length} characters omitted) …\n${end}`;
+}
+
+/**
+ * Makes untrusted markdown (the agent's summary) safe to embed: parses it (CommonMark, via
+ * mdast-util-from-markdown) and, outside code, neutralises mentions and issue references and turns
+ * raw HTML (tags, comments, `<details>` closers) into literal text. Cuts the source to `maxChars` first
+ * (adding a note) and closes a code fence the cut left open. The result can grow a little beyond
+ * `maxChars` (entities, joiners); callers with a hard limit measure it.
+ */
+export function sanitizeMarkdown(markdown: string, maxChars: number): string {
+  let source = markdown.replace(/\r\n?/g, '\n').trim();
+  let truncated = false;
+  if (source.length > maxChars) {
+    source = truncate(source, Math.max(1, maxChars)).trimEnd();
+    truncated = true;
+  }
+  const tree = fromMarkdown(source);
+  const edits: Array<{ start: number; end: number; text: string }> = [];
+  let openFence: string | undefined;
+  const visit = (node: Nodes): void => {
+    const start = node.position?.start.offset;
+    const end = node.position?.end.offset;
+    if (node.type === 'text' && start !== undefined && end !== undefined) {
+      edits.push({ start, end, text: neutraliseReferences(source.slice(start, end)) });
+    } else if (node.type === 'html' && start !== undefined && end !== undefined) {
+      const literal = source.slice(start, end).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+      edits.push({ start, end, text: neutraliseReferences(literal) });
+    } else if (node.type === 'code' && end === source.length && start !== undefined) {
+      const raw = source.slice(start, end);
+      const open = /^ {0,3}(`{3,}|~{3,})/.exec(raw);
+      if (open) {
+        const lines = raw.split('\n');
+        const fenceChar = open[1]![0]!;
+        const closer = new RegExp(`^ {0,3}\\${fenceChar}{${open[1]!.length},}\\s*$`);
+        if (lines.length < 2 || !closer.test(lines.at(-1)!)) openFence = open[1];
+      }
+    }
+    if ('children' in node) for (const child of node.children) visit(child);
+  };
+  visit(tree);
+  const pieces: string[] = [];
+  let at = 0;
+  for (const edit of edits.sort((a, b) => a.start - b.start)) {
+    pieces.push(source.slice(at, edit.start), edit.text);
+    at = edit.end;
+  }
+  pieces.push(source.slice(at));
+  let out = pieces.join('');
+  if (openFence) out += `\n${openFence}`;
+  if (truncated) out += '\n\n_(truncated)_';
+  return out;
+}
+
+/** Returns `url` normalised when it is an absolute http(s) URL, else undefined. */
+function safeUrl(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return undefined;
+    return parsed.href.replace(/\(/g, '%28').replace(/\)/g, '%29');
+  } catch {
+    return undefined;
+  }
+}
+
+function link(text: string, url: string | undefined): string {
+  const href = safeUrl(url);
+  return href ? `[${text}](${href})` : text;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Formatting
+
+/** Formats a duration in ms as `45s`, `1m 23s` or `2h 5m`. Negative values count as 0. */
+export function formatElapsed(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  if (h > 0) return `${h}h ${m}m`;
+  if (m > 0) return `${m}m ${s}s`;
+  return `${s}s`;
+}
+
+/** Formats a token count as `950`, `12.3k` or `1.2M`. */
+export function formatTokens(n: number): string {
+  const trim = (x: number): string => x.toFixed(1).replace(/\.0$/, '');
+  if (n < 1000) return String(Math.round(n));
+  if (n < 1_000_000) return `${trim(n / 1000)}k`;
+  return `${trim(n / 1_000_000)}M`;
+}
+
+/** Shows `bash -lc "script"` as the script, like a person typed it. */
+function commandText(argv: string[]): string {
+  const shown =
+    argv.length === 3 && /^(?:\/(?:usr\/)?bin\/)?(?:ba)?sh$/.test(argv[0]!) && /^-l?c$/.test(argv[1]!)
+      ? argv[2]!
+      : argv.join(' ');
+  return truncate(shown.replace(/\s*\n\s*/g, ' ⏎ ').trim(), COMMAND_MAX_CHARS);
+}
+
+const PHASE_NAMES = ['checkout', 'setup', 'agent', 'publishing'] as const;
+
+/** Index into PHASE_NAMES of a runner phase or `publishing`; `result` belongs to the agent step. */
+function phaseIndex(phase: string | undefined): number | undefined {
+  if (phase === 'result') return 2;
+  const i = PHASE_NAMES.indexOf(phase as (typeof PHASE_NAMES)[number]);
+  return i >= 0 ? i : undefined;
+}
+
+/** `✓ checkout → ✓ setup → **agent** → publishing`, or with `✗ **setup**` for a failed phase. */
+function phaseLine(current: number, failed = false): string {
+  return PHASE_NAMES.map((name, i) => {
+    if (i < current) return `✓ ${name}`;
+    if (i === current) return failed ? `✗ **${name}**` : `**${name}**`;
+    return name;
+  }).join(' → ');
+}
+
+function planChecklist(plan: PlanStep[]): string {
+  const lines = plan.slice(0, PLAN_MAX_STEPS).map((s) => {
+    const text = escapeInline(truncate(s.step, PLAN_STEP_MAX_CHARS)) || '(empty step)';
+    if (s.status === 'completed') return `- [x] ${text}`;
+    if (s.status === 'in_progress') return `- [ ] **${text}** ← _in progress_`;
+    return `- [ ] ${text}`;
+  });
+  if (plan.length > PLAN_MAX_STEPS) lines.push(`- … and ${plan.length - PLAN_MAX_STEPS} more steps`);
+  return lines.join('\n');
+}
+
+function safeMention(mention: string | undefined): string {
+  return mention && /^@[A-Za-z0-9][A-Za-z0-9-]*(?:\[bot\])?$/.test(mention) ? mention : DEFAULT_MENTION;
+}
+
+const NOUN = { task: 'task', review: 'review', fix: 'fix' } as const;
+
+// ---------------------------------------------------------------------------------------------------
+// Rendering
+
+/**
+ * Renders the progress comment for `view` as GitHub-flavoured markdown of at most
+ * {@link PROGRESS_COMMENT_MAX_CHARS} characters, starting with {@link progressMarker}. Pure: the same
+ * view gives the same body (so unchanged progress does not cause an edit).
+ */
+export function renderProgressComment(view: ProgressView): string {
+  const elapsed = formatElapsed(view.now - view.startedAt);
+  const noun = NOUN[view.kind] ?? 'task';
+  const mention = safeMention(view.mention);
+  const blocks: string[] = [];
+  let answerSlot = -1;
+
+  switch (view.state) {
+    case 'queued': {
+      const position =
+        view.queuePosition !== undefined && Number.isSafeInteger(view.queuePosition) && view.queuePosition > 0
+          ? ` · position ${view.queuePosition} in the queue`
+          : '';
+      blocks.push(`⏳ **Queued**${position} · waiting ${elapsed}`);
+      break;
+    }
+    case 'running':
+    case 'publishing': {
+      const current = view.state === 'publishing' ? 3 : (phaseIndex(view.phase) ?? 0);
+      const word = view.state === 'publishing' ? 'Publishing' : 'Working';
+      blocks.push(`🔄 **${word}** · ${phaseLine(current)} · ${elapsed}`);
+      break;
+    }
+    case 'succeeded':
+      blocks.push(`✅ **Done** · ${elapsed}`);
+      break;
+    case 'no_changes':
+      blocks.push(`💬 **Finished with no changes** · ${elapsed}`);
+      break;
+    case 'failed': {
+      const index = phaseIndex(view.failure?.phase);
+      blocks.push(`❌ **Failed** · ${index === undefined ? '' : `${phaseLine(index, true)} · `}${elapsed}`);
+      break;
+    }
+    case 'cancelled':
+      blocks.push(`⏹️ **Cancelled** · ${elapsed}`);
+      break;
+  }
+
+  const active = view.state === 'queued' || view.state === 'running' || view.state === 'publishing';
+  const plan = view.plan ?? [];
+
+  if (view.state === 'succeeded' && view.pullRequest && Number.isSafeInteger(view.pullRequest.number)) {
+    const verb = view.kind === 'fix' ? 'Pushed commits to' : view.kind === 'review' ? 'Reviewed' : 'Opened';
+    const label = `#${view.pullRequest.number}: ${escapeInline(truncate(view.pullRequest.title, 256))}`;
+    blocks.push(`${verb} ${link(label, view.pullRequest.url)}`);
+  }
+  if ((view.state === 'succeeded' || view.state === 'no_changes') && view.answer?.trim()) {
+    answerSlot = blocks.length;
+    blocks.push('');
+  }
+  if (view.state === 'failed') {
+    const phase = view.failure?.phase ? ` during ${codeSpan(truncate(view.failure.phase, 40))}` : '';
+    blocks.push(`The ${noun} failed${phase}:`);
+    const reason = view.failure?.reason?.trim() || 'no reason was given';
+    blocks.push(codeBlock(headAndTail(reason, REASON_MAX_CHARS)));
+    blocks.push(`To try again, comment ${codeSpan(`${mention} retry`)}.`);
+  }
+  if (view.state === 'cancelled') {
+    const by = view.cancelledBy ? ` by ${escapeInline(`@${view.cancelledBy}`)}` : '';
+    blocks.push(`The ${noun} was cancelled${by}.`);
+    blocks.push(
+      `To start again, comment ${codeSpan(`${mention} retry`)}, or mention ${codeSpan(mention)} with a new request.`,
+    );
+  }
+
+  if (plan.length > 0) {
+    if (active) {
+      blocks.push(`**Plan**\n\n${planChecklist(plan)}`);
+    } else {
+      const done = plan.filter((s) => s.status === 'completed').length;
+      blocks.push(`<details><summary>Plan (${done}/${plan.length} steps done)</summary>\n\n${planChecklist(plan)}\n\n</details>`);
+    }
+  }
+
+  if (view.state === 'running' && view.lastCommand && view.lastCommand.command.length > 0) {
+    const { exitCode, running } = view.lastCommand;
+    const outcome = running ? 'running…' : exitCode === null ? 'killed' : `exit ${exitCode}`;
+    blocks.push(`Last command: ${codeSpan(commandText(view.lastCommand.command))} (${outcome})`);
+  }
+
+  const footer: string[] = [];
+  const logHref = safeUrl(view.logUrl);
+  if (logHref) footer.push(`[Task log](${logHref})`);
+  if (view.requester) footer.push(`requested by ${escapeInline(`@${truncate(view.requester, 64)}`)}`);
+  if (view.usage) {
+    const u = view.usage;
+    const cached = u.cachedInputTokens > 0 ? ` (${formatTokens(u.cachedInputTokens)} cached)` : '';
+    footer.push(`${formatTokens(u.inputTokens)} input tokens${cached}`);
+    footer.push(`${formatTokens(u.outputTokens)} output tokens`);
+    footer.push(`${u.turns} ${u.turns === 1 ? 'turn' : 'turns'}`);
+  }
+  if (view.model) footer.push(escapeInline(truncate(view.model, 64)));
+  if (footer.length > 0) blocks.push(`<sub>${footer.join(' · ')}</sub>`);
+
+  const assemble = (answer: string): string => {
+    if (answerSlot >= 0) blocks[answerSlot] = answer;
+    return `${progressMarker(view.taskId)}\n${blocks.join('\n\n')}\n`;
+  };
+  let body = assemble('');
+  if (answerSlot >= 0) {
+    const budget = PROGRESS_COMMENT_MAX_CHARS - body.length;
+    let max = budget;
+    let answer = sanitizeMarkdown(view.answer ?? '', max);
+    while (answer.length > budget && max > 0) {
+      max = Math.floor((max * budget) / answer.length) - 64;
+      answer = max > 0 ? sanitizeMarkdown(view.answer ?? '', max) : '_(the summary is too long to show)_';
+    }
+    body = assemble(answer);
+  }
+  // The parts other than the answer are bounded well under the limit; this is a last resort.
+  return body.length <= PROGRESS_COMMENT_MAX_CHARS ? body : truncate(body, PROGRESS_COMMENT_MAX_CHARS);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Updater
+
+/** The part of a logger (pino, Probot's `context.log`) the updater uses. */
+export interface ProgressLog {
+  warn(obj: object, msg: string): void;
+}
+
+/** Options of {@link ProgressCommentUpdater}. */
+export interface ProgressCommentUpdaterOptions {
+  /** Writes the comment body (e.g. `octokit.rest.issues.updateComment`); rejects on failure. */
+  edit: (body: string) => Promise<void>;
+  /** Least time between the starts of two edits, ms; default 1500. */
+  minIntervalMs?: number;
+  /** Where failed edits are reported (the message only; bodies are not logged). */
+  log?: ProgressLog;
+}
+
+/**
+ * Coalesces progress comment edits: at most one edit in flight, at most one edit started per
+ * `minIntervalMs`, the latest body wins (intermediate ones are skipped), a body equal to the one
+ * already written or queued is skipped. A failed edit is logged and written again on the next
+ * {@link update} or {@link flush}. Use {@link flush} for the final state.
+ */
+export class ProgressCommentUpdater {
+  readonly #edit: (body: string) => Promise<void>;
+  readonly #minIntervalMs: number;
+  readonly #log: ProgressLog | undefined;
+  /** The body GitHub has, as far as we know (undefined after a failed edit: unknown). */
+  #written: string | undefined;
+  /** The latest body not yet written. */
+  #pending: string | undefined;
+  /** The edit under way (resolves to whether it succeeded) and its body. */
+  #inFlight: Promise<boolean> | undefined;
+  #inFlightBody: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #lastStart = Number.NEGATIVE_INFINITY;
+  /** The pending body's last edit failed: wait for update() or flush() before trying again. */
+  #failed = false;
+  #lastError: unknown;
+
+  constructor(opts: ProgressCommentUpdaterOptions) {
+    this.#edit = opts.edit;
+    this.#minIntervalMs = opts.minIntervalMs ?? 1500;
+    this.#log = opts.log;
+  }
+
+  /** Asks for `body` to be written soon. Never throws; returns at once. */
+  update(body: string): void {
+    const latest = this.#pending ?? this.#inFlightBody ?? this.#written;
+    if (body === latest && !this.#failed) return;
+    this.#pending = body;
+    this.#failed = false;
+    this.#schedule();
+  }
+
+  /**
+   * Resolves once the latest body given to {@link update} (or `body`, when given, which becomes the
+   * latest) is written, waiting out the edit in flight and the minimum interval. A failing edit is
+   * tried once more.
+   * @throws the edit's error when the second attempt fails too.
+   */
+  async flush(body?: string): Promise<void> {
+    if (body !== undefined) this.update(body);
+    let failures = 0;
+    for (;;) {
+      if (this.#inFlight) {
+        if (!(await this.#inFlight) && ++failures >= 2) throw this.#lastError;
+        continue;
+      }
+      if (this.#pending === undefined) return;
+      this.#failed = false;
+      const wait = this.#lastStart + this.#minIntervalMs - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (!this.#inFlight) this.#start();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#inFlight || this.#timer || this.#pending === undefined || this.#failed) return;
+    const wait = this.#lastStart + this.#minIntervalMs - Date.now();
+    if (wait <= 0) {
+      this.#start();
+      return;
+    }
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#start();
+    }, wait);
+  }
+
+  #start(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const body = this.#pending;
+    if (this.#inFlight || body === undefined) return;
+    this.#pending = undefined;
+    if (body === this.#written) return;
+    this.#lastStart = Date.now();
+    this.#inFlightBody = body;
+    const attempt = async (): Promise<boolean> => {
+      try {
+        await this.#edit(body);
+        this.#written = body;
+        return true;
+      } catch (error) {
+        this.#lastError = error;
+        this.#written = undefined;
+        this.#log?.warn(
+          { err: error instanceof Error ? error.message : String(error) },
+          'progress comment edit failed; it is retried on the next update',
+        );
+        if (this.#pending === undefined) {
+          this.#pending = body;
+          this.#failed = true;
+        }
+        return false;
+      }
+    };
+    // `.then` runs after the assignment below even when `edit` throws synchronously.
+    this.#inFlight = attempt().then((ok) => {
+      this.#inFlight = undefined;
+      this.#inFlightBody = undefined;
+      this.#schedule();
+      return ok;
+    });
+  }
+}
