@@ -105,6 +105,10 @@ export const EnvSchema = z.object({
   CODEX_ALLOWED_BOTS: list(z.string().regex(GITHUB_LOGIN, 'expected comma-separated GitHub logins')).default([]),
   CODEX_TASK_TIMEOUT_MINUTES: positiveInt().default(60),
   CODEX_MAX_TOKENS: positiveInt().default(4_000_000),
+  /** Retries of one model request in the runner (429, 5xx, cut streams). */
+  CODEX_MODEL_RETRIES: z.coerce.number({ error: 'expected an integer from 0 to 10' }).int('expected an integer from 0 to 10').min(0, 'expected an integer from 0 to 10').max(10, 'expected an integer from 0 to 10').default(4),
+  /** First retry delay of a model request, ms (doubles each retry). */
+  CODEX_MODEL_RETRY_BASE_MS: z.coerce.number({ error: 'expected a whole number of milliseconds' }).int('expected a whole number of milliseconds').min(0, 'expected a whole number of milliseconds').default(1000),
   CODEX_RUNNER_BACKEND: z.enum(['local', 'ecs'], { error: 'expected local or ecs' }).default('local'),
   CODEX_RUNNER_COMMAND: z
     .string()
@@ -199,6 +203,8 @@ type BaseAppConfig = {
   taskTimeoutMs: number;
   /** Token budget of one task (input + output tokens). */
   maxTokens: number;
+  /** Retry policy of the runner's model requests (`CODEX_MODEL_RETRIES`, `CODEX_MODEL_RETRY_BASE_MS`). */
+  modelRetry: { retries: number; baseMs: number };
   runner: RunnerConfig;
 };
 
@@ -366,6 +372,7 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     allowedBots: e.CODEX_ALLOWED_BOTS,
     taskTimeoutMs: e.CODEX_TASK_TIMEOUT_MINUTES * 60_000,
     maxTokens: e.CODEX_MAX_TOKENS,
+    modelRetry: { retries: e.CODEX_MODEL_RETRIES, baseMs: e.CODEX_MODEL_RETRY_BASE_MS },
     runner,
   };
 

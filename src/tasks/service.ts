@@ -43,6 +43,8 @@ export interface TaskServiceOptions {
   concurrency: number;
   /** The mention, for the hints in replies (e.g. `@codex`). */
   mention: string;
+  /** Retry policy of the runner's model requests. */
+  modelRetry?: { retries: number; baseMs: number };
   /** Minimum interval between two edits of a progress comment, ms. */
   progressIntervalMs?: number;
 }
@@ -311,6 +313,7 @@ export class TaskService {
           baseUrl: this.opts.gatewayUrl,
           apiKey: taskToken,
           name: request.settings.model,
+          ...(this.opts.modelRetry ? { maxRetries: this.opts.modelRetry.retries, retryBaseMs: this.opts.modelRetry.baseMs } : {}),
           ...(request.settings.reasoningEffort ? { reasoningEffort: request.settings.reasoningEffort } : {}),
         },
         limits: {

@@ -1,0 +1,136 @@
+/**
+ * The Probot application: wires the webhook triggers to the task service and mounts the app's own
+ * HTTP routes (health check, model gateway, task log pages) on Probot's server.
+ */
+import path from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { ApplicationFunction, Probot } from 'probot';
+import type { AppConfig } from './config/env.ts';
+import { createModelGateway } from './gateway/gateway.ts';
+import { TaskTokens } from './gateway/task-tokens.ts';
+import type { RunnerBackend } from './runners/backend.ts';
+import { LocalRunnerBackend } from './runners/local.ts';
+import { TaskService } from './tasks/service.ts';
+import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
+import { onIssueComment } from './triggers/issue-comment.ts';
+import { onIssueOpened } from './triggers/issues-opened.ts';
+import type { TriggerDeps } from './triggers/issue-mention.ts';
+import { createTaskPageHandler } from './web/task-page.ts';
+
+/** What the app function built, for the server's start-up and shutdown. */
+export interface CodexAppHandle {
+  service?: TaskService;
+  store?: TaskStore;
+  backend?: RunnerBackend;
+}
+
+/** Options of {@link codexApp}. */
+export interface CodexAppOptions {
+  config: AppConfig;
+  log: Logger;
+  /** Filled in when Probot loads the app. */
+  handle: CodexAppHandle;
+  /** Runner backend override (default: from `config.runner`). */
+  backend?: RunnerBackend;
+}
+
+/** Builds the runner backend the configuration asks for. */
+export async function createBackend(config: AppConfig, store: TaskStore, log: Logger): Promise<RunnerBackend> {
+  if (config.runner.backend === 'local') {
+    return new LocalRunnerBackend({ workRoot: path.join(config.dataDir, 'work'), command: config.runner.command });
+  }
+  // Loaded only when used, so that the local setup does not load the AWS SDK.
+  const factory = './runners/ecs-factory.ts';
+  const { createEcsBackend } = (await import(factory)) as {
+    createEcsBackend: (config: AppConfig, store: TaskStore, log: Logger) => Promise<RunnerBackend>;
+  };
+  return createEcsBackend(config, store, log);
+}
+
+function healthz(handle: CodexAppHandle) {
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/healthz') return false;
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify({ status: 'ok', tasks: handle.service?.stats() ?? null }));
+    return true;
+  };
+}
+
+/** The Probot application function. */
+export function codexApp(opts: CodexAppOptions): ApplicationFunction {
+  return async (app: Probot, { addHandler }) => {
+    const { config, log, handle } = opts;
+    const store = new SqliteTaskStore(path.join(config.dataDir, 'codex-cloud.db'));
+    const tokens = new TaskTokens({ persistence: store.tokens });
+    const backend = opts.backend ?? (await createBackend(config, store, log));
+    const gatewayUrl = config.runner.backend === 'local' ? `http://127.0.0.1:${config.port}/v1` : `${config.publicUrl.replace(/\/$/, '')}/v1`;
+    const service = new TaskService({
+      store,
+      backend,
+      tokens,
+      github: { forInstallation: (id) => app.auth(id), asApp: () => app.auth() },
+      log,
+      publicUrl: config.publicUrl,
+      gatewayUrl,
+      concurrency: config.concurrency,
+      mention: config.mention,
+      modelRetry: config.modelRetry,
+    });
+    Object.assign(handle, { service, store, backend });
+
+    let botLogin: Promise<string> | undefined;
+    const deps: TriggerDeps = {
+      service,
+      settings: {
+        mention: config.mention,
+        allowedBots: config.allowedBots,
+        model: config.model,
+        reasoningEffort: config.reasoningEffort,
+        timeoutMs: config.taskTimeoutMs,
+        maxTokens: config.maxTokens,
+      },
+      botLogin: () =>
+        (botLogin ??= app
+          .auth()
+          .then((octokit) => octokit.rest.apps.getAuthenticated())
+          .then(({ data }) => `${data?.slug}[bot]`)
+          .catch((error: unknown) => {
+            botLogin = undefined;
+            throw error;
+          })),
+      log,
+    };
+
+    app.on('issue_comment.created', (context) => onIssueComment(deps, context));
+    app.on('issues.opened', (context) => onIssueOpened(deps, context));
+
+    addHandler(healthz(handle));
+    addHandler(
+      createModelGateway({
+        tokens,
+        upstreamBaseUrl: config.openai.baseUrl,
+        upstreamApiKey: config.openai.apiKey,
+        log,
+      }),
+    );
+    addHandler(
+      createTaskPageHandler({
+        source: {
+          get: (taskId) => {
+            const task = store.get(taskId);
+            if (!task) return undefined;
+            return {
+              key: task.logKey,
+              title: task.request.issueTitle,
+              repository: `${task.request.owner}/${task.request.repo}#${task.request.issueNumber}`,
+              state: task.state,
+              events: store.events(taskId),
+            };
+          },
+          subscribe: (taskId, listener) => service.subscribe(taskId, listener),
+        },
+      }),
+    );
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * `codex-cloud serve`: starts the GitHub App on Probot's server. On a first start without
+ * credentials (and NODE_ENV not production) Probot's setup flow registers the app from a manifest
+ * (`app.yml`) and writes APP_ID, PRIVATE_KEY and WEBHOOK_SECRET to `.env`.
+ */
+import { pino, type Logger } from 'pino';
+import { ProbotOctokit, run } from 'probot';
+import { codexApp, type CodexAppHandle } from '../app.ts';
+import { ConfigError, isSetupMode, loadEnvConfig } from '../config/env.ts';
+
+/** Paths of secrets the logger never prints (pino redaction). */
+export const REDACT_PATHS = [
+  'token',
+  '*.token',
+  'apiKey',
+  '*.apiKey',
+  'privateKey',
+  '*.privateKey',
+  'secret',
+  '*.secret',
+  'req.headers.authorization',
+  'req.headers["x-hub-signature-256"]',
+  'headers.authorization',
+  'err.config.headers.authorization',
+  'err.request.headers.authorization',
+];
+
+/** The app's logger: JSON lines on stdout, secrets redacted. */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { name: 'codex-cloud' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+}
+
+/** Runs the server until SIGTERM/SIGINT. @returns the exit code when it cannot start. */
+export async function serveCommand(): Promise<number> {
+  if (isSetupMode(process.env)) {
+    // First start: Probot serves its setup page and writes the credentials to .env.
+    await run(() => undefined);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadEnvConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`codex-cloud: invalid configuration:\n${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+  const handle: CodexAppHandle = {};
+  const Octokit = config.githubThrottle
+    ? ProbotOctokit
+    : ProbotOctokit.defaults((options: Record<string, unknown>) => ({ ...options, throttle: { enabled: false } }));
+  const server = await run(codexApp({ config, log, handle }), {
+    env: { ...process.env, LOG_FORMAT: 'json' },
+    log,
+    Octokit: Octokit as typeof ProbotOctokit,
+  });
+  await handle.service?.reconcile();
+  const stop = async (signal: string) => {
+    log.info({ signal }, 'stopping');
+    await server.stop().catch(() => undefined);
+    await handle.backend?.close?.();
+    handle.store?.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+  return 0;
+}
