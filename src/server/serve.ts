@@ -3,6 +3,7 @@
  * credentials (and NODE_ENV not production) Probot's setup flow registers the app from a manifest
  * (`app.yml`) and writes APP_ID, PRIVATE_KEY and WEBHOOK_SECRET to `.env`.
  */
+import { existsSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { ProbotOctokit, run } from 'probot';
 import { codexApp, type CodexAppHandle } from '../app.ts';
@@ -32,6 +33,8 @@ export function createLogger(level: string): Logger {
 
 /** Runs the server until SIGTERM/SIGINT. @returns the exit code when it cannot start. */
 export async function serveCommand(): Promise<number> {
+  // Probot's setup flow writes the app's credentials to .env; variables already set win.
+  if (existsSync('.env')) process.loadEnvFile('.env');
   if (isSetupMode(process.env)) {
     // First start: Probot serves its setup page and writes the credentials to .env.
     await run(() => undefined);
