@@ -9,6 +9,7 @@ import { DatabaseSync } from 'node:sqlite';
 import type { Phase, ProgressEvent, TaskResult } from '../contract.ts';
 import type { TaskTokenPersistence, TaskTokenRecord } from '../gateway/task-tokens.ts';
 import type { TaskRecord, TaskRequest, TaskState } from './types.ts';
+import type { ClaimRecord, ClaimStore } from '../runners/claims.ts';
 
 /** Fields a state change may set along with the state. */
 export interface TaskPatch {
@@ -44,6 +45,8 @@ export interface TaskStore {
   transitions(id: string): Array<{ at: number; from: TaskState | null; to: TaskState; detail: string | null }>;
   /** Backing for the gateway's task tokens. */
   readonly tokens: TaskTokenPersistence;
+  /** Backing for the ECS backend's claim tickets and posted results (optional for other stores). */
+  readonly claims?: ClaimStore;
   close(): void;
 }
 
@@ -145,6 +148,7 @@ function toRecord(row: TaskRow): TaskRecord {
 export class SqliteTaskStore implements TaskStore {
   private readonly db: DatabaseSync;
   readonly tokens: TaskTokenPersistence;
+  readonly claims: ClaimStore;
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
@@ -176,6 +180,7 @@ export class SqliteTaskStore implements TaskStore {
         }
       },
     };
+    this.claims = sqliteClaimStore(this.db);
   }
 
   create(id: string, logKey: string, request: TaskRequest): { task: TaskRecord; created: boolean } {
@@ -269,4 +274,95 @@ export class SqliteTaskStore implements TaskStore {
   close(): void {
     this.db.close();
   }
+}
+
+// ── Claim tickets and posted results of the ECS backend (see src/runners/claims.ts) ────────────
+
+const CLAIMS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS runner_claims (
+  task_id TEXT PRIMARY KEY,
+  ticket_hash TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  spec_json TEXT,
+  claimed_at INTEGER,
+  base_sha TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runner_results (
+  task_id TEXT PRIMARY KEY,
+  json TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+`;
+
+interface ClaimRow {
+  task_id: string;
+  ticket_hash: string;
+  expires_at: number;
+  spec_json: string | null;
+  claimed_at: number | null;
+  base_sha: string;
+  repository: string;
+  created_at: number;
+}
+
+/** {@link ClaimStore} on the task store's SQLite database (tables `runner_claims`, `runner_results`). */
+function sqliteClaimStore(db: DatabaseSync): ClaimStore {
+  db.exec(CLAIMS_SCHEMA);
+  return {
+    put(rec: ClaimRecord) {
+      db.prepare(
+        `INSERT OR REPLACE INTO runner_claims (task_id, ticket_hash, expires_at, spec_json, claimed_at, base_sha, repository, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(rec.taskId, rec.ticketHash, rec.expiresAt, rec.specJson, rec.claimedAt, rec.baseSha, rec.repository, rec.createdAt);
+    },
+    get(taskId: string) {
+      const row = db.prepare('SELECT * FROM runner_claims WHERE task_id = ?').get(taskId) as unknown as ClaimRow | undefined;
+      if (!row) return undefined;
+      return {
+        taskId: row.task_id,
+        ticketHash: row.ticket_hash,
+        expiresAt: row.expires_at,
+        specJson: row.spec_json,
+        claimedAt: row.claimed_at,
+        baseSha: row.base_sha,
+        repository: row.repository,
+        createdAt: row.created_at,
+      };
+    },
+    consume(taskId: string, ticketHash: string, now: number) {
+      // Check and use in one transaction: a ticket works once, whatever the concurrency.
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        const row = db
+          .prepare(
+            `SELECT spec_json FROM runner_claims
+             WHERE task_id = ? AND ticket_hash = ? AND claimed_at IS NULL AND spec_json IS NOT NULL AND expires_at > ?`,
+          )
+          .get(taskId, ticketHash, now) as { spec_json: string } | undefined;
+        if (row) db.prepare('UPDATE runner_claims SET claimed_at = ?, spec_json = NULL WHERE task_id = ?').run(now, taskId);
+        db.exec('COMMIT');
+        return row?.spec_json;
+      } catch (error) {
+        db.exec('ROLLBACK');
+        throw error;
+      }
+    },
+    clearSpec(taskId: string) {
+      db.prepare('UPDATE runner_claims SET spec_json = NULL WHERE task_id = ?').run(taskId);
+    },
+    putResult(taskId: string, resultJson: string, receivedAt: number) {
+      db.prepare('INSERT OR REPLACE INTO runner_results (task_id, json, received_at) VALUES (?, ?, ?)').run(taskId, resultJson, receivedAt);
+    },
+    getResult(taskId: string) {
+      const row = db.prepare('SELECT json FROM runner_results WHERE task_id = ?').get(taskId) as { json: string } | undefined;
+      return row?.json;
+    },
+    purge(now: number, before: number) {
+      db.prepare('UPDATE runner_claims SET spec_json = NULL WHERE spec_json IS NOT NULL AND expires_at <= ?').run(now);
+      db.prepare('DELETE FROM runner_claims WHERE created_at < ?').run(before);
+      db.prepare('DELETE FROM runner_results WHERE received_at < ?').run(before);
+    },
+  };
 }
