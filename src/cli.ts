@@ -49,8 +49,9 @@ export function buildProgram(): Command {
     .option('--spec <file>', 'TaskSpec file, or - for stdin', '-')
     .option('--workdir <dir>', 'scratch directory (default: a new temporary directory)')
     .option('--output <file>', 'also write the TaskResult JSON to this file')
+    .option('--claim', 'claim the TaskSpec from the app with CODEX_TASK_ID, CODEX_APP_URL and CODEX_CLAIM_TICKET (ECS)')
     .action(async (o) => {
-      process.exitCode = await runnerCommand({ spec: o.spec, workdir: o.workdir, output: o.output });
+      process.exitCode = await runnerCommand({ spec: o.spec, workdir: o.workdir, output: o.output, claim: o.claim === true });
     });
 
   return program;

@@ -1,14 +1,19 @@
 /**
- * `codex-cloud runner`: reads a TaskSpec (JSON, from a file or stdin), runs the task, writes progress
- * events as JSON lines on stdout, the last one `{"type":"result","result":TaskResult}`.
- * Exit codes: 0 succeeded or no_changes, 1 failed or cancelled, 2 invalid input.
+ * `codex-cloud runner`: reads a TaskSpec (JSON, from a file or stdin, or with `--claim` from the app's
+ * runner API, see claim.ts), runs the task, writes progress events as JSON lines on stdout, the last
+ * one `{"type":"result","result":TaskResult}`. When the spec has `report`, events and the result are
+ * also POSTed to the app (reporter.ts).
+ * Exit codes: 0 succeeded or no_changes, 1 failed or cancelled, 2 invalid input, 3 the claim failed,
+ * 4 the result could not be delivered to `report.url`.
  */
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import { describeZodError, TaskSpec, type TaskResult } from '../contract.ts';
+import { CLAIM_FAILED_EXIT_CODE, ClaimError, claimFromEnvironment, RESULT_UNDELIVERED_EXIT_CODE } from './claim.ts';
 import { jsonLinesEmitter } from './events.ts';
+import { InsecureUrlError, Reporter } from './reporter.ts';
 import { runTask } from './runner.ts';
 
 /** Options of the `runner` command. */
@@ -19,6 +24,11 @@ export interface RunnerCommandOptions {
   workdir?: string;
   /** Also write the TaskResult JSON to this file. */
   output?: string;
+  /**
+   * Claim the TaskSpec from the app instead of reading `spec` (ECS): uses `CODEX_TASK_ID`,
+   * `CODEX_APP_URL` and `CODEX_CLAIM_TICKET` from the environment.
+   */
+  claim?: boolean;
 }
 
 /** Thrown for bad input; the CLI prints the message and exits 2. */
@@ -44,10 +54,28 @@ export function parseTaskSpec(json: string): TaskSpec {
 
 /** Runs the `runner` command; returns the process exit code. */
 export async function runnerCommand(opts: RunnerCommandOptions): Promise<number> {
-  const json = opts.spec === '-' ? await text(process.stdin) : await readFile(opts.spec, 'utf8');
-  const spec = parseTaskSpec(json);
+  let spec: TaskSpec;
+  if (opts.claim) {
+    try {
+      spec = await claimFromEnvironment(process.env);
+    } catch (error) {
+      if (!(error instanceof ClaimError)) throw error;
+      process.stderr.write(`codex-cloud runner: ${error.message}\n`);
+      return CLAIM_FAILED_EXIT_CODE;
+    }
+  } else {
+    const json = opts.spec === '-' ? await text(process.stdin) : await readFile(opts.spec, 'utf8');
+    spec = parseTaskSpec(json);
+  }
+  let reporter: Reporter | undefined;
+  try {
+    reporter = spec.report ? new Reporter({ url: spec.report.url, token: spec.report.token }) : undefined;
+  } catch (error) {
+    if (error instanceof InsecureUrlError) throw new UsageError(`invalid TaskSpec:\nreport.url: ${error.message}`);
+    throw error;
+  }
   const workDir = opts.workdir ? path.resolve(opts.workdir) : await mkdtemp(path.join(tmpdir(), `codex-${spec.id.replace(/[^\w.-]/g, '_')}-`));
-  const emit = jsonLinesEmitter(process.stdout);
+  const emit = reporter ? jsonLinesEmitter(process.stdout, (event) => reporter.event(event)) : jsonLinesEmitter(process.stdout);
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
@@ -64,5 +92,10 @@ export async function runnerCommand(opts: RunnerCommandOptions): Promise<number>
   }
   emit({ type: 'result', result });
   if (opts.output) await writeFile(opts.output, JSON.stringify(result, null, 2));
+  if (reporter) {
+    const delivered = await reporter.sendResult(result);
+    reporter.close();
+    if (!delivered) return RESULT_UNDELIVERED_EXIT_CODE;
+  }
   return result.status === 'succeeded' || result.status === 'no_changes' ? 0 : 1;
 }
