@@ -480,7 +480,8 @@ export class CodexCloudStack extends Stack {
 
   /**
    * The app's permissions on runner tasks: RunTask of the runner family only, on this cluster;
-   * Describe/Stop/ListTasks on this cluster; PassRole of the runner's two roles to ECS tasks only.
+   * Describe/Stop/ListTasks on this cluster; TagResource of this cluster's tasks at RunTask only;
+   * PassRole of the runner's two roles to ECS tasks only.
    */
   private grantRunnerControl(role: iam.IRole): void {
     const clusterCondition = { ArnEquals: { 'ecs:cluster': this.cluster.clusterArn } };
@@ -512,6 +513,23 @@ export class CodexCloudStack extends Stack {
           }),
         ],
         conditions: clusterCondition,
+      }),
+    );
+    // RunTask with `tags` also needs ecs:TagResource on the new task; ecs:CreateAction limits it to
+    // tagging at launch (no retagging of existing tasks).
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'TagRunnerTasksOnLaunch',
+        actions: ['ecs:TagResource'],
+        resources: [
+          this.formatArn({
+            service: 'ecs',
+            resource: 'task',
+            resourceName: `${this.cluster.clusterName}/*`,
+            arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+          }),
+        ],
+        conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
       }),
     );
     // ListTasks has no task resource (only container-instance, which Fargate has none of): the
@@ -612,7 +630,7 @@ export class CodexCloudStack extends Stack {
     ack(
       taskRole,
       `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task/<${clusterLogicalId}>/*]`,
-      'ecs:DescribeTasks and ecs:StopTask on tasks of this cluster only (task ids are not known in advance), also bound by the ecs:cluster condition.',
+      'ecs:DescribeTasks and ecs:StopTask (also bound by the ecs:cluster condition), and ecs:TagResource at launch only (ecs:CreateAction RunTask), on tasks of this cluster only (task ids are not known in advance).',
     );
   }
 }

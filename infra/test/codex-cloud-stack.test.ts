@@ -60,11 +60,11 @@ const allowing = (action: string): { role: string; statement: Statement }[] =>
   );
 
 describe('app task role (least privilege)', () => {
-  test('holds exactly the EFS, RunTask, Describe/Stop, ListTasks and PassRole statements', () => {
+  test('holds exactly the EFS, RunTask, Describe/Stop, ListTasks, TagResource-on-launch and PassRole statements', () => {
     const { statements, managedPolicyArns } = roleGrants(s.template, ids.appTaskRole);
     expect(managedPolicyArns).toEqual([]);
     expect(statements.map((st) => st.Sid).sort()).toEqual(
-      ['ListRunnerTasks', 'ManageRunnerTasks', 'MountDataThroughAccessPoint', 'PassRunnerRoles', 'RunRunnerTasks'].sort(),
+      ['ListRunnerTasks', 'ManageRunnerTasks', 'MountDataThroughAccessPoint', 'PassRunnerRoles', 'RunRunnerTasks', 'TagRunnerTasksOnLaunch'].sort(),
     );
     for (const st of statements) {
       expect(st.Effect).toBe('Allow');
@@ -118,6 +118,14 @@ describe('app task role (least privilege)', () => {
     expect(actionsOf(st).sort()).toEqual(['ecs:DescribeTasks', 'ecs:StopTask']);
     expect(st.Condition).toEqual(clusterCondition());
     expect(JSON.stringify(st.Resource)).toContain(`":task/",{"Ref":"${ids.cluster}"},"/*"`);
+  });
+
+  test('ecs:TagResource only on this cluster\'s tasks and only as part of RunTask (tags at launch)', () => {
+    const st = bySid('TagRunnerTasksOnLaunch');
+    expect(actionsOf(st)).toEqual(['ecs:TagResource']);
+    expect(st.Condition).toEqual({ StringEquals: { 'ecs:CreateAction': 'RunTask' } });
+    expect(JSON.stringify(st.Resource)).toContain(`":task/",{"Ref":"${ids.cluster}"},"/*"`);
+    expect(allowing('ecs:TagResource').map((x) => x.role)).toEqual([ids.appTaskRole]);
   });
 
   test('ecs:ListTasks is conditioned on the cluster', () => {
