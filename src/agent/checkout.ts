@@ -58,7 +58,12 @@ export async function checkoutRepository(opts: CheckoutOptions): Promise<string>
       throw error;
     }
   }
-  await run(['checkout', '-q', '-B', opts.baseRef, opts.baseSha]);
+  // Parallel checkout, one worker per core (git >= 2.32; older git ignores the key; trees under
+  // checkout.thresholdForParallelism, 100 files, stay sequential). Writing thousands of files is
+  // latency-bound: for 5,000 files (17 MiB) on 2 cores it was about as fast as sequential on a quiet
+  // disk (median 0.23 s vs 0.27 s) and 2-2.5x faster while the disk was busy (1.8 s vs 4.4 s), with
+  // a much shorter tail (see bench/runner.bench.ts).
+  await run(['-c', 'checkout.workers=0', 'checkout', '-q', '-B', opts.baseRef, opts.baseSha]);
   // Defence in depth: nothing credential-like may remain in the checkout's configuration.
   await run(['config', '--local', '--unset-all', 'http.extraHeader']).catch(() => undefined);
   const head = (await run(['rev-parse', 'HEAD'])).stdout.toString('utf8').trim();
