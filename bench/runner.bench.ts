@@ -185,9 +185,19 @@ async function runOnce(
       commands: agentCommands.map((c) => ({ label: c.command.join(' ').slice(0, 48), ms: c.durationMs })),
     };
   } finally {
+    // The checkout is removed with the scratch directory at the end: deleting 5,000 files here would
+    // leave disk work (journal, discards) that lands in the next run's checkout.
     await model.close();
-    await rm(workdir, { recursive: true, force: true });
   }
+}
+
+/** Runs `sync(1)` so that dirty pages of earlier steps are written back before a measured run. */
+function syncDisks(): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn('sync', [], { stdio: 'ignore' });
+    child.on('error', () => resolve());
+    child.on('close', () => resolve());
+  });
 }
 
 const ms = (x: number) => `${x.toFixed(0).padStart(7)} ms`;
@@ -231,6 +241,7 @@ async function main(): Promise<number> {
 
     const all: RunFigures[] = [];
     for (let n = 1; n <= runs; n++) {
+      await syncDisks();
       const f = await runOnce(n, scratch, git, repo.headSha, ripgrep);
       all.push(f);
       console.log(`run ${n}: process ${f.processMs.toFixed(0)} ms, task ${f.totalMs.toFixed(0)} ms, overhead ${f.overheadMs.toFixed(0)} ms`);
