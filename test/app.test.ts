@@ -173,7 +173,10 @@ describe('an @codex mention on an issue', () => {
   test('a runner killed mid-task ends in a failure reply naming the phase', async () => {
     const issue = newIssue();
     h.model.push({ fault: 'delay', ms: 20_000, then: [{ type: 'message', text: 'late' }] });
+    const requests = h.model.requests.length;
     expect(await h.deliver(mention(issue, '@codex fix it'))).toBe(200);
+    // Killed while its model request is in flight.
+    await waitFor('the runner to ask the model', () => h.model.requests.length > requests);
     const row = await waitFor('the runner to reach the agent phase', () => {
       const r = taskRow(issue);
       return r?.external_id && r.phase === 'agent' ? r : undefined;
@@ -198,8 +201,9 @@ describe('an @codex mention on an issue', () => {
   test('@codex stop cancels the running task', async () => {
     const issue = newIssue();
     h.model.push({ fault: 'delay', ms: 30_000, then: [{ type: 'message', text: 'late' }] });
+    const requests = h.model.requests.length;
     expect(await h.deliver(mention(issue, '@codex fix it'))).toBe(200);
-    await waitFor('the task to run', () => taskRow(issue)?.phase === 'agent');
+    await waitFor('the runner to ask the model', () => h.model.requests.length > requests);
     expect(await h.deliver(mention(issue, '@codex stop'))).toBe(200);
     const reply = await finalComment(issue, CANCELLED);
     expect(reply.body).toMatch(/maintainer/);

@@ -51,6 +51,7 @@ describe('loadEnvConfig: defaults and shape', () => {
       allowedBots: [],
       taskTimeoutMs: 60 * 60_000,
       maxTokens: 4_000_000,
+      modelRetry: { retries: 4, baseMs: 1000 },
       runner: { backend: 'local' },
     });
   });

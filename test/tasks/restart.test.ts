@@ -51,6 +51,7 @@ test('a waiting task shows its queue position, survives an app crash and still b
   const first = mention('@codex fix add');
   const second = mention('@codex fix add as well');
   expect(await h.deliver(first.delivery)).toBe(200);
+  await waitFor('the first task to ask the model', () => h.model.requests.length > 0);
   await waitFor('the first task to reach the agent', () => task(first.number)?.phase === 'agent');
   expect(await h.deliver(second.delivery)).toBe(200);
   const queued = await waitFor('the queued progress comment', () => progress(second.number));
