@@ -4,7 +4,6 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runnerCommand, UsageError } from './agent/cli-runner.ts';
-import { execCommand } from './exec/exec-command.ts';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -31,6 +30,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--sandbox <mode>', 'command isolation').choices(['bubblewrap', 'container']).default('bubblewrap'))
     .option('--json', 'print progress events as JSON lines instead of text')
     .action(async (prompt: string[], o) => {
+      // Loaded on use: the terminal renderer is not needed by `runner` or `serve`.
+      const { execCommand } = await import('./exec/exec-command.ts');
       process.exitCode = await execCommand({
         prompt: prompt.join(' '),
         cd: o.cd,
@@ -52,6 +53,15 @@ export function buildProgram(): Command {
     .option('--claim', 'claim the TaskSpec from the app with CODEX_TASK_ID, CODEX_APP_URL and CODEX_CLAIM_TICKET (ECS)')
     .action(async (o) => {
       process.exitCode = await runnerCommand({ spec: o.spec, workdir: o.workdir, output: o.output, claim: o.claim === true });
+    });
+
+  program
+    .command('serve')
+    .description('Start the GitHub App (webhooks, model gateway, task log pages). Configuration comes from the environment.')
+    .action(async () => {
+      const { serveCommand } = await import('./server/serve.ts');
+      const code = await serveCommand();
+      if (code !== 0) process.exitCode = code;
     });
 
   return program;
