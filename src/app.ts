@@ -10,6 +10,7 @@ import type { AppConfig } from './config/env.ts';
 import { createModelGateway } from './gateway/gateway.ts';
 import { TaskTokens } from './gateway/task-tokens.ts';
 import type { RunnerBackend } from './runners/backend.ts';
+import type { EcsRunnerBackend } from './runners/ecs.ts';
 import { LocalRunnerBackend } from './runners/local.ts';
 import { TaskService } from './tasks/service.ts';
 import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
@@ -41,10 +42,7 @@ export async function createBackend(config: AppConfig, store: TaskStore, log: Lo
     return new LocalRunnerBackend({ workRoot: path.join(config.dataDir, 'work'), command: config.runner.command });
   }
   // Loaded only when used, so that the local setup does not load the AWS SDK.
-  const factory = './runners/ecs-factory.ts';
-  const { createEcsBackend } = (await import(factory)) as {
-    createEcsBackend: (config: AppConfig, store: TaskStore, log: Logger) => Promise<RunnerBackend>;
-  };
+  const { createEcsBackend } = await import('./runners/ecs-factory.ts');
   return createEcsBackend(config, store, log);
 }
 
@@ -106,6 +104,8 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     app.on('issues.opened', (context) => onIssueOpened(deps, context));
 
     addHandler(healthz(handle));
+    // The ECS backend serves the runners' claim, progress and result routes.
+    if ('httpHandler' in backend) addHandler((backend as EcsRunnerBackend).httpHandler);
     addHandler(
       createModelGateway({
         tokens,
