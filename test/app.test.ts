@@ -206,7 +206,7 @@ describe('an @codex mention on an issue', () => {
     await waitFor('the runner to ask the model', () => h.model.requests.length > requests);
     expect(await h.deliver(mention(issue, '@codex stop'))).toBe(200);
     const reply = await finalComment(issue, CANCELLED);
-    expect(reply.body).toMatch(/maintainer/);
+    expect(reply.body).toMatch(/cancelled by @\S*maintainer/);
     expect(taskRow(issue)?.state).toBe('cancelled');
   });
 

@@ -62,6 +62,8 @@ export interface ProgressView {
   model?: string;
   /** How people address the app, for retry hints; default `@codex`. */
   mention?: string;
+  /** The latest warning while the task is active (e.g. a RunTask retry), untrusted text. */
+  notice?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -331,6 +333,7 @@ export function renderProgressComment(view: ProgressView): string {
 
   const active = view.state === 'queued' || view.state === 'running' || view.state === 'publishing';
   const plan = view.plan ?? [];
+  if (active && view.notice?.trim()) blocks.push(`⚠️ ${escapeInline(truncate(view.notice.trim().split('\n')[0]!, 300))}`);
 
   if (view.state === 'succeeded' && view.pullRequest && Number.isSafeInteger(view.pullRequest.number)) {
     const verb = view.kind === 'fix' ? 'Pushed commits to' : view.kind === 'review' ? 'Reviewed' : 'Opened';

@@ -260,14 +260,13 @@ export class TaskService {
     const task = this.opts.store.latestForThread(owner, repo, issueNumber);
     if (!task || FINAL_STATES.has(task.state)) return undefined;
     const live = this.track(task);
-    const reason = `cancelled by @${by}`;
-    live.cancelRequested = reason;
+    live.cancelRequested = by;
     if (task.state === 'queued') {
       const index = this.waiting.indexOf(task.id);
       if (index >= 0) this.waiting.splice(index, 1);
-      await this.finish(task, 'cancelled', { reason });
+      await this.finish(task, 'cancelled', { cancelledBy: by });
     } else {
-      await live.execution?.cancel(reason);
+      await live.execution?.cancel(`cancelled by @${by}`);
     }
     return task;
   }
@@ -330,7 +329,7 @@ export class TaskService {
       });
       live.execution = execution;
       this.opts.store.update(task.id, { backend: this.opts.backend.name, externalId: execution.externalId });
-      if (live.cancelRequested) await execution.cancel(live.cancelRequested);
+      if (live.cancelRequested) await execution.cancel(`cancelled by @${live.cancelRequested}`);
       result = await execution.result;
     } catch (error) {
       this.opts.tokens.revoke(taskId);
@@ -363,6 +362,13 @@ export class TaskService {
         case 'command_end':
           live.view.lastCommand = { command: event.command, exitCode: event.exitCode, running: false };
           break;
+        case 'log':
+          if (event.level !== 'info') live.view.notice = event.message;
+          break;
+        case 'model_request':
+          // A retry is worth showing; a request that went through clears it.
+          live.view.notice = event.status === 'retrying' ? `model request retried: ${event.reason ?? ''}` : live.view.notice?.startsWith('model request retried') ? undefined : live.view.notice;
+          break;
         default:
           break;
       }
@@ -380,7 +386,7 @@ export class TaskService {
     this.refresh(task.id);
     const { request } = task;
     if (result.status === 'cancelled') {
-      await this.finish(task, 'cancelled', { reason: live.cancelRequested });
+      await this.finish(task, 'cancelled', { cancelledBy: live.cancelRequested });
       return;
     }
     const partial = result.status === 'failed' && result.changes.length > 0 && result.failure?.phase === 'agent';
@@ -443,14 +449,14 @@ export class TaskService {
   private async finish(
     task: TaskRecord,
     state: 'succeeded' | 'no_changes' | 'failed' | 'cancelled',
-    outcome: { failure?: { phase: string; reason: string }; pullRequest?: { number: number; url: string; title: string }; answer?: string; reason?: string },
+    outcome: { failure?: { phase: string; reason: string }; pullRequest?: { number: number; url: string; title: string }; answer?: string; cancelledBy?: string },
   ): Promise<void> {
     const current = this.opts.store.get(task.id) ?? task;
     const updated = this.transition(current, state, {
       finishedAt: Date.now(),
       ...(outcome.failure ? { failure: outcome.failure } : {}),
       ...(outcome.pullRequest ? { pullRequest: outcome.pullRequest } : {}),
-    }, outcome.failure ? `${outcome.failure.phase}: ${outcome.failure.reason.split('\n')[0]}` : outcome.reason);
+    }, outcome.failure ? `${outcome.failure.phase}: ${outcome.failure.reason.split('\n')[0]}` : outcome.cancelledBy ? `cancelled by ${outcome.cancelledBy}` : undefined);
     const live = this.track(updated);
     Object.assign(live.view, {
       state,
@@ -458,7 +464,8 @@ export class TaskService {
       pullRequest: outcome.pullRequest,
       answer: outcome.answer,
       queuePosition: undefined,
-      ...(state === 'cancelled' && outcome.reason ? { cancelledBy: outcome.reason } : {}),
+      notice: undefined,
+      cancelledBy: outcome.cancelledBy,
     });
     live.view.now = Date.now();
     const body = renderProgressComment(live.view);

@@ -440,3 +440,13 @@ describe('ProgressCommentUpdater', () => {
     await expect(broken.flush()).rejects.toThrow('HTTP 404');
   });
 });
+
+describe('notices', () => {
+  test('a warning shows while the task is active, neutralised, and disappears at the end', () => {
+    const running = render({ state: 'running', phase: 'checkout', notice: 'RunTask failed (RESOURCE:MEMORY); retrying in 4 s @everyone' });
+    expect(running).toContain('⚠️ RunTask failed (RESOURCE:MEMORY); retrying in 4 s');
+    expect(pingable(running)).toEqual([]);
+    const done = render({ state: 'succeeded', notice: 'RunTask failed', pullRequest: { number: 3, url: 'https://github.com/o/r/pull/3', title: 'x' } });
+    expect(done).not.toContain('RunTask failed');
+  });
+});
