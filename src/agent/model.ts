@@ -90,8 +90,10 @@ function isRetryable(error: unknown): boolean {
     if (status === undefined) return true; // an error event inside the stream
     return status === 408 || status === 409 || status === 429 || status >= 500;
   }
-  // Errors thrown by the fetch/stream machinery (socket hang up, terminated).
-  return error instanceof TypeError || (error as { code?: string })?.code === 'ECONNRESET';
+  // Errors thrown by the fetch/stream machinery mid-stream (undici's `TypeError: terminated`,
+  // socket resets). Compared by name: they may come from another realm than this module's TypeError.
+  const e = error as { name?: string; code?: string; cause?: { code?: string } } | undefined;
+  return e?.name === 'TypeError' || e?.code === 'ECONNRESET' || e?.cause?.code === 'ECONNRESET' || e?.cause?.code === 'UND_ERR_SOCKET';
 }
 
 function describe(error: unknown): string {
@@ -127,9 +129,12 @@ export async function runTurn(
           const result = await streamOnce(client, request, opts.signal, opts.onEvent);
           return { ...result, attempts };
         } catch (error) {
-          if (opts.signal?.aborted) throw new AbortError(error instanceof Error ? error : String(error));
-          if (!isRetryable(error)) throw new AbortError(error instanceof Error ? error : String(error));
-          throw error;
+          if (opts.signal?.aborted || !isRetryable(error)) {
+            throw new AbortError(error instanceof Error ? error : String(error));
+          }
+          // Errors from Node's own stream machinery may come from another realm (not `instanceof
+          // Error` here), which p-retry would refuse to retry: carry them as a cut stream.
+          throw error instanceof Error ? error : new StreamCutError(`the response stream broke: ${describe(error)}`, { cause: error });
         }
       },
       {

@@ -120,7 +120,8 @@ export class ToolRunner {
       workdir,
       exitCode: result.exitCode,
       durationMs: result.durationMs,
-      timedOut: result.timedOut,
+      // Stopped by the task's wall-clock deadline counts as a timeout too.
+      timedOut: result.timedOut || (result.aborted && Date.now() >= this.ctx.deadline),
     };
     this.commands.push(record);
     this.commandMs += result.durationMs;
@@ -131,7 +132,7 @@ export class ToolRunner {
       workdir,
       exitCode: result.exitCode,
       durationMs: result.durationMs,
-      timedOut: result.timedOut,
+      timedOut: record.timedOut,
     });
     return formatToolOutput(result);
   }
