@@ -20,6 +20,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
+COPY app.yml ./
 COPY src ./src
 RUN npm run build \
  && npm pack --ignore-scripts --pack-destination /tmp \
