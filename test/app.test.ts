@@ -4,11 +4,9 @@
  * from @octokit/webhooks-examples.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import { DatabaseSync } from 'node:sqlite';
-import path from 'node:path';
 import { AppHarness, UPSTREAM_KEY, waitFor } from './support/app-harness.ts';
 import { buggyNodeRepo, FIXED_MATH, fixTurns } from './support/fixtures.ts';
-import { issueCommentCreated, issuesOpened } from './support/webhooks.ts';
+import { issuesOpened } from './support/webhooks.ts';
 
 const REPO = 'acme/calc';
 let h: AppHarness;
@@ -22,38 +20,11 @@ const DONE = /✅ \*\*Done\*\*/;
 const FAILED = /❌ \*\*Failed\*\*/;
 const CANCELLED = /⏹️ \*\*Cancelled\*\*/;
 
-function mention(issueNumber: number, body: string, user: string | { login: string; type: 'Bot' | 'User' } = 'maintainer') {
-  // The comment exists on the stand-in, as it would on GitHub, before its webhook is delivered.
-  const login = typeof user === 'string' ? user : user.login;
-  const comment = h.github.addComment(REPO, issueNumber, { body, user: login });
-  return issueCommentCreated({
-    repo: h.github.repository(REPO),
-    issue: h.github.issue(REPO, issueNumber),
-    issueNumber,
-    commentId: comment.id,
-    body,
-    user,
-    installationId: 1,
-  });
-}
 
-function botComments(issueNumber: number) {
-  return h.github.comments(REPO, issueNumber).filter((c) => (c.user as { login: string }).login === h.github.botLogin);
-}
 
-function taskRow(issueNumber: number): { id: string; state: string; external_id: string | null; phase: string | null } | undefined {
-  const db = new DatabaseSync(path.join(h.dataDir, 'codex-cloud.db'), { readOnly: true });
-  try {
-    return db
-      .prepare('SELECT id, state, external_id, phase FROM tasks WHERE issue_number = ? ORDER BY created_at DESC LIMIT 1')
-      .get(issueNumber) as { id: string; state: string; external_id: string | null; phase: string | null } | undefined;
-  } finally {
-    db.close();
-  }
-}
 
 async function finalComment(issueNumber: number, pattern: RegExp) {
-  return waitFor(`a final reply matching ${pattern} on #${issueNumber}`, () => botComments(issueNumber).find((c) => pattern.test(c.body)), 60_000);
+  return waitFor(`a final reply matching ${pattern} on #${issueNumber}`, () => h.botComments(REPO, issueNumber).find((c) => pattern.test(c.body)), 60_000);
 }
 
 afterEach(() => {
@@ -76,7 +47,7 @@ describe('an @codex mention on an issue', () => {
   test('becomes a pull request with the fix, a verified commit and a final reply', async () => {
     const issue = newIssue();
     h.model.push(...fixTurns());
-    const delivery = mention(issue, '@codex please fix the failing add test');
+    const delivery = h.mention(REPO, issue, '@codex please fix the failing add test');
     expect(await h.deliver(delivery)).toBe(200);
 
     // 👀 on the request, a progress comment.
@@ -85,7 +56,7 @@ describe('an @codex mention on an issue', () => {
     const done = await finalComment(issue, DONE);
 
     // The progress comment went through its phases, edited in place.
-    expect(botComments(issue)).toHaveLength(1);
+    expect(h.botComments(REPO, issue)).toHaveLength(1);
     const history = done.history.join('\n---\n');
     expect(history).toMatch(/queued|Queued/);
     expect(history).toMatch(/agent/);
@@ -153,20 +124,20 @@ describe('an @codex mention on an issue', () => {
     expect(await h.deliver(delivery)).toBe(200);
     expect(await h.deliver(delivery)).toBe(200);
     await finalComment(number, DONE);
-    expect(botComments(number)).toHaveLength(1);
+    expect(h.botComments(REPO, number)).toHaveLength(1);
     expect(h.github.reactions(REPO, { issueNumber: number }).filter((r) => r.content === 'eyes')).toHaveLength(1);
   });
 
   test('a read-only user gets one polite reply and no task; a bot is ignored', async () => {
     const issue = newIssue();
     const before = h.model.requests.length;
-    expect(await h.deliver(mention(issue, '@codex do it', 'reader'))).toBe(200);
-    const refusal = await waitFor('the refusal', () => botComments(issue).find((c) => /write access/.test(c.body)));
+    expect(await h.deliver(h.mention(REPO, issue, '@codex do it', 'reader'))).toBe(200);
+    const refusal = await waitFor('the refusal', () => h.botComments(REPO, issue).find((c) => /write access/.test(c.body)));
     expect(refusal.body).toContain('@reader');
-    expect(await h.deliver(mention(issue, '@codex do it', { login: 'dependabot[bot]', type: 'Bot' }))).toBe(200);
+    expect(await h.deliver(h.mention(REPO, issue, '@codex do it', { login: 'dependabot[bot]', type: 'Bot' }))).toBe(200);
     await new Promise((r) => setTimeout(r, 500));
-    expect(botComments(issue)).toHaveLength(1);
-    expect(taskRow(issue)).toBeUndefined();
+    expect(h.botComments(REPO, issue)).toHaveLength(1);
+    expect(h.task(issue)).toBeUndefined();
     expect(h.model.requests.length).toBe(before);
   });
 
@@ -174,11 +145,11 @@ describe('an @codex mention on an issue', () => {
     const issue = newIssue();
     h.model.push({ fault: 'delay', ms: 20_000, then: [{ type: 'message', text: 'late' }] });
     const requests = h.model.requests.length;
-    expect(await h.deliver(mention(issue, '@codex fix it'))).toBe(200);
+    expect(await h.deliver(h.mention(REPO, issue, '@codex fix it'))).toBe(200);
     // Killed while its model request is in flight.
     await waitFor('the runner to ask the model', () => h.model.requests.length > requests);
     const row = await waitFor('the runner to reach the agent phase', () => {
-      const r = taskRow(issue);
+      const r = h.task(issue);
       return r?.external_id && r.phase === 'agent' ? r : undefined;
     });
     process.kill(Number(row.external_id), 'SIGKILL');
@@ -186,13 +157,13 @@ describe('an @codex mention on an issue', () => {
     expect(reply.body).toMatch(/agent/);
     expect(reply.body).toMatch(/killed|SIGKILL|exited/);
     expect(reply.body).toMatch(/@codex retry/);
-    expect(taskRow(issue)?.state).toBe('failed');
+    expect(h.task(issue)?.state).toBe('failed');
   });
 
   test('a model that answers 500 until the retries run out gives a failure reply', async () => {
     const issue = newIssue();
     for (let i = 0; i < 5; i++) h.model.push({ fault: 'http', status: 500 });
-    expect(await h.deliver(mention(issue, '@codex fix it'))).toBe(200);
+    expect(await h.deliver(h.mention(REPO, issue, '@codex fix it'))).toBe(200);
     const reply = await finalComment(issue, FAILED);
     expect(reply.body).toMatch(/agent/);
     expect(reply.body).toMatch(/500/);
@@ -202,23 +173,23 @@ describe('an @codex mention on an issue', () => {
     const issue = newIssue();
     h.model.push({ fault: 'delay', ms: 30_000, then: [{ type: 'message', text: 'late' }] });
     const requests = h.model.requests.length;
-    expect(await h.deliver(mention(issue, '@codex fix it'))).toBe(200);
+    expect(await h.deliver(h.mention(REPO, issue, '@codex fix it'))).toBe(200);
     await waitFor('the runner to ask the model', () => h.model.requests.length > requests);
-    expect(await h.deliver(mention(issue, '@codex stop'))).toBe(200);
+    expect(await h.deliver(h.mention(REPO, issue, '@codex stop'))).toBe(200);
     const reply = await finalComment(issue, CANCELLED);
     expect(reply.body).toMatch(/cancelled by @\S*maintainer/);
-    expect(taskRow(issue)?.state).toBe('cancelled');
+    expect(h.task(issue)?.state).toBe('cancelled');
   });
 
   test('an invalid .github/codex.yml gets a reply naming the key and no task', async () => {
     const issue = newIssue();
     await h.github.commitFiles(REPO, 'main', { '.github/codex.yml': 'limits:\n  max_turns: 100000\nmodle: x\n' });
     try {
-      expect(await h.deliver(mention(issue, '@codex fix it'))).toBe(200);
-      const reply = await waitFor('the config error', () => botComments(issue).find((c) => /codex\.yml/.test(c.body)));
+      expect(await h.deliver(h.mention(REPO, issue, '@codex fix it'))).toBe(200);
+      const reply = await waitFor('the config error', () => h.botComments(REPO, issue).find((c) => /codex\.yml/.test(c.body)));
       expect(reply.body).toContain('limits.max_turns');
       expect(reply.body).toContain('modle');
-      expect(taskRow(issue)).toBeUndefined();
+      expect(h.task(issue)).toBeUndefined();
     } finally {
       await h.github.commitFiles(REPO, 'main', { '.github/codex.yml': null });
     }
@@ -229,7 +200,7 @@ describe('webhook hygiene', () => {
   test('an invalid signature gets 400 and nothing else', async () => {
     const issue = newIssue();
     const requestsBefore = h.github.requests.length;
-    expect(await h.deliver(mention(issue, '@codex fix it'), 'sha256=' + '0'.repeat(64))).toBe(400);
+    expect(await h.deliver(h.mention(REPO, issue, '@codex fix it'), 'sha256=' + '0'.repeat(64))).toBe(400);
     await new Promise((r) => setTimeout(r, 300));
     expect(h.github.requests.length).toBe(requestsBefore);
   });

@@ -15,6 +15,7 @@ import { CLAIM_FAILED_EXIT_CODE, ClaimError, claimFromEnvironment, RESULT_UNDELI
 import { jsonLinesEmitter } from './events.ts';
 import { InsecureUrlError, Reporter } from './reporter.ts';
 import { runTask } from './runner.ts';
+import { abortOnSignals } from './signals.ts';
 
 /** Options of the `runner` command. */
 export interface RunnerCommandOptions {
@@ -76,19 +77,12 @@ export async function runnerCommand(opts: RunnerCommandOptions): Promise<number>
   }
   const workDir = opts.workdir ? path.resolve(opts.workdir) : await mkdtemp(path.join(tmpdir(), `codex-${spec.id.replace(/[^\w.-]/g, '_')}-`));
   const emit = reporter ? jsonLinesEmitter(process.stdout, (event) => reporter.event(event)) : jsonLinesEmitter(process.stdout);
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  const cancel = abortOnSignals();
   let result: TaskResult;
   try {
-    result = await runTask({ spec, workDir, emit, signal: controller.signal });
+    result = await runTask({ spec, workDir, emit, signal: cancel.signal });
   } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    cancel.dispose();
   }
   emit({ type: 'result', result });
   if (opts.output) await writeFile(opts.output, JSON.stringify(result, null, 2));

@@ -11,6 +11,7 @@ import { TaskSpec, type ProgressEvent, type TaskResult } from '../contract.ts';
 import { jsonLinesEmitter, stamp } from '../agent/events.ts';
 import { git } from '../agent/git.ts';
 import { runTask } from '../agent/runner.ts';
+import { abortOnSignals } from '../agent/signals.ts';
 import { UsageError } from '../agent/cli-runner.ts';
 import { TerminalRenderer } from './render.ts';
 
@@ -69,19 +70,12 @@ export async function execCommand(opts: ExecOptions): Promise<number> {
         renderer!.handle(stamped);
         return stamped;
       };
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const cancel = abortOnSignals();
   let result: TaskResult;
   try {
-    result = await runTask({ spec, workDir: scratch, inPlace: dir, emit, signal: controller.signal });
+    result = await runTask({ spec, workDir: scratch, inPlace: dir, emit, signal: cancel.signal });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    cancel.dispose();
     await rm(scratch, { recursive: true, force: true });
   }
   if (opts.json) emit({ type: 'result', result });

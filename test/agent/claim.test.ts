@@ -3,17 +3,15 @@
  * and `codex-cloud runner --claim` as a process (exit code 3 when the claim fails).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
+import { runCli } from '../support/cli.ts';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { TaskSpec } from '../../src/contract.ts';
 import { CLAIM_FAILED_EXIT_CODE, ClaimError, claimFromEnvironment, claimTaskSpec } from '../../src/agent/claim.ts';
 import { TaskTokens } from '../../src/gateway/task-tokens.ts';
 import { Claims } from '../../src/runners/claims.ts';
 import { createRunnerApi } from '../../src/runners/runner-api.ts';
 
-const CLI = path.resolve('src/cli.ts');
 
 let server: http.Server;
 let appUrl: string;
@@ -127,17 +125,8 @@ describe('claimFromEnvironment', () => {
 });
 
 test('`codex-cloud runner --claim` exits 3 with the reason when the claim is refused', async () => {
-  const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'runner', '--claim'], {
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, CODEX_TASK_ID: 'task_unknown', CODEX_APP_URL: appUrl, CODEX_CLAIM_TICKET: 'ccl_wrong' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  const run = await runCli(['runner', '--claim'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, CODEX_TASK_ID: 'task_unknown', CODEX_APP_URL: appUrl, CODEX_CLAIM_TICKET: 'ccl_wrong' },
   });
   expect(run.code).toBe(CLAIM_FAILED_EXIT_CODE);
   expect(run.stdout).toBe('');

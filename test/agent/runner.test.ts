@@ -3,7 +3,6 @@
  * repository served over git smart HTTP with token auth and a scripted Responses API server.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,33 +11,10 @@ import { ProgressEvent, TaskResult, type TaskSpecInput } from '../../src/contrac
 import { createBareRepo, GitHttpServer } from '../support/git-http.ts';
 import { ScriptedModel } from '../support/scripted-model.ts';
 import { buggyNodeRepo, FINAL_MESSAGE, FIXED_MATH, fixTurns } from '../support/fixtures.ts';
+import { runCli } from '../support/cli.ts';
 
-const CLI = path.resolve('src/cli.ts');
 const CLONE_TOKEN = 'ghs_readonlyclonetoken0123456789';
 const TASK_TOKEN = 'cct_task_token_abcdef';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], opts: { stdin?: string; env?: Record<string, string>; cwd?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd: opts.cwd ?? process.cwd(),
-      env: { ...process.env, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.stdin ?? '');
-  });
-}
 
 function events(stdout: string): ProgressEvent[] {
   return stdout
@@ -219,7 +195,7 @@ describe('codex-cloud exec', () => {
     try {
       execFileSync('git', ['clone', '-q', path.join(dir, 'repos/acme/calc.git'), checkout]);
       const run = await runCli(['exec', '--cd', checkout, '--model', 'gpt-test', 'the add test fails, fix it'], {
-        env: { OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: 'sk-local-test' },
+        extraEnv: { OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: 'sk-local-test' },
       });
       expect(run.stderr).not.toContain('✗ agent failed');
       expect(run.code).toBe(0);
@@ -246,7 +222,7 @@ describe('codex-cloud exec', () => {
     try {
       execFileSync('git', ['clone', '-q', path.join(dir, 'repos/acme/calc.git'), checkout]);
       const run = await runCli(['exec', '--json', '--cd', checkout, 'hello'], {
-        env: { OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: 'sk' },
+        extraEnv: { OPENAI_BASE_URL: model.baseUrl, OPENAI_API_KEY: 'sk' },
       });
       expect(run.code).toBe(1);
       const result = resultOf(run.stdout);

@@ -9,11 +9,9 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
 import { AppHarness, UPSTREAM_KEY, waitFor } from '../support/app-harness.ts';
 import { EcsStandIn } from '../support/ecs-stand-in.ts';
 import { buggyNodeRepo, FIXED_MATH, fixTurns } from '../support/fixtures.ts';
-import { issueCommentCreated } from '../support/webhooks.ts';
 
 const REPO = 'acme/calc';
 const DONE = /✅ \*\*Done\*\*/;
@@ -52,36 +50,16 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-function mention(body: string) {
-  const issue = h.github.addIssue(REPO, { title: 'add() is broken', body: 'add(2, 3) returns -1', user: 'maintainer' });
-  const number = issue.number as number;
-  const comment = h.github.addComment(REPO, number, { body, user: 'maintainer' });
-  return {
-    number,
-    delivery: issueCommentCreated({ repo: h.github.repository(REPO), issue: h.github.issue(REPO, number), issueNumber: number, commentId: comment.id, body, user: 'maintainer', installationId: 1 }),
-  };
-}
 
-function progress(issueNumber: number) {
-  return h.github.comments(REPO, issueNumber).find((c) => (c.user as { login: string }).login === h.github.botLogin);
-}
 
-function taskRow(issueNumber: number): { id: string; state: string; backend: string | null; external_id: string | null; phase: string | null } | undefined {
-  const db = new DatabaseSync(path.join(h.dataDir, 'codex-cloud.db'), { readOnly: true });
-  try {
-    return db.prepare('SELECT id, state, backend, external_id, phase FROM tasks WHERE issue_number = ? ORDER BY created_at DESC LIMIT 1').get(issueNumber) as never;
-  } finally {
-    db.close();
-  }
-}
 
 test('an issue mention becomes a pull request through one ECS task, and nothing secret goes to ECS', async () => {
   h.model.push(...fixTurns());
-  const { number, delivery } = mention('@codex please fix the failing add test');
+  const { number, delivery } = h.mentionOnNewIssue(REPO, '@codex please fix the failing add test');
   expect(await h.deliver(delivery)).toBe(200);
-  const done = await waitFor('the final reply', () => (ENDED.test(progress(number)?.body ?? '') ? progress(number) : undefined), 90_000);
+  const done = await waitFor('the final reply', () => (ENDED.test(h.botComments(REPO, number)[0]?.body ?? '') ? h.botComments(REPO, number)[0] : undefined), 90_000);
   expect({ body: done.body, runner: DONE.test(done.body) ? '' : [...ecs.tasks.values()].at(-1)?.logs.slice(-2000) }).toEqual({ body: expect.stringMatching(DONE), runner: '' });
-  const row = taskRow(number)!;
+  const row = h.task(number)!;
   expect(row).toMatchObject({ state: 'succeeded', backend: 'ecs' });
   expect(row.external_id).toMatch(/^arn:aws:ecs:us-east-1:123456789012:task\/codex\/[0-9a-f]{32}$/);
 
@@ -121,19 +99,19 @@ test('a task survives an app crash in the middle of its agent phase: the runner 
   const before = ecs.requestsOf('RunTask').length;
   // The first turn runs a 5-second command; the app is killed and restarted meanwhile.
   h.model.push([{ type: 'function_call', name: 'shell', arguments: { command: ['node', '-e', 'setTimeout(() => {}, 5000)'], timeout_ms: 60_000 } }], ...fixTurns());
-  const { number, delivery } = mention('@codex fix add please');
+  const { number, delivery } = h.mentionOnNewIssue(REPO, '@codex fix add please');
   expect(await h.deliver(delivery)).toBe(200);
   await waitFor('the first model request', () => h.model.requests.length > 5);
-  await waitFor('the agent phase', () => taskRow(number)?.phase === 'agent');
-  const arn = taskRow(number)!.external_id!;
+  await waitFor('the agent phase', () => h.task(number)?.phase === 'agent');
+  const arn = h.task(number)!.external_id!;
 
   await h.stopApp('SIGKILL');
   expect(ecs.tasks.get(arn)!.lastStatus).toBe('RUNNING');
   await h.startApp();
 
-  const done = await waitFor('the final reply after the restart', () => (ENDED.test(progress(number)?.body ?? '') ? progress(number) : undefined), 90_000);
+  const done = await waitFor('the final reply after the restart', () => (ENDED.test(h.botComments(REPO, number)[0]?.body ?? '') ? h.botComments(REPO, number)[0] : undefined), 90_000);
   expect(done.body).toMatch(DONE);
-  expect(taskRow(number)).toMatchObject({ state: 'succeeded', external_id: arn });
+  expect(h.task(number)).toMatchObject({ state: 'succeeded', external_id: arn });
   // The new process re-attached to the running task (rather than failing it).
   expect(h.logLines().filter((l) => l.msg === 'runner task re-attached').map((l) => l.taskArn)).toEqual([arn]);
   // The same ECS task did the work: no second RunTask, no StopTask.

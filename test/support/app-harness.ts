@@ -10,7 +10,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GitHubStandIn } from './github-stand-in.ts';
 import { ScriptedModel, type ScriptedModelOptions } from './scripted-model.ts';
-import { deliver, type Delivery } from './webhooks.ts';
+import { DatabaseSync } from 'node:sqlite';
+import { deliver, issueCommentCreated, type Delivery } from './webhooks.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
 
@@ -137,6 +138,48 @@ export class AppHarness {
   /** Delivers a webhook to the app (signed unless `signature` is given). @returns the HTTP status. */
   deliver(delivery: Delivery, signature?: string): Promise<number> {
     return deliver(`${this.url}/api/github/webhooks`, delivery, { secret: WEBHOOK_SECRET, ...(signature ? { signature } : {}) });
+  }
+
+  /**
+   * Posts `body` as a comment by `user` on an existing issue of the stand-in (as on GitHub, the
+   * comment exists before its webhook) and returns the `issue_comment.created` delivery for it.
+   */
+  mention(fullName: string, issueNumber: number, body: string, user: string | { login: string; type: 'Bot' | 'User' } = 'maintainer'): Delivery {
+    const login = typeof user === 'string' ? user : user.login;
+    const comment = this.github.addComment(fullName, issueNumber, { body, user: login });
+    return issueCommentCreated({
+      repo: this.github.repository(fullName),
+      issue: this.github.issue(fullName, issueNumber),
+      issueNumber,
+      commentId: comment.id,
+      body,
+      user,
+      installationId: 1,
+    });
+  }
+
+  /** Opens a new issue (by `maintainer`) and mentions the app in a comment on it. */
+  mentionOnNewIssue(fullName: string, body: string): { number: number; delivery: Delivery } {
+    const issue = this.github.addIssue(fullName, { title: 'add() is broken', body: 'add(2, 3) returns -1', user: 'maintainer' });
+    const number = issue.number as number;
+    return { number, delivery: this.mention(fullName, number, body) };
+  }
+
+  /** The app's own comments on an issue, oldest first. */
+  botComments(fullName: string, issueNumber: number) {
+    return this.github.comments(fullName, issueNumber).filter((c) => (c.user as { login: string }).login === this.github.botLogin);
+  }
+
+  /** The newest task of an issue, read from the app's SQLite store (read-only). */
+  task(issueNumber: number): { id: string; state: string; backend: string | null; external_id: string | null; phase: string | null } | undefined {
+    const db = new DatabaseSync(path.join(this.dataDir, 'codex-cloud.db'), { readOnly: true });
+    try {
+      return db
+        .prepare('SELECT id, state, backend, external_id, phase FROM tasks WHERE issue_number = ? ORDER BY created_at DESC, rowid DESC LIMIT 1')
+        .get(issueNumber) as never;
+    } finally {
+      db.close();
+    }
   }
 
   /** JSON log lines of the app. */
