@@ -72,6 +72,10 @@ export interface ApiRequestRecord {
   accept: string;
   /** HTTP status returned. */
   status: number;
+  /** `Date.now()` when the request reached the stand-in, ms since the epoch (for benchmarks' timelines). */
+  at: number;
+  /** Time from arrival to the response being handed to the socket, ms (`performance.now()` based); 0 until answered. */
+  durationMs: number;
 }
 
 /**
@@ -557,15 +561,18 @@ export class GitHubStandIn {
     return this.#commentWithHistory(c);
   }
 
-  /** Reactions on an issue/PR (`{ issueNumber }`) or an issue comment (`{ commentId }`), in order. */
+  /**
+   * Reactions on an issue/PR (`{ issueNumber }`) or an issue comment (`{ commentId }`), in order.
+   * `created_at` is the API's ISO string (second precision); `createdAtMs` the exact `Date.now()` of creation.
+   */
   reactions(
     fullName: string,
     target: { issueNumber: number } | { commentId: number },
-  ): Array<{ id: number; content: string; user: string; created_at: string }> {
+  ): Array<{ id: number; content: string; user: string; created_at: string; createdAtMs: number }> {
     const key = this.#repo(fullName).fullName.toLowerCase();
     return this.#reactions
       .filter((r) => r.repoKey === key && sameSubject(r.subject, target))
-      .map((r) => ({ id: r.id, content: r.content, user: r.user, created_at: iso(r.createdAt) }));
+      .map((r) => ({ id: r.id, content: r.content, user: r.user, created_at: iso(r.createdAt), createdAtMs: r.createdAt }));
   }
 
   /** Pull requests of a repository (REST objects, oldest first). */
@@ -696,6 +703,8 @@ export class GitHubStandIn {
   // Request handling
 
   async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const at = Date.now();
+    const started = performance.now();
     const url = new URL(req.url ?? '/', this.url);
     const method = (req.method ?? 'GET').toUpperCase();
     const isApi = url.pathname === '/api/v3' || url.pathname.startsWith('/api/v3/');
@@ -722,7 +731,10 @@ export class GitHubStandIn {
       auth,
       accept: req.headers.accept ?? '',
       status: 0,
+      at,
+      durationMs: 0,
     };
+    res.once('finish', () => (record.durationMs = performance.now() - started));
     if (token !== undefined) record.token = token;
     this.requests.push(record);
     if (raw.length > 0) {
