@@ -141,7 +141,7 @@ export class TaskService {
    * Accepts a request: records it (once per trigger key), reacts 👀, posts the progress comment and
    * queues it. A second delivery of the same request returns undefined and does nothing else.
    */
-  async submit(request: TaskRequest): Promise<TaskRecord | undefined> {
+  async submit(request: TaskRequest, opts: { acknowledged?: boolean } = {}): Promise<TaskRecord | undefined> {
     const id = `task_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
     const { task, created } = this.opts.store.create(id, randomBytes(24).toString('base64url'), request);
     if (!created) {
@@ -153,7 +153,7 @@ export class TaskService {
       'task transition',
     );
     const octokit = await this.opts.github.forInstallation(request.installationId);
-    await this.react(octokit, request);
+    if (!opts.acknowledged) await this.acknowledge(octokit, request);
     const live = this.track(task);
     this.waiting.push(task.id);
     live.view.queuePosition = this.queuePosition(task.id);
@@ -170,7 +170,11 @@ export class TaskService {
     return position > 0 ? position : undefined;
   }
 
-  private async react(octokit: Octokit, request: TaskRequest): Promise<void> {
+  /**
+   * Adds 👀 to the request (the comment, or the issue). Idempotent on GitHub (a second POST answers
+   * 200 with the existing reaction), so triggers may call it before {@link submit}. Never throws.
+   */
+  async acknowledge(octokit: Octokit, request: Pick<TaskRequest, 'owner' | 'repo' | 'issueNumber' | 'reactTo'>): Promise<void> {
     try {
       if (request.reactTo.type === 'comment') {
         await octokit.rest.reactions.createForIssueComment({ owner: request.owner, repo: request.repo, comment_id: request.reactTo.id, content: 'eyes' });

@@ -71,6 +71,19 @@ async function reply(m: IssueMention, body: string, log: Logger): Promise<void> 
   }
 }
 
+// Identical lookups in flight at the same time (a burst of mentions in one repository) share one
+// GitHub request: the permission of one user, the config of one repository. Nothing is kept once
+// the request settles, so no answer is older than the request that produced it.
+const inflight = new Map<string, Promise<unknown>>();
+function shared<T>(key: string, load: () => Promise<T>): Promise<T> {
+  let pending = inflight.get(key) as Promise<T> | undefined;
+  if (!pending) {
+    pending = load().finally(() => inflight.delete(key));
+    inflight.set(key, pending);
+  }
+  return pending;
+}
+
 /** Resolves the task settings from the app's defaults and the repository's config. */
 export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSettings {
   const timeoutMs = repo.limits?.timeout_minutes ? Math.min(repo.limits.timeout_minutes * 60_000, app.timeoutMs) : app.timeoutMs;
@@ -98,7 +111,9 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
   const where = { repository: `${m.owner}/${m.repo}`, issue: m.issue.number, deliveryId: m.deliveryId, sender: m.sender.login };
   const retryHint = `Mention ${settings.mention} again to retry.`;
   try {
-    const verdict = await gateSender(m.octokit, { owner: m.owner, repo: m.repo }, m.sender, { botLogin, allowedBots: settings.allowedBots });
+    const verdict = await shared(`gate:${m.installationId}:${m.owner}/${m.repo}:${m.sender.login.toLowerCase()}:${m.sender.type ?? ''}`, () =>
+      gateSender(m.octokit, { owner: m.owner, repo: m.repo }, m.sender, { botLogin, allowedBots: settings.allowedBots }),
+    );
     if (verdict === 'self' || verdict === 'bot') {
       log.info({ ...where, verdict }, 'mention ignored');
       return;
@@ -119,9 +134,15 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       return;
     }
 
+    // Acknowledge at once: 👀 as soon as the sender passed the gate, while the repository config
+    // and the thread (two independent reads) are fetched together.
+    const acknowledged = deps.service.acknowledge(m.octokit, { owner: m.owner, repo: m.repo, issueNumber: m.issue.number, reactTo: m.reactTo });
+    const thread = issueThreadContext(m.octokit, { owner: m.owner, repo: m.repo, ...m.issue }, { botLogin, beforeCommentId: m.commentId });
+    thread.catch(() => undefined); // awaited below; this only keeps an early return from leaving it unhandled
+
     let repoConfig: RepoConfig;
     try {
-      repoConfig = await loadRepoConfig({ config: m.readConfig });
+      repoConfig = await shared(`config:${m.installationId}:${m.owner}/${m.repo}`, () => loadRepoConfig({ config: m.readConfig }));
     } catch (error) {
       if (error instanceof RepoConfigError) {
         log.warn({ ...where, err: error.message }, 'invalid repository config');
@@ -145,7 +166,8 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       instruction = previous.request.instruction;
     }
 
-    const context = await issueThreadContext(m.octokit, { owner: m.owner, repo: m.repo, ...m.issue }, { botLogin, beforeCommentId: m.commentId });
+    const context = await thread;
+    await acknowledged;
     await deps.service.submit({
       triggerKey: m.triggerKey,
       deliveryId: m.deliveryId,
@@ -160,7 +182,7 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       context,
       reactTo: m.reactTo,
       settings: resolveSettings(settings, repoConfig),
-    });
+    }, { acknowledged: true });
   } catch (error) {
     const status = (error as { status?: number }).status;
     log.error({ ...where, err: (error as Error).message, status }, 'could not handle the mention');
