@@ -181,6 +181,23 @@ describe('an @codex mention on an issue', () => {
     expect(h.task(issue)?.state).toBe('cancelled');
   });
 
+  test('the repository config applies, and partial work at a limit becomes a draft pull request', async () => {
+    const issue = newIssue();
+    await h.github.commitFiles(REPO, 'main', { '.github/codex.yml': 'limits:\n  max_turns: 1\n' });
+    try {
+      h.model.push([{ type: 'function_call', name: 'apply_patch', arguments: { input: '*** Begin Patch\n*** Update File: src/math.js\n@@\n-  return a - b;\n+  return a + b;\n*** End Patch' } }]);
+      expect(await h.deliver(h.mention(REPO, issue, '@codex fix add'))).toBe(200);
+      const reply = await finalComment(issue, FAILED);
+      expect(reply.body).toMatch(/turn limit \(1\)/);
+      expect(reply.body).toMatch(/partial work is in the draft pull request/);
+      const pr = (await h.github.pulls(REPO)).find((p) => String(p.title).startsWith('[partial]')) as { draft: boolean; head: { ref: string } } | undefined;
+      expect(pr?.draft).toBe(true);
+      expect(await h.github.git(REPO, 'show', `${pr!.head.ref}:src/math.js`)).toBe(FIXED_MATH);
+    } finally {
+      await h.github.commitFiles(REPO, 'main', { '.github/codex.yml': null });
+    }
+  });
+
   test('an invalid .github/codex.yml gets a reply naming the key and no task', async () => {
     const issue = newIssue();
     await h.github.commitFiles(REPO, 'main', { '.github/codex.yml': 'limits:\n  max_turns: 100000\nmodle: x\n' });

@@ -344,6 +344,11 @@ export function renderProgressComment(view: ProgressView): string {
     answerSlot = blocks.length;
     blocks.push('');
   }
+  if (view.state === 'failed' && view.pullRequest && Number.isSafeInteger(view.pullRequest.number)) {
+    // The agent stopped early (a limit) with partial work, published as a draft for review.
+    const label = `#${view.pullRequest.number}: ${escapeInline(truncate(view.pullRequest.title, 256))}`;
+    blocks.push(`The partial work is in the draft pull request ${link(label, view.pullRequest.url)}.`);
+  }
   if (view.state === 'failed') {
     const phase = view.failure?.phase ? ` during ${codeSpan(truncate(view.failure.phase, 40))}` : '';
     blocks.push(`The ${noun} failed${phase}:`);

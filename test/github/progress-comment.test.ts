@@ -450,3 +450,15 @@ describe('notices', () => {
     expect(done).not.toContain('RunTask failed');
   });
 });
+
+describe('partial work', () => {
+  test('a failed task that published partial work links its draft pull request', () => {
+    const body = render({
+      state: 'failed',
+      failure: { phase: 'agent', reason: 'the agent stopped early: the turn limit (60) was reached' },
+      pullRequest: { number: 12, url: 'https://github.com/o/r/pull/12', title: '[partial] Add pagination' },
+    });
+    expect(body).toContain('The partial work is in the draft pull request [#12: \\[partial\\] Add pagination](https://github.com/o/r/pull/12)');
+    expect(body).toContain('turn limit (60)');
+  });
+});
