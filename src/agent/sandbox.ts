@@ -581,6 +581,17 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   // With network, keep name resolution working when /etc/resolv.conf points into a hidden /run
   // (systemd-resolved): re-bind the directory holding its target, read-only.
   const roBinds: string[] = [];
+  // The runner's own Node.js (first on the sandbox's PATH) stays reachable when it is installed
+  // under a path the sandbox replaces (a checkout under /tmp, say): its PATH directory and the
+  // installation it links to are bound back, read-only.
+  const hiddenRoots = ['/tmp', ...hide.filter((h) => h.dir).map((h) => h.path)];
+  const nodeBin = path.dirname(process.execPath);
+  for (const candidate of [nodeBin, path.dirname(path.dirname(realpathSync(process.execPath)))]) {
+    const real = realpathSync(candidate);
+    for (const p of new Set([candidate, real])) {
+      if (hiddenRoots.some((root) => isInside(root, p)) && !roBinds.includes(p)) roBinds.push(p);
+    }
+  }
   if (opts.network) {
     try {
       const resolv = realpathSync('/etc/resolv.conf');

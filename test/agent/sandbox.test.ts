@@ -3,6 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync,
+  statSync,
 } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -390,7 +391,17 @@ describe('sandboxEnv', () => {
 
 // When the tests run as root, repeat the essentials as an unprivileged user, where bwrap has to
 // create a user namespace itself. Run unprivileged, the suite above already covers that case.
-const canDropPrivileges = process.getuid?.() === 0 && existsSync('/usr/bin/setpriv');
+// The unprivileged user must also be able to read this checkout and the Node binary (a checkout
+// in a private directory, e.g. one made by `mktemp -d`, is not readable to it).
+function readableByOthers(file: string): boolean {
+  for (let p = path.resolve(file); ; p = path.dirname(p)) {
+    const mode = statSync(p).mode;
+    if (p === path.resolve(file) ? (mode & 0o004) === 0 : (mode & 0o001) === 0) return false;
+    if (p === '/') return true;
+  }
+}
+const canDropPrivileges =
+  process.getuid?.() === 0 && existsSync('/usr/bin/setpriv') && readableByOthers(SANDBOX_MODULE) && readableByOthers(process.execPath);
 (canDropPrivileges ? describe : describe.skip)('bubblewrap sandbox as an unprivileged user', () => {
   it('isolates the same way', async () => {
     const base = mkdtempSync(path.join('/tmp', 'sandbox-test-unpriv-'));
