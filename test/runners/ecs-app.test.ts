@@ -125,3 +125,18 @@ test('a task survives an app crash in the middle of its agent phase: the runner 
   expect(h.github.comments(REPO, number).filter((c) => (c.user as { login: string }).login === h.github.botLogin)).toHaveLength(1);
   expect(h.model.pendingTurns).toBe(0);
 });
+
+test('@codex stop stops the ECS task (StopTask) and the reply says it was cancelled', async () => {
+  const requests = h.model.requests.length;
+  h.model.push({ fault: 'delay', ms: 60_000, then: [{ type: 'message', text: 'too late' }] });
+  const { number, delivery } = h.mentionOnNewIssue(REPO, '@codex fix add');
+  expect(await h.deliver(delivery)).toBe(200);
+  await waitFor('the runner to ask the model', () => h.model.requests.length > requests, 60_000);
+  const arn = await waitFor('the task ARN', () => h.task(number)?.external_id);
+  expect(await h.deliver(h.mention(REPO, number, '@codex stop'))).toBe(200);
+  const reply = await waitFor('the cancelled reply', () => (/⏹️ \*\*Cancelled\*\*/.test(h.botComments(REPO, number)[0]?.body ?? '') ? h.botComments(REPO, number)[0] : undefined), 90_000);
+  expect(reply.body).toMatch(/cancelled by @\S*maintainer/);
+  expect(ecs.requestsOf('StopTask').map((r) => (r.body as { task: string }).task)).toContain(arn);
+  await ecs.tasks.get(arn)!.stopped;
+  expect(h.task(number)?.state).toBe('cancelled');
+});
