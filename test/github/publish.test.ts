@@ -16,21 +16,12 @@ import {
 import { pullRequestBody } from '../../src/github/pull-request-body.ts';
 import { validateChanges } from '../../src/github/validate-result.ts';
 import { runGit } from '../support/git-http.ts';
-import { GitHubStandIn, ProbotOctokitForTests } from '../support/github-stand-in.ts';
+import { GitHubStandIn, ProbotOctokitForTests, statusOf } from '../support/github-stand-in.ts';
 
 const REPO = 'octo-org/hello';
 const owner = 'octo-org';
 const repo = 'hello';
 const b64 = (text: string | Buffer): string => Buffer.from(text).toString('base64');
-
-async function statusOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 200;
-  } catch (err) {
-    return (err as { status?: number }).status ?? -1;
-  }
-}
 
 function withToken(url: string, token: string): string {
   const u = new URL(url);

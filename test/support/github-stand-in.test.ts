@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Probot } from 'probot';
-import { GitHubStandIn, ProbotOctokitForTests } from './github-stand-in.ts';
+import { GitHubStandIn, ProbotOctokitForTests, statusOf } from './github-stand-in.ts';
 import { GitCommandError, runGit } from './git-http.ts';
 
 const REPO = 'octo-org/hello';
@@ -16,16 +16,6 @@ function withToken(url: string, token: string): string {
   u.username = 'x-access-token';
   u.password = token;
   return u.toString();
-}
-
-/** Status of a rejected Octokit request (RequestError carries `status`). */
-async function statusOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 200;
-  } catch (err) {
-    return (err as { status?: number }).status ?? -1;
-  }
 }
 
 describe('GitHubStandIn', () => {

@@ -2081,3 +2081,12 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** HTTP status of an Octokit request: 200 when it succeeds, the RequestError's `status` when not. */
+export async function statusOf(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+    return 200;
+  } catch (err) {
+    return (err as { status?: number }).status ?? -1;
+  }
+}
