@@ -169,6 +169,26 @@ describe('an @codex mention on an issue', () => {
     expect(reply.body).toMatch(/500/);
   });
 
+  test('@codex retry runs the last task of the thread again', async () => {
+    const issue = newIssue();
+    for (let i = 0; i < 5; i++) h.model.push({ fault: 'http', status: 503 });
+    expect(await h.deliver(h.mention(REPO, issue, '@codex make add() add'))).toBe(200);
+    await finalComment(issue, FAILED);
+    const firstTask = h.task(issue)!.id;
+
+    h.model.push(...fixTurns());
+    expect(await h.deliver(h.mention(REPO, issue, '@codex retry'))).toBe(200);
+    const done = await waitFor('the retried task to finish', () => h.botComments(REPO, issue).find((c) => DONE.test(c.body)), 60_000);
+    expect(done.body).toContain('Opened');
+    const retried = h.task(issue)!;
+    expect(retried.id).not.toBe(firstTask);
+    expect(retried.state).toBe('succeeded');
+    // Same instruction as the first request, not the word "retry".
+    const prompt = JSON.stringify(h.model.requests.at(-5)!.body.input[0]);
+    expect(prompt).toContain('make add() add');
+    expect(prompt).not.toMatch(/The request[^`]*```text\\nretry/);
+  });
+
   test('@codex stop cancels the running task', async () => {
     const issue = newIssue();
     h.model.push({ fault: 'delay', ms: 30_000, then: [{ type: 'message', text: 'late' }] });

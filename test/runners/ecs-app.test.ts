@@ -140,3 +140,16 @@ test('@codex stop stops the ECS task (StopTask) and the reply says it was cancel
   await ecs.tasks.get(arn)!.stopped;
   expect(h.task(number)?.state).toBe('cancelled');
 });
+
+test('a RunTask capacity failure is retried with backoff and shown in the progress comment', async () => {
+  const before = ecs.requestsOf('RunTask').length;
+  ecs.failNextRunTask(1, { kind: 'failure', reason: 'RESOURCE:MEMORY' });
+  h.model.push(...fixTurns());
+  const { number, delivery } = h.mentionOnNewIssue(REPO, '@codex fix add');
+  expect(await h.deliver(delivery)).toBe(200);
+  const done = await waitFor('the final reply', () => (ENDED.test(h.botComments(REPO, number)[0]?.body ?? '') ? h.botComments(REPO, number)[0] : undefined), 90_000);
+  expect(done.body).toMatch(DONE);
+  expect(done.history.some((body) => /RunTask failed \(RESOURCE:MEMORY\)/.test(body))).toBe(true);
+  expect(ecs.requestsOf('RunTask').length - before).toBe(2);
+  expect(h.model.pendingTurns).toBe(0);
+});
