@@ -63,11 +63,15 @@ export interface CoAuthor {
   id: number;
 }
 
+/** `Fixes #12`, `closes owner/repo#3`, … as GitHub reads them in commit messages. */
+const CLOSING_REFERENCE = /\b(close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+((?:[\w.-]+\/[\w.-]+)?#\d+)/gi;
+
 /**
  * The commit message for a change set: the runner's message with trailing whitespace and any
  * `Co-authored-by:` lines removed (attribution is the app's decision, not the runner's), then one
  * `Co-authored-by: login <id+login@users.noreply.github.com>` trailer per co-author (deduplicated by
- * id), after a blank line. An empty message becomes `Update files`.
+ * id), after a blank line. Closing references (`Fixes #12`) are made inert: the message is the model's
+ * text, and such a line would close that issue on merge. An empty message becomes `Update files`.
  * Trailer format: https://docs.github.com/en/pull-requests/committing-changes-to-your-project/creating-and-editing-commits/creating-a-commit-with-multiple-authors
  * @throws TypeError on a login that is not a GitHub login or an id that is not a positive integer.
  */
@@ -78,6 +82,9 @@ export function commitMessage(message: string, coAuthors: CoAuthor[] = []): stri
       .split('\n')
       .filter((line) => !/^\s*co-authored-by:/i.test(line))
       .join('\n')
+      // A closing keyword would close that issue when the commit reaches the default branch; the
+      // message is the model's text, so references are kept readable but inert.
+      .replace(CLOSING_REFERENCE, (_match, keyword: string, ref: string) => `${keyword} ${ref.replace('#', '#\u200d')}`)
       .trimEnd() || 'Update files';
   const seen = new Set<number>();
   const trailers: string[] = [];

@@ -4,6 +4,7 @@
  * task log. GitHub-flavoured markdown (https://github.github.com/gfm/).
  */
 import type { CommandRecord, Usage } from '../contract.ts';
+import { sanitizeMarkdown } from './progress-comment.ts';
 
 /** GitHub refuses pull request bodies longer than this many characters. */
 export const PULL_REQUEST_BODY_LIMIT = 65_536;
@@ -161,7 +162,9 @@ export function pullRequestBody(opts: PullRequestBodyOptions): string {
   tail.push(`---\n${footer(opts)}`);
   const rest = tail.join('\n\n');
 
-  const summary = opts.summary.replace(/\r\n?/g, '\n').trim();
+  // The summary is the model's text: it must not ping people or close other issues on merge
+  // (`Fixes #12`), so mentions and issue references are neutralised and raw HTML made literal.
+  const summary = sanitizeMarkdown(opts.summary, PULL_REQUEST_BODY_LIMIT).replace(/\r\n?/g, '\n').trim();
   const room = PULL_REQUEST_BODY_LIMIT - rest.length - 2;
   const shown = summary.length > room ? shortenSummary(summary, room) : summary;
   return shown ? `${shown}\n\n${rest}` : rest;

@@ -308,3 +308,13 @@ describe('publishing through the Git Data API (GitHub stand-in)', () => {
     expect(await statusOf(openPullRequest(octokit, { owner, repo, head: 'codex/empty', base: 'main', title: 't', body: 'b' }))).toBe(422);
   });
 });
+
+describe('commitMessage', () => {
+  test('closing references from the model are made inert; the issue number stays readable', () => {
+    const message = commitMessage('Fix add\n\nFixes #12 and closes acme/calc#3; see #4', [{ login: 'alice', id: 7 }]);
+    expect(message).not.toMatch(/Fixes #12|closes acme\/calc#3/);
+    expect(message).toContain('Fixes #\u200d12');
+    expect(message).toContain('see #4');
+    expect(message).toMatch(/\n\nCo-authored-by: alice <7\+alice@users\.noreply\.github\.com>$/);
+  });
+});

@@ -117,7 +117,17 @@ describe('pullRequestBody', () => {
     expect(body.length).toBeLessThanOrEqual(PULL_REQUEST_BODY_LIMIT);
     expect(body).not.toMatch(/[\ud800-\udbff](?![\udc00-\udfff])/);
     const hidden = pullRequestBody({ summary: `intro\n<!-- ${'z'.repeat(70_000)}`, issueNumber: 1, commands: [], model: 'm', usage });
-    expect(hidden).toMatch(/ -->\n\n_The summary was cut/);
+    // The summary's raw HTML is made literal, so an open comment cannot hide what follows it.
+    expect(hidden).toContain('&lt;!--');
+    expect(hidden).toMatch(/\nCloses #1\n/);
     expect(hidden.length).toBeLessThanOrEqual(PULL_REQUEST_BODY_LIMIT);
+  });
+
+  test("the agent's summary cannot ping people or close other issues", () => {
+    const body = pullRequestBody({ summary: '## Summary\n- Fixes #12, thanks @octocat and @acme/team\n- `keep @code #1`', issueNumber: 3, commands: [], model: 'm', usage });
+    expect(body).not.toMatch(/(?<![\w\u200d])@octocat/);
+    expect(body).not.toMatch(/Fixes #12/);
+    expect(body).toContain('`keep @code #1`');
+    expect(body).toMatch(/\nCloses #3\n/);
   });
 });
