@@ -59,6 +59,11 @@ interface LiveTask {
   cancelRequested?: string;
 }
 
+/** The backend's hard limit for a runner: the task's wall-clock limit plus 5 minutes of grace, ms. */
+function backstopMs(request: TaskRequest): number {
+  return request.settings.timeoutMs + 5 * 60_000;
+}
+
 function errorMessage(error: unknown): string {
   if (error && typeof error === 'object' && 'status' in error && 'message' in error) {
     return `GitHub API error ${(error as { status: number }).status}: ${(error as { message: string }).message}`;
@@ -119,47 +124,53 @@ export class TaskService {
     await this.queue.onIdle();
   }
 
-  private transition(task: TaskRecord, state: TaskState, patch: Parameters<TaskStore['update']>[1] = {}, detail?: string): TaskRecord {
-    const updated = this.opts.store.update(task.id, patch, state, detail);
+  /** One log line per state change: task id, repository, issue, delivery id, from and to. */
+  private logTransition(task: TaskRecord, from: TaskState | null, to: TaskState, detail?: string): void {
     this.log.info(
       {
         taskId: task.id,
         repository: `${task.request.owner}/${task.request.repo}`,
         issue: task.request.issueNumber,
         deliveryId: task.deliveryId,
-        from: task.state,
-        to: state,
+        ...(from ? { from } : {}),
+        to,
         ...(detail ? { detail } : {}),
       },
       'task transition',
     );
+  }
+
+  private transition(task: TaskRecord, state: TaskState, patch: Parameters<TaskStore['update']>[1] = {}, detail?: string): TaskRecord {
+    const updated = this.opts.store.update(task.id, patch, state, detail);
+    this.logTransition(task, task.state, state, detail);
     this.notify(task.id, { type: 'state', state });
     return updated;
   }
 
   /**
-   * Accepts a request: records it (once per trigger key), reacts 👀, posts the progress comment and
-   * queues it. A second delivery of the same request returns undefined and does nothing else.
+   * Accepts a request: records it (once per trigger key), posts the progress comment and queues it.
+   * The trigger has already acknowledged it with {@link acknowledge}. A second delivery of the same
+   * request returns undefined and does nothing else.
    */
-  async submit(request: TaskRequest, opts: { acknowledged?: boolean } = {}): Promise<TaskRecord | undefined> {
+  async submit(request: TaskRequest): Promise<TaskRecord | undefined> {
     const id = `task_${randomUUID().replace(/-/g, '').slice(0, 20)}`;
     const { task, created } = this.opts.store.create(id, randomBytes(24).toString('base64url'), request);
     if (!created) {
       this.log.info({ taskId: task.id, deliveryId: request.deliveryId, triggerKey: request.triggerKey }, 'duplicate request ignored');
       return undefined;
     }
-    this.log.info(
-      { taskId: task.id, repository: `${request.owner}/${request.repo}`, issue: request.issueNumber, deliveryId: request.deliveryId, to: 'queued' },
-      'task transition',
-    );
+    this.logTransition(task, null, 'queued');
     const octokit = await this.opts.github.forInstallation(request.installationId);
-    if (!opts.acknowledged) await this.acknowledge(octokit, request);
-    const live = this.track(task);
+    await this.admit(octokit, task, this.track(task));
+    return task;
+  }
+
+  /** Puts a queued task in the waiting line, shows its place in the progress comment, queues it. */
+  private async admit(octokit: Octokit, task: TaskRecord, live: LiveTask): Promise<void> {
     this.waiting.push(task.id);
     live.view.queuePosition = this.queuePosition(task.id);
     await this.postProgressComment(octokit, task, live);
     this.enqueue(task.id);
-    return task;
   }
 
   private queuePosition(taskId: string): number | undefined {
@@ -171,8 +182,8 @@ export class TaskService {
   }
 
   /**
-   * Adds 👀 to the request (the comment, or the issue). Idempotent on GitHub (a second POST answers
-   * 200 with the existing reaction), so triggers may call it before {@link submit}. Never throws.
+   * Adds 👀 to the request (the comment, or the issue), as soon as the trigger has gated it.
+   * Idempotent on GitHub (a second POST answers 200 with the existing reaction). Never throws.
    */
   async acknowledge(octokit: Octokit, request: Pick<TaskRequest, 'owner' | 'repo' | 'issueNumber' | 'reactTo'>): Promise<void> {
     try {
@@ -193,7 +204,7 @@ export class TaskService {
         view: {
           taskId: task.id,
           kind: task.request.kind,
-          state: task.state === 'publishing' ? 'publishing' : task.state,
+          state: task.state,
           startedAt: task.createdAt,
           now: Date.now(),
           logUrl: this.logUrl(task),
@@ -288,7 +299,7 @@ export class TaskService {
     live.view.startedAt = task.startedAt ?? Date.now();
     this.refresh(task.id);
 
-    let result: TaskResult;
+    let execution: RunnerExecution;
     try {
       const octokit = await this.opts.github.forInstallation(request.installationId);
       const { data: repository } = await octokit.rest.repos.get({ owner, repo });
@@ -326,22 +337,26 @@ export class TaskService {
         },
         setup: { ...(request.settings.setupScript ? { script: request.settings.setupScript } : {}), autoInstall: request.settings.autoInstall },
       });
-      const execution = await this.opts.backend.start({
+      execution = await this.opts.backend.start({
         spec,
         onEvent: (event) => this.onEvent(taskId, event),
-        timeoutMs: request.settings.timeoutMs + 5 * 60_000,
+        timeoutMs: backstopMs(request),
       });
       live.execution = execution;
       this.opts.store.update(task.id, { backend: this.opts.backend.name, externalId: execution.externalId });
       if (live.cancelRequested) await execution.cancel(`cancelled by @${live.cancelRequested}`);
-      result = await execution.result;
     } catch (error) {
       this.opts.tokens.revoke(taskId);
       await this.finish(task, 'failed', { failure: { phase: 'starting', reason: errorMessage(error) } });
       return;
-    } finally {
-      live.execution = undefined;
     }
+    await this.settle(taskId, live, execution);
+  }
+
+  /** Waits for a runner's result (never rejects), revokes the task token and publishes. */
+  private async settle(taskId: string, live: LiveTask, execution: RunnerExecution): Promise<void> {
+    const result = await execution.result;
+    live.execution = undefined;
     this.opts.tokens.revoke(taskId);
     await this.publish(this.opts.store.get(taskId)!, result);
   }
@@ -499,10 +514,7 @@ export class TaskService {
         const live = this.track(task);
         const octokit = await this.opts.github.forInstallation(task.request.installationId);
         if (task.state === 'queued') {
-          this.waiting.push(task.id);
-          live.view.queuePosition = this.queuePosition(task.id);
-          await this.postProgressComment(octokit, task, live);
-          this.enqueue(task.id);
+          await this.admit(octokit, task, live);
           continue;
         }
         await this.postProgressComment(octokit, task, live);
@@ -515,7 +527,7 @@ export class TaskService {
             ? await this.opts.backend.resume(task.id, task.externalId, {
                 onEvent: (event) => this.onEvent(task.id, event),
                 lastPhase: task.phase,
-                timeoutMs: task.request.settings.timeoutMs + 5 * 60_000,
+                timeoutMs: backstopMs(task.request),
               })
             : undefined;
         if (!execution) {
@@ -526,12 +538,7 @@ export class TaskService {
           continue;
         }
         live.execution = execution;
-        void this.queue.add(async () => {
-          const result = await execution.result;
-          live.execution = undefined;
-          this.opts.tokens.revoke(task.id);
-          await this.publish(this.opts.store.get(task.id)!, result);
-        });
+        void this.queue.add(() => this.settle(task.id, live, execution));
       } catch (error) {
         this.log.error({ taskId: task.id, err: errorMessage(error) }, 'could not reconcile task');
       }

@@ -182,7 +182,7 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       context,
       reactTo: m.reactTo,
       settings: resolveSettings(settings, repoConfig),
-    }, { acknowledged: true });
+    });
   } catch (error) {
     const status = (error as { status?: number }).status;
     log.error({ ...where, err: (error as Error).message, status }, 'could not handle the mention');
