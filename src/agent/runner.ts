@@ -16,6 +16,7 @@ import type {
 import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
 import { git } from './git.ts';
+import { runRecorded } from './recorded-command.ts';
 import { collectAgentsDocs, buildTaskInput } from './instructions.ts';
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
 import { createModelClient, type TokenUsage } from './model.ts';
@@ -280,10 +281,7 @@ async function runSetup(
   const run = async (command: string[], label: string, required: boolean) => {
     const remaining = setupDeadline - Date.now();
     if (remaining <= 0) throw new PhaseError('setup', `the setup phase timed out after ${spec.limits.setupTimeoutMs} ms`);
-    emit({ type: 'command_begin', phase: 'setup', command, workdir: '.' });
-    const result = await sandbox.run({ command, cwd: root, timeoutMs: remaining, signal });
-    commands.push({ phase: 'setup', command, workdir: '.', exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut });
-    emit({ type: 'command_end', phase: 'setup', command, workdir: '.', exitCode: result.exitCode, durationMs: result.durationMs, timedOut: result.timedOut });
+    const result = await runRecorded({ sandbox, phase: 'setup', command, cwd: root, workdir: '.', timeoutMs: remaining, signal, emit, commands });
     if (result.exitCode !== 0) {
       const tail = result.output.trim().split('\n').slice(-15).join('\n');
       const what = result.timedOut ? 'timed out' : `exited with ${result.exitCode ?? result.signal}`;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { CommandRecord, PlanStep, ProgressEventInput } from '../../contract.ts';
 import type { Sandbox } from '../sandbox.ts';
+import { runRecorded } from '../recorded-command.ts';
 import { applyPatch } from './apply-patch.ts';
 import { formatToolOutput } from './truncate.ts';
 
@@ -45,8 +46,6 @@ export interface FunctionCall {
 export class ToolRunner {
   readonly commands: CommandRecord[] = [];
   plan: PlanStep[] = [];
-  /** Total time spent in commands, ms. */
-  commandMs = 0;
   private readonly ctx: ToolContext;
 
   constructor(ctx: ToolContext) {
@@ -104,36 +103,25 @@ export class ToolRunner {
       args.timeout_ms ? Math.min(args.timeout_ms, this.ctx.commandTimeoutMs * 4) : this.ctx.commandTimeoutMs,
       remaining,
     );
-    this.ctx.emit({ type: 'command_begin', phase: 'agent', command: args.command, workdir });
     let result;
     try {
-      result = await this.ctx.sandbox.run({ command: args.command, cwd, timeoutMs, signal: this.ctx.signal });
+      result = await runRecorded({
+        sandbox: this.ctx.sandbox,
+        phase: 'agent',
+        command: args.command,
+        cwd,
+        workdir,
+        timeoutMs,
+        signal: this.ctx.signal,
+        deadline: this.ctx.deadline,
+        emit: this.ctx.emit,
+        commands: this.commands,
+      });
     } catch (error) {
       // e.g. SandboxPathError for a workdir that does not exist: the model can correct it.
       const message = error instanceof Error ? error.message : String(error);
-      this.ctx.emit({ type: 'command_end', phase: 'agent', command: args.command, workdir, exitCode: null, durationMs: 0, timedOut: false });
       return `error: the command could not be started: ${message}`;
     }
-    const record: CommandRecord = {
-      phase: 'agent',
-      command: args.command,
-      workdir,
-      exitCode: result.exitCode,
-      durationMs: result.durationMs,
-      // Stopped by the task's wall-clock deadline counts as a timeout too.
-      timedOut: result.timedOut || (result.aborted && Date.now() >= this.ctx.deadline),
-    };
-    this.commands.push(record);
-    this.commandMs += result.durationMs;
-    this.ctx.emit({
-      type: 'command_end',
-      phase: 'agent',
-      command: args.command,
-      workdir,
-      exitCode: result.exitCode,
-      durationMs: result.durationMs,
-      timedOut: record.timedOut,
-    });
     return formatToolOutput(result);
   }
 

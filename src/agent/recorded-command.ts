@@ -1,0 +1,50 @@
+/** A sandboxed command as the task records it: progress events around it and a CommandRecord. */
+import type { CommandRecord, Phase, ProgressEventInput } from '../contract.ts';
+import type { RunResult, Sandbox } from './sandbox.ts';
+
+/** What {@link runRecorded} runs and where it reports. */
+export interface RecordedCommandOptions {
+  sandbox: Sandbox;
+  phase: Phase;
+  command: string[];
+  /** Absolute working directory inside the workspace. */
+  cwd: string;
+  /** The same directory relative to the repository root (`.` for the root), as recorded. */
+  workdir: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** Epoch ms of the task's deadline: a command aborted after it counts as timed out. */
+  deadline?: number;
+  emit: (event: ProgressEventInput) => void;
+  /** The task's command list; the record is appended. */
+  commands: CommandRecord[];
+}
+
+/**
+ * Runs one command in the sandbox between `command_begin` and `command_end` events and appends its
+ * CommandRecord. When the command cannot even start, `command_end` is still emitted (exit code null)
+ * and the sandbox's error is rethrown (e.g. SandboxPathError for a missing directory).
+ */
+export async function runRecorded(opts: RecordedCommandOptions): Promise<RunResult> {
+  const { phase, command, workdir } = opts;
+  opts.emit({ type: 'command_begin', phase, command, workdir });
+  let result: RunResult;
+  try {
+    result = await opts.sandbox.run({ command, cwd: opts.cwd, timeoutMs: opts.timeoutMs, signal: opts.signal });
+  } catch (error) {
+    opts.emit({ type: 'command_end', phase, command, workdir, exitCode: null, durationMs: 0, timedOut: false });
+    throw error;
+  }
+  const record: CommandRecord = {
+    phase,
+    command,
+    workdir,
+    exitCode: result.exitCode,
+    durationMs: result.durationMs,
+    // Stopped by the task's wall-clock deadline counts as a timeout too.
+    timedOut: result.timedOut || (result.aborted && opts.deadline !== undefined && Date.now() >= opts.deadline),
+  };
+  opts.commands.push(record);
+  opts.emit({ type: 'command_end', ...record });
+  return result;
+}
