@@ -20,12 +20,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ProgressEvent, TaskResult, type TaskSpecInput } from '../src/contract.ts';
 import { onPath } from '../src/agent/setup.ts';
+import { runCli, type CliRun } from '../test/support/cli.ts';
 import { createBareRepo, GitHttpServer } from '../test/support/git-http.ts';
 import { promptText, ScriptedModel } from '../test/support/scripted-model.ts';
 import { FINAL_MESSAGE, generateRepo, taskTurns } from './support/big-repo.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'src/cli.ts');
 const REPO = 'acme/platform';
 const CLONE_TOKEN = 'ghs_bench_readonly_clone_token_0123';
 const TASK_TOKEN = 'cct_bench_task_token';
@@ -81,25 +81,11 @@ function commonPrefix(a: string, b: string): number {
   return n;
 }
 
-/** Spawns the runner with `spec` on stdin; resolves with its stdout, stderr, exit code and wall time. */
-function spawnRunner(workdir: string, spec: TaskSpecInput): Promise<{ code: number | null; stdout: string; stderr: string; wallMs: number }> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, [CLI, 'runner', '--workdir', workdir], {
-      cwd: ROOT,
-      env: process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), wallMs: performance.now() - started }),
-    );
-    child.stdin.end(JSON.stringify(spec));
-  });
+/** Runs the runner with `spec` on stdin; resolves with its stdout, stderr, exit code and wall time (ms). */
+async function spawnRunner(workdir: string, spec: TaskSpecInput): Promise<CliRun & { wallMs: number }> {
+  const started = performance.now();
+  const run = await runCli(['runner', '--workdir', workdir], { stdin: JSON.stringify(spec), cwd: ROOT });
+  return { ...run, wallMs: performance.now() - started };
 }
 
 async function runOnce(
