@@ -10,7 +10,6 @@ import type { AppConfig } from './config/env.ts';
 import { createModelGateway } from './gateway/gateway.ts';
 import { TaskTokens } from './gateway/task-tokens.ts';
 import type { RunnerBackend } from './runners/backend.ts';
-import type { EcsRunnerBackend } from './runners/ecs.ts';
 import { LocalRunnerBackend } from './runners/local.ts';
 import { TaskService } from './tasks/service.ts';
 import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
@@ -105,7 +104,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
 
     addHandler(healthz(handle));
     // The ECS backend serves the runners' claim, progress and result routes.
-    if ('httpHandler' in backend) addHandler((backend as EcsRunnerBackend).httpHandler);
+    if (backend.httpHandler) addHandler(backend.httpHandler);
     addHandler(
       createModelGateway({
         tokens,

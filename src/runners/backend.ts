@@ -2,6 +2,7 @@
  * How the control plane starts runners. A backend only decides how the runner process starts and how
  * the contract travels (DESIGN.md, "Runner contract"); the runner program is the same everywhere.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Phase, ProgressEvent, TaskResult, TaskSpec } from '../contract.ts';
 
 /** One runner job handed to a backend. */
@@ -51,6 +52,11 @@ export interface RunnerBackend {
   ): Promise<RunnerExecution | undefined>;
   /** Stops background work (pollers); running tasks are not killed. */
   close?(): Promise<void>;
+  /**
+   * HTTP routes the backend's runners call on the app (ECS: claim, progress, result); the app
+   * mounts them when present. Returns false for paths that are not its own.
+   */
+  readonly httpHandler?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 }
 
 /**

@@ -3,7 +3,7 @@
  * stdin, progress events and the TaskResult as JSON lines on its stdout. Commands the model runs are
  * sandboxed by the runner itself (bubblewrap).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -58,7 +58,7 @@ export interface LocalRunnerOptions {
 export class LocalRunnerBackend implements RunnerBackend {
   readonly name = 'local' as const;
   private readonly opts: LocalRunnerOptions;
-  private readonly children = new Set<import('node:child_process').ChildProcess>();
+  private readonly children = new Set<ChildProcess>();
 
   constructor(opts: LocalRunnerOptions) {
     this.opts = opts;
