@@ -431,19 +431,19 @@ describe('model gateway: the task policy (pinned model, effort, tools; budget)',
     let active = 0;
     let maxActive = 0;
     const forwarded: Array<{ maxOutputTokens: unknown; remaining: number }> = [];
-    let tokens!: TaskTokens;
+    const upstreamSees: { tokens?: TaskTokens } = {};
     // Every response reads 300 input tokens and writes up to 400 (no more than max_output_tokens allows).
     const turn = async (req: RecordedRequest): Promise<ScriptedResponse> => {
       active++;
       maxActive = Math.max(maxActive, active);
-      forwarded.push({ maxOutputTokens: req.body.max_output_tokens, remaining: tokens.remaining(TASK) });
+      forwarded.push({ maxOutputTokens: req.body.max_output_tokens, remaining: upstreamSees.tokens!.remaining(TASK) });
       await new Promise((resolve) => setTimeout(resolve, 30));
       active--;
       const cap = typeof req.body.max_output_tokens === 'number' ? req.body.max_output_tokens : Infinity;
       return { items: [{ type: 'message', text: 'done' }], usage: { input_tokens: 300, output_tokens: Math.min(400, cap) } };
     };
     const h = await start({ turns: [turn], onExhausted: 'repeat-last' }, {}, 1_000);
-    tokens = h.tokens;
+    upstreamSees.tokens = h.tokens;
 
     const outcomes: string[] = [];
     for (let round = 0; round < 10; round++) {
