@@ -533,6 +533,14 @@ const REFUSED_PARAMS: ReadonlyMap<string, string> = new Map([
 /** Smallest `max_output_tokens` the Responses API accepts, tokens. */
 const MIN_OUTPUT_TOKENS = 16;
 
+/**
+ * Largest output of one response of current OpenAI models (reasoning included), tokens (GPT-5's
+ * 128,000). While more than this is left of a budget, the gateway adds no `max_output_tokens` of its
+ * own (the model's limit already keeps the output within the budget, and the API may refuse a value
+ * over the model's limit).
+ */
+const MODEL_OUTPUT_CEILING = 128_000;
+
 /** Why {@link applyTaskPolicy} refused a request: an OpenAI-style error to answer. */
 interface PolicyRefusal {
   status: number;
@@ -553,7 +561,9 @@ interface PolicyRefusal {
  *   others are refused (400 `tool_not_allowed`, naming the index and type).
  * - `prompt`, `conversation`, `background`: refused (400 `parameter_not_allowed`).
  * - `max_output_tokens`: must be a positive integer when given; set to `min(requested,
- *   remainingTokens)`. With fewer than {@link MIN_OUTPUT_TOKENS} tokens left, 429 `insufficient_quota`.
+ *   remainingTokens)`, or to `remainingTokens` when not given and fewer than
+ *   {@link MODEL_OUTPUT_CEILING} are left. With fewer than {@link MIN_OUTPUT_TOKENS} tokens left, 429
+ *   `insufficient_quota`.
  * @param remainingTokens the task's remaining budget, tokens.
  * @returns the refusal, or undefined when the (possibly rewritten) body may be forwarded.
  */
@@ -611,7 +621,9 @@ function applyTaskPolicy(params: Record<string, unknown>, rec: TaskTokenRecord, 
       message: `Task ${rec.taskId} has ${remainingTokens} tokens left of its budget, fewer than the ${MIN_OUTPUT_TOKENS} a response needs.`,
     };
   }
-  params.max_output_tokens = typeof requested === 'number' ? Math.min(requested, remainingTokens) : remainingTokens;
+  if (typeof requested === 'number') params.max_output_tokens = Math.min(requested, remainingTokens);
+  else if (remainingTokens < MODEL_OUTPUT_CEILING) params.max_output_tokens = remainingTokens;
+  else delete params.max_output_tokens;
   return undefined;
 }
 

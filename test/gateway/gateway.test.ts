@@ -571,6 +571,14 @@ describe('model gateway: the task policy (pinned model, effort, tools; budget)',
     expect((low as APIError).message).toContain('10 tokens left');
     expect(h.model!.requests).toHaveLength(3);
   });
+
+  it('adds no max_output_tokens of its own while more than a response can write is left', async () => {
+    const h = await start({ turns: [[{ type: 'message', text: 'a' }], [{ type: 'message', text: 'b' }]] }, {}, 4_000_000);
+    await h.client().responses.create({ model: 'gpt-test', input: 'x' });
+    await h.client().responses.create({ model: 'gpt-test', input: 'x', max_output_tokens: 200_000 });
+    expect(h.model!.requests[0]?.body.max_output_tokens).toBeUndefined();
+    expect(h.model!.requests[1]?.body.max_output_tokens).toBe(200_000);
+  });
 });
 
 describe('SseUsageTap', () => {
