@@ -15,8 +15,9 @@ import https from 'node:https';
 import { once } from 'node:events';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { BodyTooLargeError, readBodyLimited } from './request-body.ts';
 import { verifyBearer } from './task-tokens.ts';
-import type { TaskTokenRecord, TaskTokens, TokenUsageDelta } from './task-tokens.ts';
+import type { TaskTokenRecord, TaskTokens, TaskTokenUsage, TokenUsageDelta } from './task-tokens.ts';
 
 /** The subset of a pino logger the gateway uses (`(object, message)` calls). */
 export interface GatewayLogger {
@@ -37,10 +38,20 @@ export interface ModelGatewayOptions {
   pathPrefix?: string;
   /** Largest request body accepted, bytes; default 32 MiB. Larger bodies get 413. */
   maxBodyBytes?: number;
-  /** Requests of one task in flight at once, default 4; more get 429 (retryable). Bounds budget overshoot. */
+  /**
+   * Requests of one task in flight at once, default 1; more get 429 `rate_limit_exceeded` (retryable).
+   * With 1, each request's `max_output_tokens` is capped by what the earlier ones left, so the budget
+   * is overshot by at most one response's input tokens.
+   */
   maxConcurrentPerTask?: number;
   /** Called after usage of one response was recorded, with that response's usage (tokens). */
   onUsage?: (taskId: string, usage: TokenUsageDelta) => void;
+  /**
+   * Called once per task, when recorded usage first passes the task's budget (`usedTokens >
+   * budgetTokens`), with the task's usage after that response (tokens). The gateway has revoked the
+   * task token by then; the app ends the task. Exceptions are logged and ignored.
+   */
+  onBudgetExceeded?: (taskId: string, usage: TaskTokenUsage) => void;
 }
 
 /**
@@ -70,12 +81,16 @@ const MAX_SNIFF_BYTES = 64 * 1024 * 1024;
  * or expired task token and 429 `insufficient_quota` when the task's budget is used up (both with
  * `x-should-retry: false`); 429 `rate_limit_exceeded` for too many concurrent requests of a task;
  * 400 for a body that is not a JSON object; 413 for a body over `maxBodyBytes`; 405 for other methods;
- * 502 when the upstream cannot be reached. Upstream statuses and bodies pass through otherwise, except
+ * 502 when the upstream cannot be reached. The task's policy (see {@link applyTaskPolicy}) answers
+ * 403 `model_not_allowed` for another model than the task's and 400 `tool_not_allowed` /
+ * `parameter_not_allowed` / `invalid_value` for hosted tools and parameters the gateway refuses. Upstream statuses and bodies pass through otherwise, except
  * that an upstream 401/403 (the app's key was rejected) gets a generic body, since the real API echoes
  * part of the key in it.
  *
- * The forwarded body has `store: false` forced, `prompt_cache_key` defaulted to the task id and
- * `safety_identifier` set to the task id. Usage is recorded from `response.completed`,
+ * The forwarded body has `store: false` forced, `prompt_cache_key` defaulted to the task id,
+ * `safety_identifier` set to the task id, the task's model and reasoning effort when the token pins
+ * them, and `max_output_tokens` capped by the task's remaining budget. When a response's usage takes
+ * the task past its budget, the token is revoked and `onBudgetExceeded` is called. Usage is recorded from `response.completed`,
  * `response.incomplete` or `response.failed` events (streams) or the JSON body's `usage`. A stream cut
  * before its terminal event records nothing (the upstream reported nothing).
  * @throws TypeError (at creation) when `upstreamBaseUrl` is not an http(s) URL.
@@ -93,7 +108,7 @@ export function createModelGateway(opts: ModelGatewayOptions): GatewayHandler {
     [`${root}/models`, 'models'],
   ]);
   const maxBodyBytes = opts.maxBodyBytes ?? 32 * 1024 * 1024;
-  const maxConcurrent = opts.maxConcurrentPerTask ?? 4;
+  const maxConcurrent = opts.maxConcurrentPerTask ?? 1;
   const inFlight = new Map<string, number>();
   const ctx: Ctx = { opts, baseHref, maxBodyBytes };
 
@@ -212,8 +227,16 @@ async function handleResponses(
   entry: LogEntry,
   rec: TaskTokenRecord,
 ): Promise<void> {
-  const raw = await readBody(req, ctx.maxBodyBytes);
-  if (raw === 'too_large') {
+  let raw: Buffer;
+  try {
+    raw = await readBodyLimited(req, ctx.maxBodyBytes);
+  } catch (error) {
+    if (!(error instanceof BodyTooLargeError)) {
+      entry.outcome = 'client_closed';
+      res.destroy();
+      return;
+    }
+    // `connection: close`: Node closes the socket after this answer instead of reading the rest.
     sendError(res, 413, `Request body exceeds ${ctx.maxBodyBytes} bytes.`, 'invalid_request_error', 'request_too_large', {
       connection: 'close',
       'x-should-retry': 'false',
@@ -232,6 +255,12 @@ async function handleResponses(
     return;
   }
   const params = body as Record<string, unknown>;
+  const refusal = applyTaskPolicy(params, rec, ctx.opts.tokens.remaining(rec.taskId));
+  if (refusal) {
+    entry.error = refusal.message.slice(0, 300);
+    sendError(res, refusal.status, refusal.message, refusal.type, refusal.code, refusal.headers, refusal.param);
+    return;
+  }
   params.store = false;
   if (typeof params.prompt_cache_key !== 'string' || params.prompt_cache_key === '') params.prompt_cache_key = rec.taskId;
   params.safety_identifier = rec.taskId;
@@ -246,11 +275,22 @@ async function handleResponses(
     entry.inputTokens = delta.inputTokens;
     entry.cachedInputTokens = delta.cachedInputTokens;
     entry.outputTokens = delta.outputTokens;
-    ctx.opts.tokens.recordUsage(rec.taskId, delta);
+    const after = ctx.opts.tokens.recordUsage(rec.taskId, delta);
     try {
       ctx.opts.onUsage?.(rec.taskId, delta);
     } catch (error) {
       ctx.opts.log?.warn({ taskId: rec.taskId, error: String(error) }, 'model gateway onUsage callback failed');
+    }
+    // Usage only grows, so exactly one response takes the task from within its budget to past it.
+    const before = after ? after.usedTokens - delta.inputTokens - delta.outputTokens : 0;
+    if (after && after.usedTokens > after.budgetTokens && before <= after.budgetTokens) {
+      ctx.opts.tokens.revoke(rec.taskId);
+      ctx.opts.log?.warn({ taskId: rec.taskId, usedTokens: after.usedTokens, budgetTokens: after.budgetTokens }, 'task passed its token budget; task token revoked');
+      try {
+        ctx.opts.onBudgetExceeded?.(rec.taskId, after);
+      } catch (error) {
+        ctx.opts.log?.warn({ taskId: rec.taskId, error: String(error) }, 'model gateway onBudgetExceeded callback failed');
+      }
     }
   };
   await forward(ctx, req, res, signal, entry, {
@@ -474,6 +514,137 @@ function jsonUsageTap(onUsage: (usage: unknown) => void): { push(chunk: Buffer):
   };
 }
 
+/**
+ * Tool types a task may declare: function tools and custom (freeform grammar) tools, both executed by
+ * the runner in its sandbox. Everything else is a hosted tool the upstream would run on the app's key
+ * and outside the sandbox (`mcp` with any server URL, `web_search*`, `file_search`,
+ * `code_interpreter`, `computer_use*`, `image_generation`, `local_shell`, …): refused.
+ * See https://platform.openai.com/docs/api-reference/responses/create#responses-create-tools.
+ */
+const ALLOWED_TOOL_TYPES: ReadonlySet<string> = new Set(['function', 'custom']);
+
+/** Top-level parameters refused, with why: each makes the upstream use configuration or state that is not the task's. */
+const REFUSED_PARAMS: ReadonlyMap<string, string> = new Map([
+  ['prompt', 'a stored prompt template brings its own model and tools'],
+  ['conversation', 'conversations are stored server-side; the gateway forces store: false'],
+  ['background', 'background responses are stored server-side and outlive the request'],
+]);
+
+/** Smallest `max_output_tokens` the Responses API accepts, tokens. */
+const MIN_OUTPUT_TOKENS = 16;
+
+/**
+ * Largest output of one response of current OpenAI models (reasoning included), tokens (GPT-5's
+ * 128,000). While more than this is left of a budget, the gateway adds no `max_output_tokens` of its
+ * own (the model's limit already keeps the output within the budget, and the API may refuse a value
+ * over the model's limit).
+ */
+const MODEL_OUTPUT_CEILING = 128_000;
+
+/** Why {@link applyTaskPolicy} refused a request: an OpenAI-style error to answer. */
+interface PolicyRefusal {
+  status: number;
+  type: string;
+  code: string;
+  param: string | null;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Holds a Responses API request body to the task's policy, in place:
+ * - `model`: with a pinned model (the token's `model`), another one is refused (403
+ *   `model_not_allowed`); a missing one is set to it.
+ * - `reasoning.effort`: set to the token's `reasoningEffort`; removed when the token pins the model
+ *   but no effort (the model's default applies).
+ * - `tools` and `tool_choice`: only function and custom tools (see {@link ALLOWED_TOOL_TYPES});
+ *   others are refused (400 `tool_not_allowed`, naming the index and type).
+ * - `prompt`, `conversation`, `background`: refused (400 `parameter_not_allowed`).
+ * - `max_output_tokens`: must be a positive integer when given; set to `min(requested,
+ *   remainingTokens)`, or to `remainingTokens` when not given and fewer than
+ *   {@link MODEL_OUTPUT_CEILING} are left. With fewer than {@link MIN_OUTPUT_TOKENS} tokens left, 429
+ *   `insufficient_quota`.
+ * @param remainingTokens the task's remaining budget, tokens.
+ * @returns the refusal, or undefined when the (possibly rewritten) body may be forwarded.
+ */
+function applyTaskPolicy(params: Record<string, unknown>, rec: TaskTokenRecord, remainingTokens: number): PolicyRefusal | undefined {
+  const invalid = (param: string, code: string, message: string): PolicyRefusal => ({ status: 400, type: 'invalid_request_error', code, param, message });
+
+  if (rec.model !== undefined) {
+    if (params.model === undefined) params.model = rec.model;
+    if (params.model !== rec.model) {
+      const asked = typeof params.model === 'string' ? JSON.stringify(params.model.slice(0, 100)) : `a ${typeof params.model}`;
+      return {
+        status: 403, type: 'invalid_request_error', code: 'model_not_allowed', param: 'model',
+        message: `This task may use only the model ${JSON.stringify(rec.model)}, chosen by the app; the request asked for ${asked}.`,
+      };
+    }
+  }
+
+  for (const [name, why] of REFUSED_PARAMS) {
+    if (params[name] !== undefined && params[name] !== null && params[name] !== false) {
+      return invalid(name, 'parameter_not_allowed', `The model gateway does not allow \`${name}\`: ${why}.`);
+    }
+  }
+
+  if (params.tools !== undefined && params.tools !== null) {
+    if (!Array.isArray(params.tools)) return invalid('tools', 'invalid_type', '`tools` must be an array of tool definitions.');
+    for (const [i, tool] of (params.tools as unknown[]).entries()) {
+      const type = typeof tool === 'object' && tool !== null ? (tool as { type?: unknown }).type : undefined;
+      if (typeof type !== 'string' || !ALLOWED_TOOL_TYPES.has(type)) {
+        return invalid(
+          `tools[${i}]`, 'tool_not_allowed',
+          `tools[${i}] has type ${typeof type === 'string' ? JSON.stringify(type.slice(0, 100)) : 'none'}: the model gateway allows only \`function\` and \`custom\` tools, which the runner executes; hosted tools (MCP, web search, file search, code interpreter, computer use, image generation, local shell) are refused.`,
+        );
+      }
+    }
+  }
+  const choiceProblem = toolChoiceProblem(params.tool_choice);
+  if (choiceProblem) return invalid('tool_choice', 'tool_not_allowed', choiceProblem);
+
+  if (rec.reasoningEffort !== undefined || rec.model !== undefined) {
+    const reasoning = params.reasoning;
+    const rest = typeof reasoning === 'object' && reasoning !== null && !Array.isArray(reasoning) ? { ...(reasoning as Record<string, unknown>) } : {};
+    delete rest.effort;
+    if (rec.reasoningEffort !== undefined) params.reasoning = { ...rest, effort: rec.reasoningEffort };
+    else if (Object.keys(rest).length > 0) params.reasoning = rest;
+    else delete params.reasoning;
+  }
+
+  const requested = params.max_output_tokens;
+  if (requested !== undefined && requested !== null && (!Number.isSafeInteger(requested) || (requested as number) <= 0)) {
+    return invalid('max_output_tokens', 'invalid_value', '`max_output_tokens` must be a positive integer.');
+  }
+  if (remainingTokens < MIN_OUTPUT_TOKENS) {
+    return {
+      status: 429, type: 'insufficient_quota', code: 'insufficient_quota', param: null, headers: { 'x-should-retry': 'false' },
+      message: `Task ${rec.taskId} has ${remainingTokens} tokens left of its budget, fewer than the ${MIN_OUTPUT_TOKENS} a response needs.`,
+    };
+  }
+  if (typeof requested === 'number') params.max_output_tokens = Math.min(requested, remainingTokens);
+  else if (remainingTokens < MODEL_OUTPUT_CEILING) params.max_output_tokens = remainingTokens;
+  else delete params.max_output_tokens;
+  return undefined;
+}
+
+/**
+ * Why a `tool_choice` is refused, or undefined: `none`, `auto`, `required`, a function or custom tool
+ * by name, or `allowed_tools` listing only those pass; hosted tool types are refused.
+ */
+function toolChoiceProblem(choice: unknown): string | undefined {
+  if (choice === undefined || choice === null) return undefined;
+  if (typeof choice === 'string') {
+    return ['none', 'auto', 'required'].includes(choice) ? undefined : `tool_choice ${JSON.stringify(choice.slice(0, 100))} is not one of none, auto, required.`;
+  }
+  const type = typeof choice === 'object' && !Array.isArray(choice) ? (choice as { type?: unknown }).type : undefined;
+  if (typeof type === 'string' && ALLOWED_TOOL_TYPES.has(type)) return undefined;
+  if (type === 'allowed_tools') {
+    const tools = (choice as { tools?: unknown }).tools;
+    if (Array.isArray(tools) && tools.every((t) => typeof t === 'object' && t !== null && ALLOWED_TOOL_TYPES.has(String((t as { type?: unknown }).type)))) return undefined;
+  }
+  return `tool_choice may name only \`function\` and \`custom\` tools; ${typeof type === 'string' ? JSON.stringify(type.slice(0, 100)) : 'this one'} is refused.`;
+}
+
 /** Reads `usage` of the Responses API (`input_tokens`, `input_tokens_details.cached_tokens`, `output_tokens`). */
 function usageDelta(usage: unknown): TokenUsageDelta | undefined {
   if (typeof usage !== 'object' || usage === null) return undefined;
@@ -486,27 +657,11 @@ function usageDelta(usage: unknown): TokenUsageDelta | undefined {
   };
 }
 
-async function readBody(req: http.IncomingMessage, max: number): Promise<Buffer | 'too_large'> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) {
-    req.resume();
-    return 'too_large';
-  }
-  const parts: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > max) return 'too_large'; // leaving the loop destroys the request; the 413 may not arrive
-    parts.push(chunk as Buffer);
-  }
-  return Buffer.concat(parts);
-}
-
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Sends an OpenAI-style error body `{ error: { message, type, param: null, code } }`. */
+/** Sends an OpenAI-style error body `{ error: { message, type, param, code } }`. */
 function sendError(
   res: http.ServerResponse,
   status: number,
@@ -514,12 +669,13 @@ function sendError(
   type: string,
   code: string | null,
   headers: Record<string, string> = {},
+  param: string | null = null,
 ): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
-  const text = JSON.stringify({ error: { message, type, param: null, code } });
+  const text = JSON.stringify({ error: { message, type, param, code } });
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(text)),

@@ -5,6 +5,10 @@
  * task's token budget and an expiry, and accumulates the task's model usage. See DESIGN.md, "Secrets".
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { TaskSpec } from '../contract.ts';
+
+/** A Responses API `reasoning.effort` value (`minimal` … `xhigh`), as the TaskSpec carries it. */
+export type TaskReasoningEffort = NonNullable<TaskSpec['model']['reasoningEffort']>;
 
 /** Prefix of every task token (makes leaked tokens easy to recognise in secret scanners). */
 export const TASK_TOKEN_PREFIX = 'cct_';
@@ -32,6 +36,29 @@ export interface TaskTokenRecord {
   expiresAt: number;
   /** Set by {@link TaskTokens.revoke} (e.g. when the task ends). */
   revoked: boolean;
+  /**
+   * The model the task may use (Responses API `model`), pinned by the app when it issued the token;
+   * the gateway refuses requests for any other. Absent: not pinned (records issued without it).
+   */
+  model?: string;
+  /**
+   * The reasoning effort the task runs with (Responses API `reasoning.effort`); the gateway forces
+   * it on every request. Absent while `model` is pinned: the model's default (the gateway removes
+   * any effort the runner asks for). Absent without `model`: not pinned.
+   */
+  reasoningEffort?: TaskReasoningEffort;
+}
+
+/** Options of {@link TaskTokens.issue}. */
+export interface IssueTaskTokenOptions {
+  /** Total tokens (input + output) the task may use, tokens; a positive integer. */
+  budgetTokens: number;
+  /** Lifetime, ms from now; positive. */
+  ttlMs: number;
+  /** The model the task may use (see {@link TaskTokenRecord.model}); a non-empty string. */
+  model?: string;
+  /** The reasoning effort forced on the task's requests (see {@link TaskTokenRecord.reasoningEffort}). */
+  reasoningEffort?: TaskReasoningEffort;
 }
 
 /** Usage of one model response, tokens, as recorded with {@link TaskTokens.recordUsage}. */
@@ -125,17 +152,18 @@ export class TaskTokens {
 
   /**
    * Issues a fresh token for `taskId`, replacing any earlier token of that task (usage starts at 0).
-   * @param opts.budgetTokens total tokens (input + output) the task may use; a positive integer.
-   * @param opts.ttlMs lifetime, ms from now; positive.
+   * With `opts.model` (and `opts.reasoningEffort`), the gateway holds the task's requests to them.
+   * @param opts see {@link IssueTaskTokenOptions}.
    * @returns the token (`cct_` + 43 base64url characters). It is not stored: hand it to the runner.
-   * @throws RangeError for an empty task id, a non-positive budget or ttl.
+   * @throws RangeError for an empty task id, a non-positive budget or ttl, an empty model name.
    */
-  issue(taskId: string, opts: { budgetTokens: number; ttlMs: number }): string {
+  issue(taskId: string, opts: IssueTaskTokenOptions): string {
     if (taskId === '') throw new RangeError('taskId must not be empty');
     if (!Number.isSafeInteger(opts.budgetTokens) || opts.budgetTokens <= 0) {
       throw new RangeError(`budgetTokens must be a positive integer, got ${opts.budgetTokens}`);
     }
     if (!Number.isFinite(opts.ttlMs) || opts.ttlMs <= 0) throw new RangeError(`ttlMs must be positive, got ${opts.ttlMs}`);
+    if (opts.model !== undefined && opts.model.trim() === '') throw new RangeError('model must not be empty');
     const token = TASK_TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const tokenHash = hashTaskToken(token);
     this.#store.update(taskId, { revoked: true }); // an earlier token of the task stops working
@@ -150,6 +178,8 @@ export class TaskTokens {
       requests: 0,
       expiresAt: this.#now() + opts.ttlMs,
       revoked: false,
+      ...(opts.model !== undefined ? { model: opts.model } : {}),
+      ...(opts.reasoningEffort !== undefined ? { reasoningEffort: opts.reasoningEffort } : {}),
     });
     this.#hashByTask.set(taskId, tokenHash);
     return token;

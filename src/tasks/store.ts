@@ -38,7 +38,10 @@ export interface TaskStore {
   listByState(states: readonly TaskState[]): TaskRecord[];
   /** The newest task of an issue or pull request thread. */
   latestForThread(owner: string, repo: string, issueNumber: number): TaskRecord | undefined;
-  /** Appends a progress event; returns its sequence number. */
+  /**
+   * Appends a progress event; returns its sequence number. Stores cap the events kept per task (count
+   * and bytes): past the cap, events are dropped (0 is returned) and one `log` warning says so.
+   */
   appendEvent(id: string, event: ProgressEvent): number;
   events(id: string): ProgressEvent[];
   /** State changes of a task, oldest first. */
@@ -141,6 +144,21 @@ function toRecord(row: TaskRow): TaskRecord {
   };
 }
 
+/** Caps of the events a store keeps per task (see {@link TaskStore.appendEvent}). */
+export interface TaskEventLimits {
+  /** Events kept per task, count (default {@link DEFAULT_MAX_EVENTS_PER_TASK}). */
+  maxEventsPerTask?: number;
+  /** Bytes of events kept per task (their JSON, UTF-8), bytes (default {@link DEFAULT_MAX_EVENT_BYTES_PER_TASK}). */
+  maxEventBytesPerTask?: number;
+}
+
+/** Default cap of events kept per task, count. */
+export const DEFAULT_MAX_EVENTS_PER_TASK = 20_000;
+/** Default cap of event bytes kept per task, bytes (8 MiB). */
+export const DEFAULT_MAX_EVENT_BYTES_PER_TASK = 8 * 1024 * 1024;
+/** Start of the warning stored when a task's events reach the cap. */
+const EVENTS_DROPPED_NOTICE = 'This task reached its cap of stored events';
+
 /**
  * SQLite implementation of {@link TaskStore}. `file` is a path (its directory is created) or
  * `:memory:`. WAL journal, so the task log page can read while tasks write.
@@ -150,7 +168,12 @@ export class SqliteTaskStore implements TaskStore {
   readonly tokens: TaskTokenPersistence;
   readonly claims: ClaimStore;
 
-  constructor(file: string) {
+  /**
+   * @param file a path (its directory is created) or `:memory:`.
+   * @param limits caps of the events kept per task (see {@link TaskEventLimits}).
+   */
+  constructor(file: string, limits: TaskEventLimits = {}) {
+    this.#eventLimits = limits;
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = new DatabaseSync(file);
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
@@ -253,10 +276,48 @@ export class SqliteTaskStore implements TaskStore {
     return row ? toRecord(row) : undefined;
   }
 
+  readonly #eventLimits: TaskEventLimits;
+  /** Events and bytes kept per task, read from the table at a task's first append in this process. */
+  readonly #eventTotals = new Map<string, { count: number; bytes: number; full: boolean }>();
+
+  /**
+   * Appends `event` unless the task's cap (`limits`) is reached: the first event over the cap is
+   * replaced by one `log` warning (stored beyond the cap) and it and every later event are dropped.
+   * @returns the event's sequence number, or 0 when it was dropped.
+   */
   appendEvent(id: string, event: ProgressEvent): number {
-    const row = this.db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM task_events WHERE task_id = ?').get(id) as { next: number };
-    this.db.prepare('INSERT INTO task_events (task_id, seq, json) VALUES (?, ?, ?)').run(id, row.next, JSON.stringify(event));
-    return row.next;
+    const maxEvents = this.#eventLimits.maxEventsPerTask ?? DEFAULT_MAX_EVENTS_PER_TASK;
+    const maxBytes = this.#eventLimits.maxEventBytesPerTask ?? DEFAULT_MAX_EVENT_BYTES_PER_TASK;
+    let totals = this.#eventTotals.get(id);
+    if (!totals) {
+      const row = this.db
+        .prepare('SELECT COUNT(*) AS count, COALESCE(SUM(LENGTH(CAST(json AS BLOB))), 0) AS bytes FROM task_events WHERE task_id = ?')
+        .get(id) as { count: number; bytes: number };
+      const last = this.db.prepare('SELECT json FROM task_events WHERE task_id = ? ORDER BY seq DESC LIMIT 1').get(id) as { json: string } | undefined;
+      const lastEvent = last ? (JSON.parse(last.json) as ProgressEvent) : undefined;
+      const full = lastEvent?.type === 'log' && lastEvent.message.startsWith(EVENTS_DROPPED_NOTICE);
+      totals = { count: row.count, bytes: row.bytes, full };
+      this.#eventTotals.set(id, totals);
+    }
+    if (totals.full) return 0;
+    let json = JSON.stringify(event);
+    let bytes = Buffer.byteLength(json, 'utf8');
+    if (totals.count + 1 > maxEvents || totals.bytes + bytes > maxBytes) {
+      totals.full = true;
+      const notice: ProgressEvent = {
+        type: 'log',
+        at: new Date().toISOString(),
+        level: 'warn',
+        message: `${EVENTS_DROPPED_NOTICE} (${maxEvents} events or ${maxBytes} bytes); later events were dropped.`,
+      };
+      json = JSON.stringify(notice);
+      bytes = Buffer.byteLength(json, 'utf8');
+    }
+    const next = this.db.prepare('SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM task_events WHERE task_id = ?').get(id) as { next: number };
+    this.db.prepare('INSERT INTO task_events (task_id, seq, json) VALUES (?, ?, ?)').run(id, next.next, json);
+    totals.count++;
+    totals.bytes += bytes;
+    return totals.full ? 0 : next.next;
   }
 
   events(id: string): ProgressEvent[] {

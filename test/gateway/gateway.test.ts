@@ -1,15 +1,15 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import OpenAI, { APIError, AuthenticationError, InternalServerError, RateLimitError } from 'openai';
+import OpenAI, { APIError, AuthenticationError, BadRequestError, InternalServerError, PermissionDeniedError, RateLimitError } from 'openai';
 import type { ResponseStreamEvent } from 'openai/resources/responses/responses';
 import { pino } from 'pino';
 import { SseUsageTap, createModelGateway } from '../../src/gateway/gateway.ts';
 import type { ModelGatewayOptions } from '../../src/gateway/gateway.ts';
 import { MemoryTaskTokenPersistence, TaskTokens } from '../../src/gateway/task-tokens.ts';
-import type { TokenUsageDelta } from '../../src/gateway/task-tokens.ts';
+import type { TaskTokenUsage, TokenUsageDelta } from '../../src/gateway/task-tokens.ts';
 import { ScriptedModel } from '../support/scripted-model.ts';
-import type { ScriptedModelOptions } from '../support/scripted-model.ts';
+import type { RecordedRequest, ScriptedModelOptions, ScriptedResponse } from '../support/scripted-model.ts';
 
 const UPSTREAM_KEY = 'sk-upstream-secret';
 const TASK = 'task-7f3a';
@@ -39,6 +39,8 @@ interface Harness {
   client: (apiKey?: string) => OpenAI;
   logs: string[];
   usages: Array<[string, TokenUsageDelta]>;
+  /** Calls of `onBudgetExceeded`. */
+  exceeded: Array<[string, TaskTokenUsage]>;
   setClock: (ms: number) => void;
 }
 
@@ -61,12 +63,14 @@ async function start(
   const token = tokens.issue(TASK, { budgetTokens, ttlMs: 60 * 60_000 });
   const logs: string[] = [];
   const usages: Array<[string, TokenUsageDelta]> = [];
+  const exceeded: Array<[string, TaskTokenUsage]> = [];
   const handler = createModelGateway({
     tokens,
     upstreamBaseUrl: model?.baseUrl ?? 'http://127.0.0.1:9/v1',
     upstreamApiKey: UPSTREAM_KEY,
     log: pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) }),
     onUsage: (taskId, usage) => void usages.push([taskId, usage]),
+    onBudgetExceeded: (taskId, usage) => void exceeded.push([taskId, usage]),
     ...gatewayOpts,
   });
   const server = http.createServer((req, res) => {
@@ -83,6 +87,7 @@ async function start(
     client: (apiKey = token) => new OpenAI({ baseURL: `${gatewayUrl}/v1`, apiKey, maxRetries: 0 }),
     logs,
     usages,
+    exceeded,
     setClock: (ms) => {
       clock = ms;
     },
@@ -229,18 +234,19 @@ describe('model gateway', () => {
 
   it('answers 429 insufficient_quota once the budget is used up, without calling upstream', async () => {
     const h = await start(
-      { turns: [{ items: [{ type: 'message', text: 'one' }], usage: { input_tokens: 80, output_tokens: 30 } }] },
+      { turns: [{ items: [{ type: 'message', text: 'one' }], usage: { input_tokens: 80, output_tokens: 20 } }] },
       {},
       100,
     );
     await collect(await h.client().responses.create({ model: 'gpt-test', input: 'x', stream: true }));
     expect(h.tokens.remaining(TASK)).toBe(0);
+    expect(h.exceeded).toEqual([]); // reaching the budget is not passing it
 
     const error = await caught(h.client().responses.create({ model: 'gpt-test', input: 'x', stream: true }));
     expect(error).toBeInstanceOf(RateLimitError);
     const e = error as RateLimitError;
     expect(e.code).toBe('insufficient_quota');
-    expect(e.message).toContain('110 of 100 tokens');
+    expect(e.message).toContain('100 of 100 tokens');
     expect(e.headers?.get('x-should-retry')).toBe('false');
     expect(h.model!.requests).toHaveLength(1);
   });
@@ -405,6 +411,173 @@ describe('model gateway', () => {
     expect(all).not.toContain(h.token.slice(4, 20));
     expect(all).not.toContain(UPSTREAM_KEY);
     expect(all).not.toMatch(/cct_|Bearer|authorization/i);
+  });
+});
+
+describe('model gateway: the task policy (pinned model, effort, tools; budget)', () => {
+  const PINNED = 'task-pinned';
+
+  /** POSTs a raw body to /v1/responses with `token`; returns the status and the parsed body. */
+  async function postRaw(h: Harness, token: string, body: object): Promise<{ status: number; json: { error?: { code?: string; param?: string | null; message?: string } } }> {
+    const res = await fetch(`${h.gatewayUrl}/v1/responses`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as { error?: { code?: string } } };
+  }
+
+  it('fires 4 concurrent requests at a time on a 1,000-token budget: one forwarded at a time, max_output_tokens within the remaining budget, the task ended once past it', async () => {
+    let active = 0;
+    let maxActive = 0;
+    const forwarded: Array<{ maxOutputTokens: unknown; remaining: number }> = [];
+    const upstreamSees: { tokens?: TaskTokens } = {};
+    // Every response reads 300 input tokens and writes up to 400 (no more than max_output_tokens allows).
+    const turn = async (req: RecordedRequest): Promise<ScriptedResponse> => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      forwarded.push({ maxOutputTokens: req.body.max_output_tokens, remaining: upstreamSees.tokens!.remaining(TASK) });
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      active--;
+      const cap = typeof req.body.max_output_tokens === 'number' ? req.body.max_output_tokens : Infinity;
+      return { items: [{ type: 'message', text: 'done' }], usage: { input_tokens: 300, output_tokens: Math.min(400, cap) } };
+    };
+    const h = await start({ turns: [turn], onExhausted: 'repeat-last' }, {}, 1_000);
+    upstreamSees.tokens = h.tokens;
+
+    const outcomes: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      const settled = await Promise.allSettled(
+        Array.from({ length: 4 }, () => h.client().responses.create({ model: 'gpt-test', input: 'go', max_output_tokens: 4_000 })),
+      );
+      const codes = settled.map((r) => (r.status === 'fulfilled' ? 'ok' : `${(r.reason as APIError).status} ${(r.reason as APIError).code}`));
+      outcomes.push(...codes);
+      if (codes.every((c) => c.startsWith('401') || c.includes('insufficient_quota'))) break;
+    }
+
+    expect(maxActive).toBe(1);
+    expect(outcomes).toContain('429 rate_limit_exceeded'); // the concurrent ones were turned away
+    expect(outcomes.filter((c) => c === 'ok')).toHaveLength(2);
+    // Each forwarded request could write no more than what was left.
+    expect(forwarded).toEqual([
+      { maxOutputTokens: 1_000, remaining: 1_000 },
+      { maxOutputTokens: 300, remaining: 300 },
+    ]);
+    const usage = h.tokens.usage(TASK)!;
+    // 300 + 400, then 300 + 300: past the budget by the last response's input tokens only.
+    expect(usage.usedTokens).toBe(1_300);
+    expect(usage.usedTokens).toBeLessThanOrEqual(1_000 + 300);
+    expect(h.exceeded).toEqual([[TASK, expect.objectContaining({ usedTokens: 1_300, budgetTokens: 1_000, requests: 2 })]]);
+    expect(h.tokens.verify(h.token)).toBeUndefined(); // revoked: the runner's next request is refused
+    expect(outcomes.at(-1)).toBe('401 invalid_api_key');
+    expect(h.model!.requests).toHaveLength(2);
+    expect(h.logs.join('\n')).toContain('task passed its token budget; task token revoked');
+  }, 20_000);
+
+  it('refuses another model than the pinned one, and sets a missing one', async () => {
+    const h = await start({ turns: [[{ type: 'message', text: 'pinned' }]] });
+    const token = h.tokens.issue(PINNED, { budgetTokens: 10_000, ttlMs: 60_000, model: 'gpt-pinned', reasoningEffort: 'low' });
+    const error = await caught(h.client(token).responses.create({ model: 'gpt-5-pro', input: 'x' }));
+    expect(error).toBeInstanceOf(PermissionDeniedError);
+    expect((error as APIError).status).toBe(403);
+    expect((error as APIError).code).toBe('model_not_allowed');
+    expect((error as APIError).param).toBe('model');
+    expect((error as APIError).message).toContain('"gpt-pinned"');
+    expect(h.model!.requests).toHaveLength(0);
+
+    const ok = await postRaw(h, token, { input: 'x' });
+    expect(ok.status).toBe(200);
+    expect(h.model!.requests[0]?.body.model).toBe('gpt-pinned');
+  });
+
+  it('forces the pinned reasoning effort (and removes one when the app pinned the model only)', async () => {
+    const h = await start({ turns: [[{ type: 'message', text: 'a' }], [{ type: 'message', text: 'b' }], [{ type: 'message', text: 'c' }]] });
+    const token = h.tokens.issue(PINNED, { budgetTokens: 10_000, ttlMs: 60_000, model: 'gpt-pinned', reasoningEffort: 'low' });
+    await h.client(token).responses.create({ model: 'gpt-pinned', input: 'x', reasoning: { effort: 'xhigh', summary: 'auto' } });
+    await h.client(token).responses.create({ model: 'gpt-pinned', input: 'x' });
+    expect(h.model!.requests[0]?.body.reasoning).toEqual({ effort: 'low', summary: 'auto' });
+    expect(h.model!.requests[1]?.body.reasoning).toEqual({ effort: 'low' });
+
+    const modelOnly = h.tokens.issue('task-model-only', { budgetTokens: 10_000, ttlMs: 60_000, model: 'gpt-pinned' });
+    await h.client(modelOnly).responses.create({ model: 'gpt-pinned', input: 'x', reasoning: { effort: 'high' } });
+    expect(h.model!.requests[2]?.body.reasoning).toBeUndefined();
+  });
+
+  it('refuses an MCP tool (with its server URL) before calling upstream', async () => {
+    const h = await start({ turns: [] });
+    const error = await caught(
+      h.client().responses.create({
+        model: 'gpt-test',
+        input: 'x',
+        tools: [
+          { type: 'function', name: 'shell', parameters: { type: 'object', properties: {} }, strict: false },
+          { type: 'mcp', server_label: 'exfil', server_url: 'https://attacker.example/mcp', require_approval: 'never' },
+        ],
+      }),
+    );
+    expect(error).toBeInstanceOf(BadRequestError);
+    expect((error as APIError).code).toBe('tool_not_allowed');
+    expect((error as APIError).param).toBe('tools[1]');
+    expect((error as APIError).message).toContain('"mcp"');
+    expect(h.model!.requests).toHaveLength(0);
+  });
+
+  it.each([['web_search'], ['web_search_preview'], ['file_search'], ['code_interpreter'], ['image_generation'], ['local_shell'], ['computer_use_preview']])(
+    'refuses the hosted tool %s',
+    async (type) => {
+      const h = await start({ turns: [] });
+      const refused = await postRaw(h, h.token, { model: 'gpt-test', input: 'x', tools: [{ type }] });
+      expect(refused.status).toBe(400);
+      expect(refused.json.error).toMatchObject({ code: 'tool_not_allowed', param: 'tools[0]' });
+      expect(h.model!.requests).toHaveLength(0);
+    },
+  );
+
+  it('forwards function and custom tools; refuses hosted tool choices, stored prompts and background runs', async () => {
+    const h = await start({ turns: [[{ type: 'message', text: 'ok' }]] });
+    const tools = [
+      { type: 'function', name: 'shell', parameters: { type: 'object', properties: {} }, strict: false },
+      { type: 'custom', name: 'apply_patch', format: { type: 'text' } },
+    ];
+    expect((await postRaw(h, h.token, { model: 'gpt-test', input: 'x', tools, tool_choice: 'auto' })).status).toBe(200);
+    expect(h.model!.requests[0]?.body.tools).toEqual(tools);
+    const choice = await postRaw(h, h.token, { model: 'gpt-test', input: 'x', tools, tool_choice: { type: 'web_search_preview' } });
+    expect(choice).toMatchObject({ status: 400, json: { error: { code: 'tool_not_allowed', param: 'tool_choice' } } });
+    const prompt = await postRaw(h, h.token, { model: 'gpt-test', input: 'x', prompt: { id: 'pmpt_123' } });
+    expect(prompt).toMatchObject({ status: 400, json: { error: { code: 'parameter_not_allowed', param: 'prompt' } } });
+    const background = await postRaw(h, h.token, { model: 'gpt-test', input: 'x', background: true });
+    expect(background).toMatchObject({ status: 400, json: { error: { code: 'parameter_not_allowed', param: 'background' } } });
+    const notList = await postRaw(h, h.token, { model: 'gpt-test', input: 'x', tools: { type: 'function' } });
+    expect(notList).toMatchObject({ status: 400, json: { error: { param: 'tools' } } });
+    expect(h.model!.requests).toHaveLength(1);
+  });
+
+  it('caps max_output_tokens by the remaining budget, keeps a smaller one, refuses a bad one', async () => {
+    const say = (text: string, input: number, output: number): ScriptedResponse => ({ items: [{ type: 'message', text }], usage: { input_tokens: input, output_tokens: output } });
+    const h = await start({ turns: [say('a', 5, 5), say('b', 2, 3), say('c', 470, 5)] }, {}, 500);
+    await h.client().responses.create({ model: 'gpt-test', input: 'x', max_output_tokens: 64 });
+    expect(h.model!.requests[0]?.body.max_output_tokens).toBe(64);
+    expect(h.tokens.remaining(TASK)).toBe(490);
+    await h.client().responses.create({ model: 'gpt-test', input: 'x', max_output_tokens: 100_000 });
+    expect(h.model!.requests[1]?.body.max_output_tokens).toBe(490);
+    const bad = await postRaw(h, h.token, { model: 'gpt-test', input: 'x', max_output_tokens: -5 });
+    expect(bad).toMatchObject({ status: 400, json: { error: { code: 'invalid_value', param: 'max_output_tokens' } } });
+    await h.client().responses.create({ model: 'gpt-test', input: 'x' });
+    expect(h.model!.requests[2]?.body.max_output_tokens).toBe(485);
+    expect(h.tokens.remaining(TASK)).toBe(10); // fewer than a response needs
+    const low = await caught(h.client().responses.create({ model: 'gpt-test', input: 'x' }));
+    expect(low).toBeInstanceOf(RateLimitError);
+    expect((low as APIError).code).toBe('insufficient_quota');
+    expect((low as APIError).message).toContain('10 tokens left');
+    expect(h.model!.requests).toHaveLength(3);
+  });
+
+  it('adds no max_output_tokens of its own while more than a response can write is left', async () => {
+    const h = await start({ turns: [[{ type: 'message', text: 'a' }], [{ type: 'message', text: 'b' }]] }, {}, 4_000_000);
+    await h.client().responses.create({ model: 'gpt-test', input: 'x' });
+    await h.client().responses.create({ model: 'gpt-test', input: 'x', max_output_tokens: 200_000 });
+    expect(h.model!.requests[0]?.body.max_output_tokens).toBeUndefined();
+    expect(h.model!.requests[1]?.body.max_output_tokens).toBe(200_000);
   });
 });
 

@@ -77,6 +77,18 @@ describe('TaskTokens', () => {
     expect(() => tokens.issue('t', { budgetTokens: 1, ttlMs: 0 })).toThrow(/ttlMs/);
   });
 
+  it('keeps the model and reasoning effort the app pinned, across a restart and in stores without getByTaskId', () => {
+    for (const persistence of [new MemoryTaskTokenPersistence(), new HashOnlyPersistence()]) {
+      const token = new TaskTokens({ persistence }).issue('t', { budgetTokens: 10, ttlMs: 60_000, model: 'gpt-pinned', reasoningEffort: 'low' });
+      expect(new TaskTokens({ persistence }).verify(token)).toMatchObject({ model: 'gpt-pinned', reasoningEffort: 'low' });
+      const unpinned = new TaskTokens({ persistence }).issue('u', { budgetTokens: 10, ttlMs: 60_000 });
+      const rec = new TaskTokens({ persistence }).verify(unpinned);
+      expect(rec && 'model' in rec).toBe(false);
+      expect(rec && 'reasoningEffort' in rec).toBe(false);
+    }
+    expect(() => new TaskTokens().issue('t', { budgetTokens: 1, ttlMs: 1, model: ' ' })).toThrow(/model/);
+  });
+
   it('accumulates usage against the budget', () => {
     const tokens = new TaskTokens();
     const token = tokens.issue('t', { budgetTokens: 1000, ttlMs: 60_000 });
