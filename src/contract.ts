@@ -27,6 +27,11 @@ export const ContextItem = z.object({
   title: z.string().optional(),
   body: z.string(),
   url: z.string().optional(),
+  /**
+   * How the agent may use the text: `instruction` when the author has write access to the repository
+   * (a maintainer's request may be followed), `data` for everyone else (never followed). Absent: data.
+   */
+  trust: z.enum(['instruction', 'data']).optional(),
 });
 export type ContextItem = z.infer<typeof ContextItem>;
 
