@@ -92,6 +92,19 @@ describe('checkoutRepository', () => {
     expect((await git(dir, 'diff', '--name-only', `${mainTip}...HEAD`)).split('\n')).toEqual(['src/m1.ts', 'src/m2.ts']);
   });
 
+  test('when a fetch by SHA fails, the head comes through fetchRef and the base through its branch', async () => {
+    const main = await gh.commitFiles(REPO, 'main', { 'log.txt': 'main 51\n' }, { message: 'main 51' });
+    const head = await gh.commitFiles(REPO, 'feature', { 'src/f4.ts': 'f4\n' }, { message: 'feature 4' });
+    gh.failNext({ method: 'POST', path: /\/octo\/deep\.git\/git-upload-pack$/ }, { status: 500 });
+    const dir = newDir();
+    const out = await checkoutRepository({
+      cloneUrl, token, baseSha: main, baseRef: 'main', headSha: head, headRef: 'feature', fetchRef: 'refs/heads/feature', prCommits: 4, dir,
+    });
+    expect(out).toBe(head);
+    expect(await git(dir, 'rev-parse', 'refs/remotes/origin/codex-head')).toBe(head);
+    expect((await git(dir, 'log', '--format=%s', `${main}..HEAD`)).split('\n')).toEqual(['feature 4', 'feature 3', 'feature 2', 'feature 1']);
+  });
+
   test('the contract accepts only refs/pull/<n>/head or refs/heads/<branch> as fetchRef', () => {
     const base = { cloneUrl, fullName: REPO, baseRef: 'main', baseSha: mainTip };
     for (const fetchRef of ['refs/pull/12/head', 'refs/heads/feature/x']) {

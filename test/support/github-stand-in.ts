@@ -2025,7 +2025,7 @@ export class GitHubStandIn {
       mergeable_state: 'unknown',
       merged_by: null,
       comments: commentCount,
-      review_comments: 0,
+      review_comments: [...this.#reviewComments.values()].filter((c) => c.repoKey === repo.fullName.toLowerCase() && c.pullNumber === issue.number).length,
       maintainer_can_modify: pull.maintainerCanModify ?? false,
       commits: Number((await this.#gitText(repo, ['rev-list', '--count', `${baseSha}..${pull.headSha}`])).trim()),
       additions: 0,
