@@ -187,12 +187,12 @@ async function uploadBlobs(octokit: GitHubClient, owner: string, repo: string, c
 async function commitOnto(
   octokit: GitHubClient,
   opts: { owner: string; repo: string; parentSha: string; entries: TreeEntry[]; message: string },
-): Promise<{ commitSha: string; verified: boolean }> {
+): Promise<{ commitSha: string; treeSha: string; verified: boolean }> {
   const { owner, repo, parentSha } = opts;
   const { data: parent } = await octokit.rest.git.getCommit({ owner, repo, commit_sha: parentSha });
   const { data: tree } = await octokit.rest.git.createTree({ owner, repo, base_tree: parent.tree.sha, tree: opts.entries });
   const { data: commit } = await octokit.rest.git.createCommit({ owner, repo, message: opts.message, tree: tree.sha, parents: [parentSha] });
-  return { commitSha: commit.sha, verified: commit.verification?.verified === true };
+  return { commitSha: commit.sha, treeSha: tree.sha, verified: commit.verification?.verified === true };
 }
 
 /** Where `refs/heads/<branch>` points, or undefined when it does not exist. @throws RequestError on other errors. */
@@ -318,7 +318,9 @@ export interface OpenFromForkHeadOptions {
 /**
  * For a fork pull request (the App cannot write to the fork): one commit with `changes` on top of the
  * fork's head `dispatchedHeadSha`, a new branch `codex/pr-<n>-<slug>` in the base repository at that
- * commit (`-2`, `-3`, … when taken), and a pull request from it into `baseRef`.
+ * commit (`-2`, `-3`, … when taken), and a pull request from it into `baseRef`. Idempotent: when the
+ * branch already holds this very change (same tree on the same parent, e.g. a retry after a crash),
+ * it is reused with its commit and its open pull request.
  * @returns the branch, the commit, and the pull request's number and web URL (`created` false when an
  *   open one already existed for the branch).
  * @throws Error when `changes` is empty; RequestError on API errors (e.g. 404/422 when the fork's head
@@ -331,14 +333,26 @@ export async function openFromForkHead(
   const { owner, repo, changes } = opts;
   if (!changes.length) throw new Error('openFromForkHead: no changes to commit');
   const entries = buildTreeEntries(changes, await uploadBlobs(octokit, owner, repo, changes));
-  const { commitSha, verified } = await commitOnto(octokit, {
+  const made = await commitOnto(octokit, {
     owner,
     repo,
     parentSha: opts.dispatchedHeadSha,
     entries,
     message: commitMessage(opts.message, opts.coAuthors),
   });
-  const branch = await createBranch(octokit, { owner, repo, branch: forkBranchName(opts.pullNumber, opts.pullTitle), sha: commitSha });
+  let { commitSha, verified } = made;
+  const wanted = forkBranchName(opts.pullNumber, opts.pullTitle);
+  const existing = await headOf(octokit, owner, repo, wanted);
+  let branch: string;
+  const earlier = existing ? (await octokit.rest.git.getCommit({ owner, repo, commit_sha: existing })).data : undefined;
+  if (earlier && earlier.tree.sha === made.treeSha && earlier.parents.length === 1 && earlier.parents[0]?.sha === opts.dispatchedHeadSha) {
+    // A retry (e.g. after a crash) finds its own earlier commit on the branch: same tree, same parent.
+    branch = wanted;
+    commitSha = earlier.sha;
+    verified = earlier.verification?.verified === true;
+  } else {
+    branch = await createBranch(octokit, { owner, repo, branch: wanted, sha: commitSha });
+  }
   const pr = await openPullRequest(octokit, {
     owner,
     repo,

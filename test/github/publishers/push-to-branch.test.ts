@@ -195,5 +195,17 @@ describe('pushToBranch and openFromForkHead against the GitHub stand-in', () => 
     expect(opened).toMatchObject({ html_url: out.url, base: { ref: 'main' }, head: { ref: out.branch, repo: { full_name: REPO } } });
     // The fork itself is untouched.
     expect((await gh.git('mallory/app', 'rev-parse', 'refs/heads/patch-1')).trim()).toBe(forkHead);
+
+    // A retry of the same publication (e.g. after a crash) reuses the branch, the commit and the PR.
+    const args = {
+      owner: 'octo', repo: 'app', pullNumber: Number(fork.number), pullTitle: 'Tweak y', baseRef: 'main', dispatchedHeadSha: forkHead,
+      changes: [write('src/x.ts', 'export const x = 5;\n')], message: 'Address review', title: 'Address review', body: 'Body',
+    };
+    const again = await openFromForkHead(octokit, args);
+    expect(again).toEqual({ ...out, created: false });
+    // A different change gets its own branch.
+    const other = await openFromForkHead(octokit, { ...args, changes: [write('src/x.ts', 'export const x = 6;\n')] });
+    expect(other).toMatchObject({ branch: `${out.branch}-2`, created: true });
+    expect(other.number).not.toBe(out.number);
   });
 });
