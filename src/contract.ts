@@ -27,6 +27,11 @@ export const ContextItem = z.object({
   title: z.string().optional(),
   body: z.string(),
   url: z.string().optional(),
+  /**
+   * How the agent may use the text: `instruction` when the author has write access to the repository
+   * (a maintainer's request may be followed), `data` for everyone else (never followed). Absent: data.
+   */
+  trust: z.enum(['instruction', 'data']).optional(),
 });
 export type ContextItem = z.infer<typeof ContextItem>;
 
@@ -68,6 +73,24 @@ export const TaskSpec = z.object({
     baseSha: gitSha,
     /** For pull request work: the head ref changes would be pushed to. */
     headRef: z.string().optional(),
+    /**
+     * For pull request work: the head commit the work starts from. When set, the runner checks it out
+     * (on a local branch named `headRef`) with enough history for `git diff <baseSha>...HEAD` and
+     * `git log <baseSha>..HEAD`, and reports changes against it; `baseRef`/`baseSha` are then the pull
+     * request's base branch and its commit.
+     */
+    headSha: gitSha.optional(),
+    /**
+     * For pull request work: the ref of THIS repository that holds `headSha`, fetched when the server
+     * refuses a fetch by SHA: `refs/pull/<n>/head` for a pull request from a fork, otherwise (default)
+     * `refs/heads/<headRef>`.
+     */
+    fetchRef: z
+      .string()
+      .regex(/^refs\/(?:pull\/\d+\/head|heads\/[^\s:~^?*[\\\]]+)$/, 'must be refs/pull/<n>/head or refs/heads/<branch>')
+      .optional(),
+    /** For pull request work: the pull request's number of commits (GitHub's `commits`), to size the fetch depth. */
+    prCommits: z.number().int().positive().optional(),
   }),
   /** What the requester asked for (untrusted text). */
   instruction: z.string(),

@@ -12,6 +12,21 @@ export interface CheckoutOptions {
   baseSha: string;
   /** Branch name given to the checked-out commit (so tools that ask for the branch get an answer). */
   baseRef: string;
+  /**
+   * Pull request work: the head commit to check out instead of `baseSha` (40 hex). The checkout then
+   * holds the pull request's commits and the merge base with `baseSha`, so `git diff <baseSha>...HEAD`
+   * and `git log <baseSha>..HEAD` work, and `refs/remotes/origin/<baseRef>` points at `baseSha`.
+   */
+  headSha?: string;
+  /** Local branch name for `headSha` (the pull request's head branch). Default `baseRef`. */
+  headRef?: string;
+  /**
+   * Ref holding `headSha` in this repository, fetched when the server refuses a fetch by SHA:
+   * `refs/pull/<n>/head` for a fork's pull request. Default `refs/heads/<headRef>`.
+   */
+  fetchRef?: string;
+  /** The pull request's number of commits: the first fetch takes that many plus one. Default 50. */
+  prCommits?: number;
   /** Target directory; created; must be empty or absent. */
   dir: string;
   timeoutMs?: number;
@@ -37,6 +52,8 @@ export function gitAuthEnv(token: string | undefined): Record<string, string> {
  * Shallow-fetches `baseSha` (depth 1, all blobs of that commit: the sandbox has no network, so a
  * blobless clone would fail later when a tool needs a missing blob) and checks it out on a local
  * branch named `baseRef`. Falls back to fetching `baseRef` when the server refuses a fetch by SHA.
+ * With `headSha` (pull request work) it checks out that commit instead, with the history between it
+ * and `baseSha` (see {@link CheckoutOptions.headSha}).
  * @returns the checked-out SHA.
  * @throws GitError (credentials redacted) when the repository cannot be fetched.
  */
@@ -47,6 +64,7 @@ export async function checkoutRepository(opts: CheckoutOptions): Promise<string>
   await run(['init', '-q']);
   await run(['remote', 'add', 'origin', opts.cloneUrl]);
   const auth = gitAuthEnv(opts.token);
+  if (opts.headSha) return checkoutPullRequestHead(opts, opts.headSha, run, auth);
   try {
     await run(['fetch', '-q', '--no-tags', '--depth=1', 'origin', opts.baseSha], auth);
   } catch (error) {
@@ -68,4 +86,51 @@ export async function checkoutRepository(opts: CheckoutOptions): Promise<string>
   await run(['config', '--local', '--unset-all', 'http.extraHeader']).catch(() => undefined);
   const head = (await run(['rev-parse', 'HEAD'])).stdout.toString('utf8').trim();
   return head;
+}
+
+/** Default number of pull request commits assumed when the spec does not say. */
+const DEFAULT_PR_COMMITS = 50;
+/** Deepening rounds (each doubling the depth) before giving up on finding the merge base. */
+const MAX_DEEPEN_ROUNDS = 8;
+
+type RunGit = (args: string[], env?: Record<string, string>) => Promise<{ stdout: Buffer }>;
+
+/**
+ * Pull request checkout: fetches `baseSha` and `headSha` with depth `prCommits + 1` (the pull
+ * request's commits and, for a linear branch, its merge base), then deepens both (doubling, at most
+ * {@link MAX_DEEPEN_ROUNDS} times) until `git merge-base` finds their common ancestor, so the history
+ * covers the pull request and not the whole repository. Without a merge base after that (unrelated
+ * or very old histories) the checkout still succeeds. Falls back to fetching `fetchRef` and
+ * `refs/heads/<baseRef>` when the server refuses a fetch by SHA.
+ * @returns the checked-out SHA (`headSha`).
+ * @throws GitError when the commits cannot be fetched.
+ */
+async function checkoutPullRequestHead(opts: CheckoutOptions, headSha: string, run: RunGit, auth: Record<string, string>): Promise<string> {
+  const fetchRef = opts.fetchRef ?? (opts.headRef ? `refs/heads/${opts.headRef}` : undefined);
+  let depth = Math.max(1, opts.prCommits ?? DEFAULT_PR_COMMITS) + 1;
+  let wants = [opts.baseSha, headSha];
+  try {
+    await run(['fetch', '-q', '--no-tags', `--depth=${depth}`, 'origin', ...wants], auth);
+  } catch (error) {
+    if (!fetchRef) throw error;
+    wants = [`+${fetchRef}:refs/remotes/origin/codex-head`, `+refs/heads/${opts.baseRef}:refs/remotes/origin/${opts.baseRef}`];
+    try {
+      await run(['fetch', '-q', '--no-tags', `--depth=${depth}`, 'origin', ...wants], auth);
+      await run(['cat-file', '-e', `${headSha}^{commit}`]);
+      await run(['cat-file', '-e', `${opts.baseSha}^{commit}`]);
+    } catch {
+      throw error;
+    }
+  }
+  const hasMergeBase = () => run(['merge-base', opts.baseSha, headSha]).then(() => true, () => false);
+  for (let round = 0; round < MAX_DEEPEN_ROUNDS && !(await hasMergeBase()); round++) {
+    // --deepen counts from the current shallow boundary, so doubling the total each round.
+    await run(['fetch', '-q', '--no-tags', `--deepen=${depth}`, 'origin', ...wants], auth);
+    depth *= 2;
+  }
+  await run(['-c', 'checkout.workers=0', 'checkout', '-q', '-B', opts.headRef ?? opts.baseRef, headSha]);
+  // `origin/<baseRef>...HEAD` works like on a developer's clone.
+  await run(['update-ref', `refs/remotes/origin/${opts.baseRef}`, opts.baseSha]);
+  await run(['config', '--local', '--unset-all', 'http.extraHeader']).catch(() => undefined);
+  return (await run(['rev-parse', 'HEAD'])).stdout.toString('utf8').trim();
 }

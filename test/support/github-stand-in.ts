@@ -128,7 +128,7 @@ interface CommentState {
 interface ReactionState {
   id: number;
   repoKey: string;
-  subject: { issueNumber: number } | { commentId: number };
+  subject: { issueNumber: number } | { commentId: number } | { reviewCommentId: number };
   content: string;
   user: string;
   createdAt: number;
@@ -142,6 +142,43 @@ interface PullState {
   baseSha: string;
   draft: boolean;
   merged: boolean;
+  /** Fork pull requests: lower-cased full name of the head repository (the fork). */
+  headRepoKey?: string;
+  maintainerCanModify?: boolean;
+}
+
+/** A pull request review comment (an inline comment on the diff). Lines are 1-based. */
+interface ReviewCommentState {
+  id: number;
+  repoKey: string;
+  pullNumber: number;
+  reviewId: number | null;
+  user: string;
+  body: string;
+  path: string;
+  line: number;
+  startLine: number | null;
+  side: 'LEFT' | 'RIGHT';
+  startSide: 'LEFT' | 'RIGHT' | null;
+  commitId: string;
+  diffHunk: string;
+  inReplyTo: number | null;
+  createdAt: number;
+  updatedAt: number;
+  viaApp: boolean;
+}
+
+/** A pull request review. */
+interface ReviewState {
+  id: number;
+  repoKey: string;
+  pullNumber: number;
+  user: string;
+  body: string;
+  state: 'APPROVED' | 'CHANGES_REQUESTED' | 'COMMENTED' | 'DISMISSED' | 'PENDING';
+  commitId: string;
+  submittedAt: number;
+  viaApp: boolean;
 }
 
 interface IssueState {
@@ -362,6 +399,8 @@ export class GitHubStandIn {
   readonly #repos = new Map<string, RepoState>();
   readonly #comments = new Map<number, CommentState>();
   readonly #reactions: ReactionState[] = [];
+  readonly #reviewComments = new Map<number, ReviewCommentState>();
+  readonly #reviews = new Map<number, ReviewState>();
   readonly #tokens = new Map<string, TokenRecord>();
   readonly #verification = new Map<string, Json>();
   readonly #faults: Fault[] = [];
@@ -627,7 +666,140 @@ export class GitHubStandIn {
       await this.#gitText(repo, ['commit-tree', tree, '-p', parent, '-F', '-'], { input: opts.message ?? 'Update files' })
     ).trim();
     await this.#gitText(repo, ['update-ref', `refs/heads/${branch}`, sha, current ?? ZERO_SHA]);
+    await this.#syncPullRefs(repo);
     return sha;
+  }
+
+  /**
+   * Forks `baseFullName` as `forkFullName` (a bare clone sharing its history, every branch copied), in
+   * its own installation (default: a new one for the fork's owner), so the base repository's
+   * installation tokens cannot write to it, as on GitHub.
+   * @returns like {@link addRepo}.
+   */
+  async addFork(
+    baseFullName: string,
+    forkFullName: string,
+    opts: { installationId?: number; permissions?: Record<string, RepoRole> } = {},
+  ): Promise<{ fullName: string; id: number; path: string; headSha: string; cloneUrl: string }> {
+    const base = this.#repo(baseFullName);
+    const { owner, repo } = parseFullName(forkFullName);
+    if (this.#repos.has(forkFullName.toLowerCase())) throw new Error(`repository exists: ${forkFullName}`);
+    const path = join(this.root, owner, `${repo}.git`);
+    await runGit(['clone', '--quiet', '--bare', '--no-local', base.path, path]);
+    for (const [key, value] of [['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true'], ['http.receivepack', 'true']]) {
+      await runGit(['--git-dir', path, 'config', key!, value!]);
+    }
+    this.#user(owner);
+    const installationId = opts.installationId ?? Math.max(0, ...this.#installations.keys()) + 1;
+    if (!this.#installations.has(installationId)) {
+      this.#installations.set(installationId, { id: installationId, account: owner, permissions: { ...this.#installationPermissions }, createdAt: Date.now() });
+    }
+    const roles = new Map<string, RepoRole>();
+    for (const [login, role] of Object.entries(opts.permissions ?? {})) {
+      this.#user(login);
+      roles.set(login.toLowerCase(), role);
+    }
+    const state: RepoState = {
+      id: this.#id(), owner, name: repo, fullName: forkFullName, path, defaultBranch: base.defaultBranch, private: base.private,
+      installationId, roles, issues: new Map(), nextNumber: 1, createdAt: Date.now(),
+    };
+    this.#repos.set(forkFullName.toLowerCase(), state);
+    const headSha = (await this.#gitText(state, ['rev-parse', `refs/heads/${state.defaultBranch}`])).trim();
+    return { fullName: forkFullName, id: state.id, path, headSha, cloneUrl: this.gitServer.cloneUrl(forkFullName) };
+  }
+
+  /**
+   * Opens a pull request on `baseFullName` from branch `head` of the fork `headRepo` (see
+   * {@link addFork}). As on GitHub, the head commit becomes reachable in the base repository as
+   * `refs/pull/<number>/head` (kept up to date when the fork's branch moves through the stand-in).
+   * @returns the REST pull request object (`head.repo` is the fork, `head.label` `forkOwner:head`).
+   */
+  async addForkPull(
+    baseFullName: string,
+    pr: { headRepo: string; head: string; base?: string; title: string; body?: string; user: string; draft?: boolean; maintainerCanModify?: boolean },
+  ): Promise<Json> {
+    const repo = this.#repo(baseFullName);
+    const fork = this.#repo(pr.headRepo);
+    this.#user(pr.user);
+    const baseRef = pr.base ?? repo.defaultBranch;
+    const headSha = await this.#refSha(fork, `refs/heads/${pr.head}`);
+    if (!headSha) throw new Error(`no branch ${pr.head} in ${pr.headRepo}`);
+    const baseSha = await this.#refSha(repo, `refs/heads/${baseRef}`);
+    if (!baseSha) throw new Error(`no branch ${baseRef} in ${baseFullName}`);
+    const now = Date.now();
+    const number = repo.nextNumber++;
+    const issue: IssueState = {
+      id: this.#id(), number, title: pr.title, body: pr.body ?? null, user: pr.user, state: 'open', createdAt: now, updatedAt: now, closedAt: null,
+      pull: {
+        id: this.#id(), headRef: pr.head, baseRef, headSha, baseSha, draft: pr.draft === true, merged: false,
+        headRepoKey: fork.fullName.toLowerCase(), maintainerCanModify: pr.maintainerCanModify ?? false,
+      },
+    };
+    repo.issues.set(number, issue);
+    await this.#syncPullRefs(fork);
+    return this.#pullJson(repo, issue);
+  }
+
+  /**
+   * Adds an inline review comment by `user` on pull request `pullNumber`, on `line` (1-based) of `path`
+   * on `side` (default `RIGHT`, the head's line numbers; `startLine` for a multi-line range). The
+   * `diff_hunk` is computed like GitHub's from the diff between the merge base and the head.
+   * `inReplyTo` makes it a reply in that comment's thread (path and lines are then taken from it).
+   * @returns the REST review comment object.
+   * @throws Error when the line is not part of the diff (GitHub answers 422 then).
+   */
+  async addReviewComment(
+    fullName: string,
+    pullNumber: number,
+    c: { user: string; body: string; path?: string; line?: number; startLine?: number; side?: 'LEFT' | 'RIGHT'; reviewId?: number; inReplyTo?: number },
+  ): Promise<Json> {
+    const repo = this.#repo(fullName);
+    const issue = this.#issueState(repo, pullNumber);
+    if (!issue.pull) throw new Error(`#${pullNumber} is not a pull request`);
+    this.#user(c.user);
+    const state = await this.#newReviewComment(repo, issue, c.user, c, false);
+    return this.#reviewCommentJson(state);
+  }
+
+  /** Review comments of a pull request in creation order (REST objects). */
+  reviewComments(fullName: string, pullNumber: number): Json[] {
+    const key = this.#repo(fullName).fullName.toLowerCase();
+    return [...this.#reviewComments.values()].filter((c) => c.repoKey === key && c.pullNumber === pullNumber).map((c) => this.#reviewCommentJson(c));
+  }
+
+  /**
+   * Submits a review by `user` on pull request `pullNumber` (default state `COMMENTED`) on the current
+   * head, with optional inline `comments` (each like {@link addReviewComment}'s).
+   * @returns the REST review object.
+   */
+  async addReview(
+    fullName: string,
+    pullNumber: number,
+    r: {
+      user: string;
+      body?: string;
+      state?: ReviewState['state'];
+      comments?: Array<{ body: string; path: string; line: number; startLine?: number; side?: 'LEFT' | 'RIGHT' }>;
+    },
+  ): Promise<Json> {
+    const repo = this.#repo(fullName);
+    const issue = this.#issueState(repo, pullNumber);
+    if (!issue.pull) throw new Error(`#${pullNumber} is not a pull request`);
+    this.#user(r.user);
+    await this.#pullJson(repo, issue);
+    const review: ReviewState = {
+      id: this.#id(), repoKey: repo.fullName.toLowerCase(), pullNumber, user: r.user, body: r.body ?? '', state: r.state ?? 'COMMENTED',
+      commitId: issue.pull.headSha, submittedAt: Date.now(), viaApp: r.user === this.botLogin,
+    };
+    this.#reviews.set(review.id, review);
+    for (const c of r.comments ?? []) await this.#newReviewComment(repo, issue, r.user, { ...c, reviewId: review.id }, review.viaApp);
+    return this.#reviewJson(review);
+  }
+
+  /** Reviews of a pull request in submission order (REST objects). */
+  reviews(fullName: string, pullNumber: number): Json[] {
+    const key = this.#repo(fullName).fullName.toLowerCase();
+    return [...this.#reviews.values()].filter((r) => r.repoKey === key && r.pullNumber === pullNumber).map((r) => this.#reviewJson(r));
   }
 
   /** Runs `git <args>` in the repository's bare directory; resolves with stdout. @throws GitCommandError. */
@@ -1151,6 +1323,7 @@ export class GitHubStandIn {
       if (!isSha(sha) || !(await this.#objectType(repo, sha))) throw new ApiError(422, 'Object does not exist');
       if (await this.#refSha(repo, ref)) throw new ApiError(422, 'Reference already exists');
       await this.#gitText(repo, ['update-ref', ref, sha, ZERO_SHA]);
+      await this.#syncPullRefs(repo);
       return {
         status: 201,
         body: await this.#refJson(repo, ref, sha),
@@ -1172,6 +1345,7 @@ export class GitHubStandIn {
         if (!ff) throw new ApiError(422, 'Update is not a fast forward');
       }
       await this.#gitText(repo, ['update-ref', ref, sha, current]);
+      await this.#syncPullRefs(repo);
       return { status: 200, body: await this.#refJson(repo, ref, sha) };
     });
     this.#route('DELETE', `${R}/git/refs/*ref`, 'token', async (ctx) => {
@@ -1271,16 +1445,22 @@ export class GitHubStandIn {
       const head = ctx.query.get('head');
       const base = ctx.query.get('base');
       let headRef: string | undefined;
+      let headOwner = repo.owner.toLowerCase();
       if (head) {
         const i = head.indexOf(':');
         const owner = i >= 0 ? head.slice(0, i) : repo.owner;
-        // Only same-repository heads exist here; another owner's head matches nothing.
-        headRef = owner.toLowerCase() === repo.owner.toLowerCase() ? head.slice(i + 1) : '\0';
+        // `owner:branch`: the head branch in that owner's repository (the base repository or a fork).
+        headRef = head.slice(i + 1);
+        headOwner = owner.toLowerCase();
       }
       const matching = [...repo.issues.values()]
         .filter((i) => i.pull)
         .filter((i) => state === 'all' || i.state === state)
-        .filter((i) => headRef === undefined || i.pull!.headRef === headRef)
+        .filter(
+          (i) =>
+            headRef === undefined ||
+            (i.pull!.headRef === headRef && (i.pull!.headRepoKey ? this.#repo(i.pull!.headRepoKey).owner : repo.owner).toLowerCase() === headOwner),
+        )
         .filter((i) => !base || i.pull!.baseRef === base)
         .sort((a, b) => (ctx.query.get('direction') === 'asc' ? a.number - b.number : b.number - a.number));
       const page = paginate(matching, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/pulls`);
@@ -1311,6 +1491,135 @@ export class GitHubStandIn {
       }
       issue.updatedAt = Date.now();
       return { status: 200, body: await this.#pullJson(repo, issue) };
+    });
+
+    // --- Pull request files, review comments, reviews; compare
+    const pullOf = (repo: RepoState, ctx: Ctx): IssueState => {
+      const issue = repo.issues.get(Number(ctx.params.number));
+      if (!issue?.pull) throw new ApiError(404, 'Not Found');
+      return issue;
+    };
+    this.#route('GET', `${R}/pulls/:number/files`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
+      const issue = pullOf(repo, ctx);
+      const { head, mergeBase } = await this.#pullShas(repo, issue);
+      // GitHub lists at most 3000 files of a pull request.
+      const files = (await this.#filesJson(repo, mergeBase, head)).slice(0, 3000);
+      const page = paginate(files, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/pulls/${issue.number}/files`);
+      return { status: 200, body: page.items, headers: page.headers };
+    });
+    this.#route('GET', `${R}/pulls/:number/comments`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
+      const issue = pullOf(repo, ctx);
+      const all = [...this.#reviewComments.values()].filter((c) => c.repoKey === repo.fullName.toLowerCase() && c.pullNumber === issue.number);
+      if (ctx.query.get('direction') === 'desc') all.reverse();
+      const page = paginate(all, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/pulls/${issue.number}/comments`);
+      return { status: 200, body: page.items.map((c) => this.#reviewCommentJson(c)), headers: page.headers };
+    });
+    this.#route('POST', `${R}/pulls/:number/comments`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'write']);
+      const issue = pullOf(repo, ctx);
+      const b = ctx.body;
+      const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+      const side = b.side === 'LEFT' || b.side === 'RIGHT' ? b.side : undefined;
+      const c = await this.#newReviewComment(
+        repo,
+        issue,
+        this.botLogin,
+        {
+          body: typeof b.body === 'string' ? b.body : '',
+          ...(typeof b.path === 'string' ? { path: b.path } : {}),
+          ...(num(b.line) !== undefined ? { line: num(b.line)! } : {}),
+          ...(num(b.start_line) !== undefined ? { startLine: num(b.start_line)! } : {}),
+          ...(side ? { side } : {}),
+          ...(num(b.in_reply_to) !== undefined ? { inReplyTo: num(b.in_reply_to)! } : {}),
+        },
+        true,
+      );
+      return { status: 201, body: this.#reviewCommentJson(c) };
+    });
+    this.#route('POST', `${R}/pulls/:number/comments/:id/replies`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'write']);
+      const issue = pullOf(repo, ctx);
+      const body = ctx.body.body;
+      const c = await this.#newReviewComment(repo, issue, this.botLogin, { body: typeof body === 'string' ? body : '', inReplyTo: Number(ctx.params.id) }, true);
+      return { status: 201, body: this.#reviewCommentJson(c) };
+    });
+    this.#route('GET', `${R}/pulls/comments/:id`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
+      return { status: 200, body: this.#reviewCommentJson(this.#reviewCommentIn(repo, Number(ctx.params.id))) };
+    });
+    reactionRoutes('pulls/comments/:id', (repo, ctx) => ({ reviewCommentId: this.#reviewCommentIn(repo, Number(ctx.params.id)).id }));
+    const reviewsOf = (repo: RepoState, issue: IssueState): ReviewState[] =>
+      [...this.#reviews.values()].filter((r) => r.repoKey === repo.fullName.toLowerCase() && r.pullNumber === issue.number);
+    this.#route('GET', `${R}/pulls/:number/reviews`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
+      const issue = pullOf(repo, ctx);
+      const page = paginate(reviewsOf(repo, issue), ctx.query, `${this.apiUrl}/repos/${repo.fullName}/pulls/${issue.number}/reviews`);
+      return { status: 200, body: page.items.map((r) => this.#reviewJson(r)), headers: page.headers };
+    });
+    this.#route('GET', `${R}/pulls/:number/reviews/:id`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
+      const review = reviewsOf(repo, pullOf(repo, ctx)).find((r) => r.id === Number(ctx.params.id));
+      if (!review) throw new ApiError(404, 'Not Found');
+      return { status: 200, body: this.#reviewJson(review) };
+    });
+    this.#route('GET', `${R}/pulls/:number/reviews/:id/comments`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
+      const review = reviewsOf(repo, pullOf(repo, ctx)).find((r) => r.id === Number(ctx.params.id));
+      if (!review) throw new ApiError(404, 'Not Found');
+      const all = [...this.#reviewComments.values()].filter((c) => c.reviewId === review.id);
+      const page = paginate(all, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/pulls/${review.pullNumber}/reviews/${review.id}/comments`);
+      return { status: 200, body: page.items.map((c) => this.#reviewCommentJson(c)), headers: page.headers };
+    });
+    this.#route('GET', `${R}/compare/*basehead`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ['contents', 'read']);
+      const m = /^(.+?)\.\.\.(.+)$/.exec(ctx.params.basehead ?? '');
+      if (!m) throw new ApiError(404, 'Not Found');
+      const [baseName, headName] = [m[1]!, m[2]!];
+      if (baseName.includes(':') || headName.includes(':')) throw new ApiError(404, 'Not Found (cross-repository compare is not supported by the stand-in)');
+      const base = await this.#resolveCommit(repo, baseName);
+      const head = await this.#resolveCommit(repo, headName);
+      if (!base || !head) throw new ApiError(404, 'Not Found');
+      const mergeBase = (await this.#gitText(repo, ['merge-base', base, head]).catch(() => '')).trim();
+      if (!mergeBase) throw new ApiError(404, `No common ancestor between ${baseName} and ${headName}.`);
+      const count = async (range: string): Promise<number> => Number((await this.#gitText(repo, ['rev-list', '--count', range])).trim());
+      const ahead = await count(`${base}..${head}`);
+      const behind = await count(`${head}..${base}`);
+      const listed = (await this.#gitText(repo, ['rev-list', '--reverse', '--max-count=250', `${base}..${head}`])).split('\n').filter(Boolean);
+      const listJson = async (sha: string): Promise<Json> => {
+        const c = await this.#commitJson(repo, sha);
+        return {
+          sha,
+          node_id: c.node_id,
+          url: `${this.apiUrl}/repos/${repo.fullName}/commits/${sha}`,
+          html_url: c.html_url,
+          commit: { message: c.message, tree: c.tree, author: c.author, committer: c.committer, verification: c.verification },
+          parents: c.parents,
+        };
+      };
+      const commits: Json[] = [];
+      for (const sha of listed) commits.push(await listJson(sha));
+      const html = `${this.url}/${repo.fullName}/compare/${baseName}...${headName}`;
+      return {
+        status: 200,
+        body: {
+          url: `${this.apiUrl}/repos/${repo.fullName}/compare/${baseName}...${headName}`,
+          html_url: html,
+          permalink_url: `${this.url}/${repo.fullName}/compare/${base}...${head}`,
+          diff_url: `${html}.diff`,
+          patch_url: `${html}.patch`,
+          base_commit: await listJson(base),
+          merge_base_commit: await listJson(mergeBase),
+          status: ahead && behind ? 'diverged' : ahead ? 'ahead' : behind ? 'behind' : 'identical',
+          ahead_by: ahead,
+          behind_by: behind,
+          total_commits: ahead,
+          commits,
+          // GitHub compares the merge base with the head (three-dot).
+          files: (await this.#filesJson(repo, mergeBase, head)).slice(0, 300),
+        },
+      };
     });
   }
 
@@ -1616,7 +1925,7 @@ export class GitHubStandIn {
     const baseSha = await this.#refSha(repo, `refs/heads/${pr.base}`);
     if (!baseSha) throw validation(`base ${pr.base} does not exist`, 'PullRequest', 'base');
     for (const i of repo.issues.values()) {
-      if (i.pull && i.state === 'open' && i.pull.headRef === headRef && i.pull.baseRef === pr.base) {
+      if (i.pull && !i.pull.headRepoKey && i.state === 'open' && i.pull.headRef === headRef && i.pull.baseRef === pr.base) {
         throw new ApiError(422, 'Validation Failed', {
           errors: [{ resource: 'PullRequest', code: 'custom', message: `A pull request already exists for ${repo.owner}:${headRef}.` }],
         });
@@ -1643,13 +1952,16 @@ export class GitHubStandIn {
       pull: { id: this.#id(), headRef, baseRef: pr.base, headSha, baseSha, draft: pr.draft === true, merged: false },
     };
     repo.issues.set(number, issue);
+    await this.#syncPullRefs(repo);
     return this.#pullJson(repo, issue);
   }
 
   async #pullJson(repo: RepoState, issue: IssueState): Promise<Json> {
     const pull = issue.pull!;
-    const liveHead = await this.#refSha(repo, `refs/heads/${pull.headRef}`);
+    // A fork's head is read from `refs/pull/<n>/head` (its objects are in this repository).
+    const liveHead = await this.#refSha(repo, pull.headRepoKey ? `refs/pull/${issue.number}/head` : `refs/heads/${pull.headRef}`);
     if (liveHead) pull.headSha = liveHead;
+    const headRepo = pull.headRepoKey ? this.#repo(pull.headRepoKey) : repo;
     const baseSha = (await this.#refSha(repo, `refs/heads/${pull.baseRef}`)) ?? pull.baseSha;
     const api = `${this.apiUrl}/repos/${repo.fullName}`;
     const html = `${this.url}/${repo.fullName}/pull/${issue.number}`;
@@ -1687,7 +1999,13 @@ export class GitHubStandIn {
       assignees: [],
       requested_reviewers: [],
       requested_teams: [],
-      head: { label: `${repo.owner}:${pull.headRef}`, ref: pull.headRef, sha: pull.headSha, user: owner, repo: repoJson },
+      head: {
+        label: `${headRepo.owner}:${pull.headRef}`,
+        ref: pull.headRef,
+        sha: pull.headSha,
+        user: this.#userJson(headRepo.owner),
+        repo: headRepo === repo ? repoJson : { ...this.#repoJson(headRepo), fork: true },
+      },
       base: { label: `${repo.owner}:${pull.baseRef}`, ref: pull.baseRef, sha: baseSha, user: owner, repo: repoJson },
       _links: {
         self: { href: `${api}/pulls/${issue.number}` },
@@ -1707,12 +2025,198 @@ export class GitHubStandIn {
       mergeable_state: 'unknown',
       merged_by: null,
       comments: commentCount,
-      review_comments: 0,
-      maintainer_can_modify: false,
+      review_comments: [...this.#reviewComments.values()].filter((c) => c.repoKey === repo.fullName.toLowerCase() && c.pullNumber === issue.number).length,
+      maintainer_can_modify: pull.maintainerCanModify ?? false,
       commits: Number((await this.#gitText(repo, ['rev-list', '--count', `${baseSha}..${pull.headSha}`])).trim()),
       additions: 0,
       deletions: 0,
       changed_files: (await this.#gitText(repo, ['diff', '--name-only', `${baseSha}...${pull.headSha}`])).split('\n').filter(Boolean).length,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Pull request refs, files, review comments and reviews
+
+  /**
+   * Keeps `refs/pull/<n>/head` of every pull request whose head branch lives in `headRepo` at that
+   * branch's tip (fetching the objects from a fork), as GitHub does after each push.
+   */
+  async #syncPullRefs(headRepo: RepoState): Promise<void> {
+    const headKey = headRepo.fullName.toLowerCase();
+    for (const repo of this.#repos.values()) {
+      for (const issue of repo.issues.values()) {
+        const pull = issue.pull;
+        if (!pull || (pull.headRepoKey ?? repo.fullName.toLowerCase()) !== headKey) continue;
+        const tip = await this.#refSha(headRepo, `refs/heads/${pull.headRef}`);
+        if (!tip) continue;
+        pull.headSha = tip;
+        const ref = `refs/pull/${issue.number}/head`;
+        if ((await this.#refSha(repo, ref)) === tip) continue;
+        if (headRepo === repo) await this.#gitText(repo, ['update-ref', ref, tip]);
+        else await this.#gitText(repo, ['fetch', '--quiet', '--no-tags', headRepo.path, `+refs/heads/${pull.headRef}:${ref}`]);
+      }
+    }
+  }
+
+  /** The pull request's live base and head SHAs and their merge base (all 40 hex). */
+  async #pullShas(repo: RepoState, issue: IssueState): Promise<{ base: string; head: string; mergeBase: string }> {
+    await this.#pullJson(repo, issue);
+    const pull = issue.pull!;
+    const base = (await this.#refSha(repo, `refs/heads/${pull.baseRef}`)) ?? pull.baseSha;
+    const head = (await this.#refSha(repo, `refs/pull/${issue.number}/head`)) ?? pull.headSha;
+    const mergeBase = (await this.#gitText(repo, ['merge-base', base, head]).catch(() => base)).trim();
+    return { base, head, mergeBase };
+  }
+
+  /**
+   * The changed files between two commits, as `GET /pulls/{n}/files` and `GET /compare` list them
+   * (renames are reported as a removal and an addition; `patch` is the file's hunks, absent for binary files).
+   */
+  async #filesJson(repo: RepoState, from: string, to: string): Promise<Json[]> {
+    const raw = (await this.#gitText(repo, ['diff', '--raw', '-z', '--no-abbrev', '--no-renames', from, to])).split('\0');
+    const numstat = (await this.#gitText(repo, ['diff', '--numstat', '-z', '--no-renames', from, to])).split('\0');
+    const counts = new Map<string, { additions: number; deletions: number; binary: boolean }>();
+    for (const entry of numstat) {
+      const m = /^(-|\d+)\t(-|\d+)\t(.*)$/s.exec(entry);
+      if (m) counts.set(m[3]!, { additions: Number(m[1]) || 0, deletions: Number(m[2]) || 0, binary: m[1] === '-' });
+    }
+    const out: Json[] = [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const meta = raw[i]!;
+      const filename = raw[i + 1]!;
+      if (!meta.startsWith(':')) break;
+      const [, , oldSha, newSha, code] = meta.slice(1).split(' ') as [string, string, string, string, string];
+      const status = code === 'A' ? 'added' : code === 'D' ? 'removed' : 'modified';
+      const c = counts.get(filename) ?? { additions: 0, deletions: 0, binary: false };
+      const sha = status === 'removed' ? oldSha : newSha;
+      const file: Json = {
+        sha,
+        filename,
+        status,
+        additions: c.additions,
+        deletions: c.deletions,
+        changes: c.additions + c.deletions,
+        blob_url: `${this.url}/${repo.fullName}/blob/${to}/${filename}`,
+        raw_url: `${this.url}/${repo.fullName}/raw/${to}/${filename}`,
+        contents_url: `${this.apiUrl}/repos/${repo.fullName}/contents/${filename}?ref=${to}`,
+      };
+      if (!c.binary) {
+        const diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', from, to, '--', filename]);
+        const at = diff.indexOf('\n@@');
+        if (at >= 0) file.patch = diff.slice(at + 1).replace(/\n$/, '');
+      }
+      out.push(file);
+    }
+    return out;
+  }
+
+  async #newReviewComment(
+    repo: RepoState,
+    issue: IssueState,
+    user: string,
+    c: { body: string; path?: string; line?: number; startLine?: number; side?: 'LEFT' | 'RIGHT'; reviewId?: number; inReplyTo?: number },
+    viaApp: boolean,
+  ): Promise<ReviewCommentState> {
+    if (typeof c.body !== 'string' || !c.body) throw validation('body is missing', 'PullRequestReviewComment', 'body');
+    const now = Date.now();
+    const key = repo.fullName.toLowerCase();
+    let fields: Pick<ReviewCommentState, 'path' | 'line' | 'startLine' | 'side' | 'startSide' | 'commitId' | 'diffHunk' | 'inReplyTo'>;
+    if (c.inReplyTo !== undefined) {
+      const parent = this.#reviewComments.get(c.inReplyTo);
+      if (!parent || parent.repoKey !== key || parent.pullNumber !== issue.number) throw new ApiError(404, 'Not Found');
+      const { path, line, startLine, side, startSide, commitId, diffHunk } = parent;
+      fields = { path, line, startLine, side, startSide, commitId, diffHunk, inReplyTo: parent.inReplyTo ?? parent.id };
+    } else {
+      const side = c.side ?? 'RIGHT';
+      if (typeof c.path !== 'string' || !c.path) throw validation('path is missing', 'PullRequestReviewComment', 'path');
+      if (!Number.isSafeInteger(c.line) || (c.line as number) < 1) throw validation('line is missing', 'PullRequestReviewComment', 'line');
+      const { head, mergeBase } = await this.#pullShas(repo, issue);
+      const diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', mergeBase, head, '--', c.path]);
+      const hunk = diffHunkFor(diff, c.line as number, side);
+      const startOk = c.startLine === undefined || (c.startLine < (c.line as number) && diffHunkFor(diff, c.startLine, side) !== undefined);
+      if (hunk === undefined || !startOk) {
+        throw new ApiError(422, 'Validation Failed', {
+          errors: [{ resource: 'PullRequestReviewComment', code: 'custom', field: 'pull_request_review_thread.line', message: 'pull_request_review_thread.line must be part of the diff' }],
+        });
+      }
+      fields = {
+        path: c.path, line: c.line as number, startLine: c.startLine ?? null, side, startSide: c.startLine === undefined ? null : side,
+        commitId: head, diffHunk: hunk, inReplyTo: null,
+      };
+    }
+    const state: ReviewCommentState = {
+      id: this.#id(), repoKey: key, pullNumber: issue.number, reviewId: c.reviewId ?? null, user, body: c.body, ...fields,
+      createdAt: now, updatedAt: now, viaApp,
+    };
+    if (state.reviewId === null) {
+      // A lone comment is a one-comment review on GitHub.
+      const review: ReviewState = {
+        id: this.#id(), repoKey: key, pullNumber: issue.number, user, body: '', state: 'COMMENTED', commitId: state.commitId, submittedAt: now, viaApp,
+      };
+      this.#reviews.set(review.id, review);
+      state.reviewId = review.id;
+    }
+    this.#reviewComments.set(state.id, state);
+    return state;
+  }
+
+  #reviewCommentIn(repo: RepoState, id: number): ReviewCommentState {
+    const c = this.#reviewComments.get(id);
+    if (!c || c.repoKey !== repo.fullName.toLowerCase()) throw new ApiError(404, 'Not Found');
+    return c;
+  }
+
+  #reviewCommentJson(c: ReviewCommentState): Json {
+    const repo = this.#repo(c.repoKey);
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const html = `${this.url}/${repo.fullName}/pull/${c.pullNumber}#discussion_r${c.id}`;
+    const json: Json = {
+      url: `${api}/pulls/comments/${c.id}`,
+      pull_request_review_id: c.reviewId,
+      id: c.id,
+      node_id: nodeId('PullRequestReviewComment', c.id),
+      diff_hunk: c.diffHunk,
+      path: c.path,
+      commit_id: c.commitId,
+      original_commit_id: c.commitId,
+      user: this.#userJson(c.user),
+      body: c.body,
+      created_at: iso(c.createdAt),
+      updated_at: iso(c.updatedAt),
+      html_url: html,
+      pull_request_url: `${api}/pulls/${c.pullNumber}`,
+      author_association: this.#association(repo, c.user),
+      _links: { self: { href: `${api}/pulls/comments/${c.id}` }, html: { href: html }, pull_request: { href: `${api}/pulls/${c.pullNumber}` } },
+      reactions: this.#reactionSummary(repo, { reviewCommentId: c.id }, `${api}/pulls/comments/${c.id}/reactions`),
+      start_line: c.startLine,
+      original_start_line: c.startLine,
+      start_side: c.startSide,
+      line: c.line,
+      original_line: c.line,
+      side: c.side,
+      subject_type: 'line',
+      performed_via_github_app: c.viaApp ? this.#appJson() : null,
+    };
+    if (c.inReplyTo !== null) json.in_reply_to_id = c.inReplyTo;
+    return json;
+  }
+
+  #reviewJson(r: ReviewState): Json {
+    const repo = this.#repo(r.repoKey);
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const html = `${this.url}/${repo.fullName}/pull/${r.pullNumber}#pullrequestreview-${r.id}`;
+    return {
+      id: r.id,
+      node_id: nodeId('PullRequestReview', r.id),
+      user: this.#userJson(r.user),
+      body: r.body,
+      state: r.state,
+      html_url: html,
+      pull_request_url: `${api}/pulls/${r.pullNumber}`,
+      author_association: this.#association(repo, r.user),
+      _links: { html: { href: html }, pull_request: { href: `${api}/pulls/${r.pullNumber}` } },
+      submitted_at: iso(r.submittedAt),
+      commit_id: r.commitId,
     };
   }
 
@@ -2024,7 +2528,54 @@ interface TreeEntryInput {
 
 function sameSubject(a: ReactionState['subject'], b: ReactionState['subject']): boolean {
   if ('issueNumber' in a) return 'issueNumber' in b && a.issueNumber === b.issueNumber;
+  if ('reviewCommentId' in a) return 'reviewCommentId' in b && a.reviewCommentId === b.reviewCommentId;
   return 'commentId' in b && a.commentId === b.commentId;
+}
+
+/** One hunk of a unified diff: its header line and body lines (each starting with ` `, `+`, `-` or `\\`). */
+interface DiffHunk {
+  header: string;
+  oldStart: number;
+  newStart: number;
+  lines: string[];
+}
+
+/** Splits a unified diff of one file (`git diff` output, headers allowed) into hunks. */
+function parseHunks(diff: string): DiffHunk[] {
+  const hunks: DiffHunk[] = [];
+  let current: DiffHunk | undefined;
+  for (const line of diff.split('\n')) {
+    const m = /^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@/.exec(line);
+    if (m) {
+      current = { header: line, oldStart: Number(m[1]), newStart: Number(m[2]), lines: [] };
+      hunks.push(current);
+    } else if (current && (line.startsWith(' ') || line.startsWith('+') || line.startsWith('-') || line.startsWith('\\'))) {
+      current.lines.push(line);
+    }
+  }
+  return hunks;
+}
+
+/**
+ * GitHub's `diff_hunk` of a review comment: the hunk header and the hunk's lines up to and including
+ * `line` on `side` (`RIGHT`: the new file's line numbers, `LEFT`: the old file's).
+ * @returns undefined when the line is not part of the diff (GitHub then answers 422).
+ */
+function diffHunkFor(diff: string, line: number, side: 'LEFT' | 'RIGHT'): string | undefined {
+  for (const hunk of parseHunks(diff)) {
+    let oldNo = hunk.oldStart;
+    let newNo = hunk.newStart;
+    for (let i = 0; i < hunk.lines.length; i++) {
+      const l = hunk.lines[i]!;
+      const kind = l[0];
+      if (kind === '\\') continue;
+      const hit = side === 'RIGHT' ? kind !== '-' && newNo === line : kind !== '+' && oldNo === line;
+      if (hit) return [hunk.header, ...hunk.lines.slice(0, i + 1)].join('\n');
+      if (kind !== '+') oldNo++;
+      if (kind !== '-') newNo++;
+    }
+  }
+  return undefined;
 }
 
 function rolePermissions(role: RepoRole | undefined): Json {

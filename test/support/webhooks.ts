@@ -378,3 +378,63 @@ export async function deliver(url: string, delivery: Delivery, opts: { secret: s
   await res.arrayBuffer();
   return res.status;
 }
+
+/** Options of {@link pullRequestReviewCommentCreated}. */
+export interface PullRequestReviewCommentOptions extends DeliveryOptions {
+  repo: WebhookRepo;
+  /** The stand-in's REST pull request object (`standIn.addPull(...)` / `pulls(...)`), laid over the example's. */
+  pull: Json;
+  /** The stand-in's REST review comment object (`standIn.addReviewComment(...)`), laid over the example's. */
+  comment: Json;
+  /** Sender; default the comment's user. */
+  sender?: WebhookUser;
+  installationId: number;
+}
+
+/** The webhook user of a REST object's `user` (login, type and id kept). */
+function senderOf(user: unknown): WebhookUser {
+  const u = user as Json | undefined;
+  return u ? { login: String(u.login), type: u.type as 'User', id: Number(u.id) } : 'unknown';
+}
+
+/**
+ * `pull_request_review_comment` `created`: an inline comment on the diff of `pull`
+ * (https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request_review_comment).
+ */
+export function pullRequestReviewCommentCreated(opts: PullRequestReviewCommentOptions): Delivery {
+  const b = basesOf(opts.repo, opts.baseUrl);
+  const payload = baseRewrite(
+    examplePayload('pull_request_review_comment', 'created'),
+    b,
+    opts.installationId,
+    opts.sender ?? senderOf(opts.comment.user),
+  );
+  payload.pull_request = { ...(payload.pull_request as Json), ...structuredClone(opts.pull) };
+  payload.comment = { ...(payload.comment as Json), ...structuredClone(opts.comment) };
+  return createDelivery('pull_request_review_comment', payload, opts);
+}
+
+/** Options of {@link pullRequestReviewSubmitted}. */
+export interface PullRequestReviewOptions extends DeliveryOptions {
+  repo: WebhookRepo;
+  /** The stand-in's REST pull request object, laid over the example's. */
+  pull: Json;
+  /** The stand-in's REST review object (`standIn.addReview(...)`), laid over the example's. */
+  review: Json;
+  /** Sender; default the review's user. */
+  sender?: WebhookUser;
+  installationId: number;
+}
+
+/**
+ * `pull_request_review` `submitted`: a review of `pull` with its body
+ * (https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request_review).
+ */
+export function pullRequestReviewSubmitted(opts: PullRequestReviewOptions): Delivery {
+  const b = basesOf(opts.repo, opts.baseUrl);
+  const payload = baseRewrite(examplePayload('pull_request_review', 'submitted'), b, opts.installationId, opts.sender ?? senderOf(opts.review.user));
+  payload.pull_request = { ...(payload.pull_request as Json), ...structuredClone(opts.pull) };
+  // Webhook reviews carry the state in lower case (`commented`, `approved`, `changes_requested`).
+  payload.review = { ...(payload.review as Json), ...structuredClone(opts.review), state: String(opts.review.state ?? 'commented').toLowerCase() };
+  return createDelivery('pull_request_review', payload, opts);
+}
