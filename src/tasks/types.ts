@@ -65,4 +65,14 @@ export interface TaskRecord {
   createdAt: number;
   startedAt?: number;
   finishedAt?: number;
+  /** The commit the app dispatched the runner on: the parent of anything published for the task. */
+  baseSha?: string;
+  /** The branch `baseSha` was read from (the pull request's base for issue work). */
+  baseRef?: string;
+  /** For pull request work: the head commit the app dispatched. */
+  headSha?: string;
+  /** The branch chosen for publishing (stored before it is created). */
+  branch?: string;
+  /** The commit created for publishing (stored before a ref points at it). */
+  commitSha?: string;
 }
