@@ -220,7 +220,7 @@ export class TaskService {
           startedAt: task.createdAt,
           now: Date.now(),
           logUrl: this.logUrl(task),
-          requester: task.request.requester.login,
+          requester: task.request.requester?.login,
           model: task.request.settings.model,
           mention: this.opts.mention,
           phase: task.phase,

@@ -42,7 +42,7 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
     },
     instruction: request.instruction,
     context: request.context,
-    requester: request.requester.login,
+    ...(request.requester ? { requester: request.requester.login } : {}),
     model: {
       baseUrl: s.gatewayUrl,
       apiKey: s.taskToken,

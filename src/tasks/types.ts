@@ -36,7 +36,8 @@ export interface TaskRequest {
   repo: string;
   issueNumber: number;
   issueTitle: string;
-  requester: { login: string; id: number };
+  /** Who asked (credited as co-author); absent for automatic work. */
+  requester?: { login: string; id: number };
   /** The instruction after the mention ('' = resolve the issue). */
   instruction: string;
   /** Untrusted thread context for the model (issue body, earlier comments). */

@@ -57,6 +57,12 @@ describe('buildTaskSpec', () => {
     expect(spec.setup).toEqual({ script: 'npm ci', autoInstall: false });
   });
 
+  test('automatic work has no requester', () => {
+    const base = sources();
+    const { requester: _requester, ...request } = base.request;
+    expect(buildTaskSpec({ ...base, request }).requester).toBeUndefined();
+  });
+
   test('an invalid base SHA is refused', () => {
     expect(() => buildTaskSpec(sources({ repository: { cloneUrl: 'http://127.0.0.1:1/acme/calc.git', baseRef: 'main', baseSha: 'main' } }))).toThrow(ZodError);
   });

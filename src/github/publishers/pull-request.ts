@@ -35,8 +35,8 @@ export interface PullRequestWork {
   repo: string;
   issueNumber: number;
   issueTitle: string;
-  /** Credited with a `Co-authored-by` trailer. */
-  requester: CoAuthor;
+  /** Who asked, credited with a `Co-authored-by` trailer (absent for automatic work). */
+  requester?: CoAuthor;
   /** The branch the task was dispatched from: the pull request's base. */
   baseRef: string;
   /** The commit the task was dispatched on: the only parent of the new commit. */
@@ -121,7 +121,7 @@ export async function publishPullRequest(
         baseSha: work.baseSha,
         changes: result.changes,
         message: result.commitMessage || title,
-        coAuthors: [work.requester],
+        coAuthors: work.requester ? [work.requester] : [],
       })
     ).commitSha;
     save({ commitSha });
@@ -160,7 +160,7 @@ export async function publishPullRequest(
     model: work.model,
     usage: result.usage,
     taskUrl: work.taskUrl,
-    requester: work.requester.login,
+    requester: work.requester?.login,
   });
   const pr = await openPullRequest(octokit, {
     owner,
