@@ -295,6 +295,18 @@ export type ProgressEventInput = ProgressEvent extends infer E
     : never
   : never;
 
+/** Environment variables of a claimed runner (ECS: set as RunTask container overrides). */
+export const CLAIM_ENV = {
+  taskId: 'CODEX_TASK_ID',
+  appUrl: 'CODEX_APP_URL',
+  ticket: 'CODEX_CLAIM_TICKET',
+} as const;
+
+/** Exit code of `runner --claim` when the TaskSpec could not be claimed. */
+export const CLAIM_FAILED_EXIT_CODE = 3;
+/** Exit code of the runner when the task ran but its result could not be delivered to the app. */
+export const RESULT_UNDELIVERED_EXIT_CODE = 4;
+
 /**
  * Formats a zod error as one line per issue naming the field path, e.g.
  * `repository.baseSha: must be a 40-character hex git SHA`.

@@ -6,20 +6,8 @@
  * `{ error: { code, message } }` when the ticket is wrong, expired or already used.
  */
 import pRetry, { AbortError } from 'p-retry';
-import { describeZodError, TaskSpec } from '../contract.ts';
+import { CLAIM_ENV, describeZodError, TaskSpec } from '../contract.ts';
 import { requireSecureUrl } from './reporter.ts';
-
-/** Exit code of `runner --claim` when the TaskSpec could not be claimed. */
-export const CLAIM_FAILED_EXIT_CODE = 3;
-/** Exit code of the runner when the task ran but its result could not be delivered to the app. */
-export const RESULT_UNDELIVERED_EXIT_CODE = 4;
-
-/** Environment variables of a claimed runner (set as RunTask container overrides). */
-export const CLAIM_ENV = {
-  taskId: 'CODEX_TASK_ID',
-  appUrl: 'CODEX_APP_URL',
-  ticket: 'CODEX_CLAIM_TICKET',
-} as const;
 
 /** The claim could not be made; `message` says why (never contains the ticket). */
 export class ClaimError extends Error {

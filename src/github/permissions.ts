@@ -4,7 +4,7 @@
  * allowlisted by exact login; never the app itself.
  * API: https://docs.github.com/en/rest/collaborators/collaborators#get-repository-permissions-for-a-user
  */
-import type { Octokit } from '../tasks/service.ts';
+import type { Octokit } from './client.ts';
 
 /** The gate's verdict. `self` and `bot` are ignored silently; `denied` gets one polite reply. */
 export type GateVerdict = 'allowed' | 'self' | 'bot' | 'denied';

@@ -4,7 +4,7 @@
  * API: https://docs.github.com/en/rest/issues/comments#list-issue-comments
  */
 import type { ContextItem } from '../contract.ts';
-import type { Octokit } from '../tasks/service.ts';
+import type { Octokit } from './client.ts';
 
 /** Most comments kept (the newest ones). */
 export const MAX_CONTEXT_COMMENTS = 30;

@@ -26,7 +26,7 @@ import {
 } from '@aws-sdk/client-ecs';
 import pRetry, { AbortError } from 'p-retry';
 import type { Phase, ProgressEvent, TaskResult, TaskSpec } from '../contract.ts';
-import { CLAIM_ENV, CLAIM_FAILED_EXIT_CODE, RESULT_UNDELIVERED_EXIT_CODE } from '../agent/claim.ts';
+import { CLAIM_ENV, CLAIM_FAILED_EXIT_CODE, RESULT_UNDELIVERED_EXIT_CODE } from '../contract.ts';
 import type { TaskTokens } from '../gateway/task-tokens.ts';
 import { failedResult, type RunnerBackend, type RunnerExecution, type RunnerJob } from './backend.ts';
 import type { Claims } from './claims.ts';

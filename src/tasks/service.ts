@@ -1,32 +1,28 @@
 /**
- * The task service: accepts task requests, keeps them in the durable store, runs them through a
- * queue with a concurrency limit on a runner backend, keeps the progress comment current, publishes
- * the result and always ends with a final reply in the thread (DESIGN.md, "Data path").
+ * The task service: accepts task requests, keeps them in the durable store, dispatches them through
+ * a queue with a concurrency limit to a runner backend, and moves each through its states (DESIGN.md,
+ * "Data path"): queued → running → publishing → succeeded | no_changes | failed | cancelled.
+ *
+ * What it delegates: the TaskSpec to spec.ts, start-up reconciliation to reconcile.ts, everything said
+ * in the thread (👀, progress comment, the durable final reply) to github/thread-reporter.ts, and the
+ * new pull request to github/publishers/pull-request.ts. The final reply is queued in the store's
+ * outbox in the same transaction that moves the task to its final state.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
-import type { ProbotOctokit } from 'probot';
-import { TaskSpec, type ProgressEvent, type TaskResult } from '../contract.ts';
+import type { ProgressEvent, TaskResult } from '../contract.ts';
 import type { TaskTokens } from '../gateway/task-tokens.ts';
-import { renderProgressComment, ProgressCommentUpdater, type ProgressView } from '../github/progress-comment.ts';
-import { branchName, createBranch, createCommit, openPullRequest } from '../github/publish.ts';
-import { pullRequestBody } from '../github/pull-request-body.ts';
+import { errorMessage, type GitHubAccess, type Octokit } from '../github/client.ts';
+import { renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
+import { publishPullRequest } from '../github/publishers/pull-request.ts';
+import { ThreadReporter, withFinalMarker, type DeliveryPolicy } from '../github/thread-reporter.ts';
 import { validateChanges } from '../github/validate-result.ts';
 import type { RunnerBackend, RunnerExecution } from '../runners/backend.ts';
-import type { TaskStore } from './store.ts';
+import { reconcileTasks } from './reconcile.ts';
+import { buildTaskSpec } from './spec.ts';
+import type { TaskPatch, TaskStore } from './store.ts';
 import { FINAL_STATES, type TaskRecord, type TaskRequest, type TaskState } from './types.ts';
-
-/** An authenticated Octokit as Probot creates it. */
-export type Octokit = InstanceType<typeof ProbotOctokit>;
-
-/** How the service reaches GitHub. */
-export interface GitHubAccess {
-  /** An Octokit authenticated as the installation. */
-  forInstallation(installationId: number): Promise<Octokit>;
-  /** An Octokit authenticated as the App (JWT), to mint scoped installation tokens. */
-  asApp(): Promise<Octokit>;
-}
 
 /** Dependencies and settings of {@link TaskService}. */
 export interface TaskServiceOptions {
@@ -39,24 +35,37 @@ export interface TaskServiceOptions {
   publicUrl: string;
   /** Base URL runners use to reach the model gateway, e.g. `http://127.0.0.1:3000/v1`. */
   gatewayUrl: string;
-  /** Runners at once (default 2). */
+  /** Runners at once. */
   concurrency: number;
   /** The mention, for the hints in replies (e.g. `@codex`). */
   mention: string;
-  /** Retry policy of the runner's model requests. */
+  /** Retry policy of the runner's model requests (`baseMs`: first delay, ms). */
   modelRetry?: { retries: number; baseMs: number };
   /** Minimum interval between two edits of a progress comment, ms. */
   progressIntervalMs?: number;
+  /** Retry policy of final replies (default: thread-reporter.ts's DEFAULT_DELIVERY_POLICY). */
+  replyDelivery?: Partial<DeliveryPolicy>;
 }
 
 /** Listener of a task's live events (task log page). */
 export type TaskListener = (event: ProgressEvent | { type: 'state'; state: string }) => void;
 
+/** The outcome a final state carries (texts from the runner are untrusted; the reply escapes them). */
+interface Outcome {
+  failure?: { phase: string; reason: string };
+  pullRequest?: { number: number; url: string; title: string };
+  answer?: string;
+  cancelledBy?: string;
+}
+
+/** What the service keeps in memory about an active task. */
 interface LiveTask {
   view: ProgressView;
-  updater?: ProgressCommentUpdater;
   execution?: RunnerExecution;
+  /** Login of whoever asked `@codex stop`. */
   cancelRequested?: string;
+  /** Why {@link TaskService.abort} ended the task. */
+  abortReason?: string;
 }
 
 /** The backend's hard limit for a runner: the task's wall-clock limit plus 5 minutes of grace, ms. */
@@ -64,17 +73,16 @@ function backstopMs(request: TaskRequest): number {
   return request.settings.timeoutMs + 5 * 60_000;
 }
 
-function errorMessage(error: unknown): string {
-  if (error && typeof error === 'object' && 'status' in error && 'message' in error) {
-    return `GitHub API error ${(error as { status: number }).status}: ${(error as { message: string }).message}`;
-  }
-  return error instanceof Error ? error.message : String(error);
+/** At most `max` characters of untrusted `text`, for a failure reason. */
+function clip(text: string, max = 80): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** Runs tasks; one instance per app process. */
 export class TaskService {
   private readonly opts: TaskServiceOptions;
   private readonly queue: PQueue;
+  private readonly reporter: ThreadReporter;
   private readonly live = new Map<string, LiveTask>();
   private readonly waiting: string[] = [];
   private readonly listeners = new Map<string, Set<TaskListener>>();
@@ -84,9 +92,16 @@ export class TaskService {
     this.opts = opts;
     this.queue = new PQueue({ concurrency: opts.concurrency });
     this.log = opts.log;
+    this.reporter = new ThreadReporter({
+      github: opts.github,
+      outbox: opts.store.outbox,
+      log: opts.log,
+      progressIntervalMs: opts.progressIntervalMs,
+      delivery: opts.replyDelivery,
+    });
   }
 
-  /** The store (for the task log page and tests). */
+  /** The store (for the task log page, the triggers and tests). */
   get store(): TaskStore {
     return this.opts.store;
   }
@@ -119,9 +134,15 @@ export class TaskService {
     return { queued: this.waiting.length, running: this.queue.pending };
   }
 
-  /** Resolves when no task is queued or running (tests, benchmarks, shutdown). */
+  /** Resolves when no task is queued or running and no reply delivery round is under way (tests, shutdown). */
   async idle(): Promise<void> {
     await this.queue.onIdle();
+    await this.reporter.idle();
+  }
+
+  /** Stops scheduling reply deliveries (pending ones are delivered by the next process). */
+  close(): void {
+    this.reporter.close();
   }
 
   /** One log line per state change: task id, repository, issue, delivery id, from and to. */
@@ -140,7 +161,7 @@ export class TaskService {
     );
   }
 
-  private transition(task: TaskRecord, state: TaskState, patch: Parameters<TaskStore['update']>[1] = {}, detail?: string): TaskRecord {
+  private transition(task: TaskRecord, state: TaskState, patch: TaskPatch = {}, detail?: string): TaskRecord {
     const updated = this.opts.store.update(task.id, patch, state, detail);
     this.logTransition(task, task.state, state, detail);
     this.notify(task.id, { type: 'state', state });
@@ -160,16 +181,23 @@ export class TaskService {
       return undefined;
     }
     this.logTransition(task, null, 'queued');
-    const octokit = await this.opts.github.forInstallation(request.installationId);
-    await this.admit(octokit, task, this.track(task));
+    await this.admit(task, this.track(task));
     return task;
   }
 
+  /**
+   * Adds 👀 to the request (the comment, or the issue), as soon as the trigger has gated it.
+   * Idempotent on GitHub. Never throws.
+   */
+  async acknowledge(octokit: Octokit, request: Pick<TaskRequest, 'owner' | 'repo' | 'issueNumber' | 'reactTo'>): Promise<void> {
+    await this.reporter.acknowledge(octokit, request, request.reactTo);
+  }
+
   /** Puts a queued task in the waiting line, shows its place in the progress comment, queues it. */
-  private async admit(octokit: Octokit, task: TaskRecord, live: LiveTask): Promise<void> {
+  private async admit(task: TaskRecord, live: LiveTask): Promise<void> {
     this.waiting.push(task.id);
     live.view.queuePosition = this.queuePosition(task.id);
-    await this.postProgressComment(octokit, task, live);
+    await this.showProgress(task, live);
     this.enqueue(task.id);
   }
 
@@ -179,22 +207,6 @@ export class TaskService {
     if (index < 0) return undefined;
     const position = index + 1 - Math.max(0, free);
     return position > 0 ? position : undefined;
-  }
-
-  /**
-   * Adds 👀 to the request (the comment, or the issue), as soon as the trigger has gated it.
-   * Idempotent on GitHub (a second POST answers 200 with the existing reaction). Never throws.
-   */
-  async acknowledge(octokit: Octokit, request: Pick<TaskRequest, 'owner' | 'repo' | 'issueNumber' | 'reactTo'>): Promise<void> {
-    try {
-      if (request.reactTo.type === 'comment') {
-        await octokit.rest.reactions.createForIssueComment({ owner: request.owner, repo: request.repo, comment_id: request.reactTo.id, content: 'eyes' });
-      } else {
-        await octokit.rest.reactions.createForIssue({ owner: request.owner, repo: request.repo, issue_number: request.issueNumber, content: 'eyes' });
-      }
-    } catch (error) {
-      this.log.warn({ err: errorMessage(error), repository: `${request.owner}/${request.repo}` }, 'could not add the 👀 reaction');
-    }
   }
 
   private track(task: TaskRecord): LiveTask {
@@ -208,7 +220,7 @@ export class TaskService {
           startedAt: task.createdAt,
           now: Date.now(),
           logUrl: this.logUrl(task),
-          requester: task.request.requester.login,
+          requester: task.request.requester?.login,
           model: task.request.settings.model,
           mention: this.opts.mention,
           phase: task.phase,
@@ -219,38 +231,22 @@ export class TaskService {
     return live;
   }
 
-  private async postProgressComment(octokit: Octokit, task: TaskRecord, live: LiveTask): Promise<void> {
-    const { owner, repo, issueNumber } = task.request;
+  /** Writes the progress comment now (posting it if the task has none yet) and stores its id. */
+  private async showProgress(task: TaskRecord, live: LiveTask): Promise<void> {
+    const { installationId, owner, repo, issueNumber } = task.request;
     live.view.now = Date.now();
-    const body = renderProgressComment(live.view);
-    try {
-      if (task.progressCommentId) {
-        await octokit.rest.issues.updateComment({ owner, repo, comment_id: task.progressCommentId, body });
-      } else {
-        const { data } = await octokit.rest.issues.createComment({ owner, repo, issue_number: issueNumber, body });
-        this.opts.store.update(task.id, { progressCommentId: data.id });
-        task.progressCommentId = data.id;
-      }
-    } catch (error) {
-      this.log.warn({ taskId: task.id, err: errorMessage(error) }, 'could not write the progress comment');
-    }
-    const commentId = task.progressCommentId;
-    if (commentId && !live.updater) {
-      live.updater = new ProgressCommentUpdater({
-        edit: async (text: string) => {
-          await octokit.rest.issues.updateComment({ owner, repo, comment_id: commentId, body: text });
-        },
-        minIntervalMs: this.opts.progressIntervalMs,
-        log: this.log,
-      });
+    const id = await this.reporter.showProgress(task.id, { installationId, owner, repo, issueNumber }, task.progressCommentId, renderProgressComment(live.view));
+    if (id !== undefined && id !== task.progressCommentId) {
+      this.opts.store.update(task.id, { progressCommentId: id });
+      task.progressCommentId = id;
     }
   }
 
   private refresh(taskId: string): void {
     const live = this.live.get(taskId);
-    if (!live?.updater) return;
+    if (!live) return;
     live.view.now = Date.now();
-    live.updater.update(renderProgressComment(live.view));
+    this.reporter.update(taskId, renderProgressComment(live.view));
   }
 
   private enqueue(taskId: string): void {
@@ -264,7 +260,7 @@ export class TaskService {
           this.refresh(other);
         }
       }
-      await this.execute(taskId).catch((error: unknown) => {
+      await this.dispatch(taskId).catch((error: unknown) => {
         this.log.error({ taskId, err: errorMessage(error) }, 'task crashed');
       });
     });
@@ -277,8 +273,6 @@ export class TaskService {
     const live = this.track(task);
     live.cancelRequested = by;
     if (task.state === 'queued') {
-      const index = this.waiting.indexOf(task.id);
-      if (index >= 0) this.waiting.splice(index, 1);
       await this.finish(task, 'cancelled', { cancelledBy: by });
     } else {
       await live.execution?.cancel(`cancelled by @${by}`);
@@ -286,11 +280,37 @@ export class TaskService {
     return task;
   }
 
-  private async execute(taskId: string): Promise<void> {
+  /**
+   * Ends a task as failed with `reason` (e.g. its token budget was overshot): its task token is
+   * revoked at once, a queued task fails without running, a running task's runner is stopped and the
+   * task then fails with `reason` whatever the runner returns. A task already publishing or ended is
+   * left as it is. Never throws for an unknown task.
+   */
+  async abort(taskId: string, reason: string): Promise<void> {
+    const task = this.opts.store.get(taskId);
+    if (!task || FINAL_STATES.has(task.state)) return;
+    this.opts.tokens.revoke(taskId);
+    if (task.state === 'publishing') {
+      this.log.warn({ taskId, reason }, 'abort ignored: the task is already publishing');
+      return;
+    }
+    const live = this.track(task);
+    if (live.abortReason) return;
+    live.abortReason = reason;
+    this.log.warn({ taskId, reason }, 'aborting task');
+    if (task.state === 'queued') {
+      await this.finish(task, 'failed', { failure: { phase: 'starting', reason } });
+    } else {
+      // Settles the runner's result, which then ends the task with `reason` (see settleResult).
+      await live.execution?.cancel(reason);
+    }
+  }
+
+  /** Resolves the base commit, stores it, and starts the runner; then waits for its result. */
+  private async dispatch(taskId: string): Promise<void> {
     let task = this.opts.store.get(taskId);
     if (!task || task.state !== 'queued') return;
     const live = this.track(task);
-    if (live.cancelRequested) return;
     const { request } = task;
     const { owner, repo } = request;
     task = this.transition(task, 'running', { startedAt: Date.now() });
@@ -305,6 +325,8 @@ export class TaskService {
       const { data: repository } = await octokit.rest.repos.get({ owner, repo });
       const baseRef = repository.default_branch;
       const { data: ref } = await octokit.rest.git.getRef({ owner, repo, ref: `heads/${baseRef}` });
+      // Stored before the runner starts: the only base a result may have and a commit may sit on.
+      task = this.opts.store.update(task.id, { baseSha: ref.object.sha, baseRef });
       const app = await this.opts.github.asApp();
       // A read-only token for this one repository: the runner can clone, nothing more.
       const { data: cloneToken } = await app.rest.apps.createInstallationAccessToken({
@@ -316,26 +338,14 @@ export class TaskService {
         budgetTokens: request.settings.maxTokens,
         ttlMs: request.settings.timeoutMs + 15 * 60_000,
       });
-      const spec = TaskSpec.parse({
-        id: task.id,
-        kind: request.kind,
-        repository: { cloneUrl: repository.clone_url, fullName: `${owner}/${repo}`, token: cloneToken.token, baseRef, baseSha: ref.object.sha },
-        instruction: request.instruction,
-        context: request.context,
-        requester: request.requester.login,
-        model: {
-          baseUrl: this.opts.gatewayUrl,
-          apiKey: taskToken,
-          name: request.settings.model,
-          ...(this.opts.modelRetry ? { maxRetries: this.opts.modelRetry.retries, retryBaseMs: this.opts.modelRetry.baseMs } : {}),
-          ...(request.settings.reasoningEffort ? { reasoningEffort: request.settings.reasoningEffort } : {}),
-        },
-        limits: {
-          wallTimeMs: request.settings.timeoutMs,
-          maxTokens: request.settings.maxTokens,
-          ...(request.settings.maxTurns ? { maxTurns: request.settings.maxTurns } : {}),
-        },
-        setup: { ...(request.settings.setupScript ? { script: request.settings.setupScript } : {}), autoInstall: request.settings.autoInstall },
+      const spec = buildTaskSpec({
+        taskId: task.id,
+        request,
+        repository: { cloneUrl: repository.clone_url, baseRef, baseSha: ref.object.sha },
+        cloneToken: cloneToken.token,
+        taskToken,
+        gatewayUrl: this.opts.gatewayUrl,
+        modelRetry: this.opts.modelRetry,
       });
       execution = await this.opts.backend.start({
         spec,
@@ -344,7 +354,8 @@ export class TaskService {
       });
       live.execution = execution;
       this.opts.store.update(task.id, { backend: this.opts.backend.name, externalId: execution.externalId });
-      if (live.cancelRequested) await execution.cancel(`cancelled by @${live.cancelRequested}`);
+      if (live.abortReason) await execution.cancel(live.abortReason);
+      else if (live.cancelRequested) await execution.cancel(`cancelled by @${live.cancelRequested}`);
     } catch (error) {
       this.opts.tokens.revoke(taskId);
       await this.finish(task, 'failed', { failure: { phase: 'starting', reason: errorMessage(error) } });
@@ -353,12 +364,12 @@ export class TaskService {
     await this.settle(taskId, live, execution);
   }
 
-  /** Waits for a runner's result (never rejects), revokes the task token and publishes. */
+  /** Waits for a runner's result (never rejects), revokes the task token and settles the result. */
   private async settle(taskId: string, live: LiveTask, execution: RunnerExecution): Promise<void> {
     const result = await execution.result;
     live.execution = undefined;
     this.opts.tokens.revoke(taskId);
-    await this.publish(this.opts.store.get(taskId)!, result);
+    await this.settleResult(this.opts.store.get(taskId)!, result);
   }
 
   private onEvent(taskId: string, event: ProgressEvent): void {
@@ -396,16 +407,39 @@ export class TaskService {
     this.notify(taskId, event);
   }
 
-  /** Publishes a runner's result and ends the task with its final reply. */
-  private async publish(task: TaskRecord, result: TaskResult): Promise<void> {
+  /**
+   * Checks a runner's result against what the app dispatched, publishes what it holds and ends the
+   * task with its final reply. The runner is trusted for its changes and texts only: a result for
+   * another task or on another base commit is refused.
+   */
+  private async settleResult(task: TaskRecord, result: TaskResult): Promise<void> {
+    if (FINAL_STATES.has(task.state)) return;
     const live = this.track(task);
     task = this.transition(task, 'publishing', { result });
     live.view.state = 'publishing';
     live.view.usage = { inputTokens: result.usage.inputTokens, cachedInputTokens: result.usage.cachedInputTokens, outputTokens: result.usage.outputTokens, turns: result.usage.turns };
     this.refresh(task.id);
     const { request } = task;
+    if (live.abortReason) {
+      await this.finish(task, 'failed', { failure: { phase: task.phase ?? 'agent', reason: live.abortReason } });
+      return;
+    }
     if (result.status === 'cancelled') {
       await this.finish(task, 'cancelled', { cancelledBy: live.cancelRequested });
+      return;
+    }
+    if (result.id !== task.id) {
+      await this.finish(task, 'failed', { failure: { phase: 'result', reason: `the runner's result is for task ${clip(result.id)}, not ${task.id}` } });
+      return;
+    }
+    if (!task.baseSha || !task.baseRef) {
+      await this.finish(task, 'failed', { failure: { phase: 'result', reason: 'the base commit this task was dispatched on is not known (the task predates the app upgrade)' } });
+      return;
+    }
+    if (result.baseSha !== task.baseSha) {
+      await this.finish(task, 'failed', {
+        failure: { phase: 'result', reason: `the runner's result is based on ${clip(result.baseSha)}, not the dispatched ${task.baseSha}; nothing was published` },
+      });
       return;
     }
     const partial = result.status === 'failed' && result.changes.length > 0 && result.failure?.phase === 'agent';
@@ -423,60 +457,43 @@ export class TaskService {
         return;
       }
       const octokit = await this.opts.github.forInstallation(request.installationId);
-      const { owner, repo } = request;
-      const title = result.pullRequest.title || request.issueTitle;
-      const commit = await createCommit(octokit, {
-        owner,
-        repo,
-        baseSha: result.baseSha,
-        changes: result.changes,
-        message: result.commitMessage || title,
-        coAuthors: [request.requester],
-      });
-      const { data: repository } = await octokit.rest.repos.get({ owner, repo });
-      const branch = await createBranch(octokit, { owner, repo, branch: branchName(request.issueNumber, title), sha: commit.commitSha });
-      const body = pullRequestBody({
-        summary: result.pullRequest.body || result.summary,
-        issueNumber: request.issueNumber,
-        commands: result.commands,
-        model: request.settings.model,
-        usage: result.usage,
-        taskUrl: this.logUrl(task),
-        requester: request.requester.login,
-      });
-      const pr = await openPullRequest(octokit, {
-        owner,
-        repo,
-        head: branch,
-        base: repository.default_branch,
-        title: partial ? `[partial] ${title}` : title,
-        body,
-        draft: partial || request.settings.draftPullRequests,
-      });
-      const pullRequest = { number: pr.number, url: pr.url, title };
-      if (partial) {
-        await this.finish(task, 'failed', { failure: result.failure, pullRequest, answer: result.summary });
-      } else {
-        await this.finish(task, 'succeeded', { pullRequest, answer: result.pullRequest.body || result.summary });
-      }
+      const pullRequest = await publishPullRequest(
+        octokit,
+        {
+          owner: request.owner,
+          repo: request.repo,
+          issueNumber: request.issueNumber,
+          issueTitle: request.issueTitle,
+          requester: request.requester,
+          baseRef: task.baseRef,
+          baseSha: task.baseSha,
+          result,
+          partial,
+          draft: request.settings.draftPullRequests,
+          model: request.settings.model,
+          taskUrl: this.logUrl(task),
+        },
+        { branch: task.branch, commitSha: task.commitSha },
+        (checkpoint) => this.opts.store.update(task.id, checkpoint),
+      );
+      const published = { number: pullRequest.number, url: pullRequest.url, title: pullRequest.title };
+      if (partial) await this.finish(task, 'failed', { failure: result.failure, pullRequest: published, answer: result.summary });
+      else await this.finish(task, 'succeeded', { pullRequest: published, answer: result.pullRequest.body || result.summary });
     } catch (error) {
       await this.finish(task, 'failed', { failure: { phase: 'publishing', reason: errorMessage(error) } });
     }
   }
 
-  /** Moves the task to a final state and writes the final reply (never lost: flushed and retried). */
-  private async finish(
-    task: TaskRecord,
-    state: 'succeeded' | 'no_changes' | 'failed' | 'cancelled',
-    outcome: { failure?: { phase: string; reason: string }; pullRequest?: { number: number; url: string; title: string }; answer?: string; cancelledBy?: string },
-  ): Promise<void> {
+  /**
+   * Moves the task to a final state and queues its final reply in the same store transaction; the
+   * thread reporter delivers it (retried, also after a restart). A task already ended is left alone.
+   */
+  private async finish(task: TaskRecord, state: 'succeeded' | 'no_changes' | 'failed' | 'cancelled', outcome: Outcome): Promise<void> {
     const current = this.opts.store.get(task.id) ?? task;
-    const updated = this.transition(current, state, {
-      finishedAt: Date.now(),
-      ...(outcome.failure ? { failure: outcome.failure } : {}),
-      ...(outcome.pullRequest ? { pullRequest: outcome.pullRequest } : {}),
-    }, outcome.failure ? `${outcome.failure.phase}: ${outcome.failure.reason.split('\n')[0]}` : outcome.cancelledBy ? `cancelled by ${outcome.cancelledBy}` : undefined);
-    const live = this.track(updated);
+    if (FINAL_STATES.has(current.state)) return;
+    const waitingAt = this.waiting.indexOf(task.id);
+    if (waitingAt >= 0) this.waiting.splice(waitingAt, 1);
+    const live = this.track(current);
     Object.assign(live.view, {
       state,
       failure: outcome.failure,
@@ -487,61 +504,60 @@ export class TaskService {
       cancelledBy: outcome.cancelledBy,
     });
     live.view.now = Date.now();
-    const body = renderProgressComment(live.view);
-    try {
-      if (live.updater) {
-        live.updater.update(body);
-        await live.updater.flush();
-      } else {
-        const octokit = await this.opts.github.forInstallation(task.request.installationId);
-        await this.postProgressComment(octokit, updated, live);
-      }
-    } catch (error) {
-      this.log.error({ taskId: task.id, err: errorMessage(error) }, 'could not write the final reply');
-    }
+    const body = withFinalMarker(task.id, renderProgressComment(live.view));
+    const detail = outcome.failure
+      ? `${outcome.failure.phase}: ${outcome.failure.reason.split('\n')[0]}`
+      : outcome.cancelledBy
+        ? `cancelled by ${outcome.cancelledBy}`
+        : undefined;
+    this.transition(
+      current,
+      state,
+      {
+        finishedAt: Date.now(),
+        ...(outcome.failure ? { failure: outcome.failure } : {}),
+        ...(outcome.pullRequest ? { pullRequest: outcome.pullRequest } : {}),
+        finalReply: { body },
+      },
+      detail,
+    );
     this.live.delete(task.id);
     this.listeners.delete(task.id);
+    this.reporter.deliverPending();
   }
 
   /**
-   * Start-up reconciliation: queued tasks go back in the queue; tasks a previous process left
-   * running are resumed when the backend can (ECS), otherwise they fail with a reply saying so;
-   * tasks left publishing with a stored result are published again.
+   * Start-up reconciliation (see reconcile.ts): delivers the final replies a previous process left in
+   * the outbox, requeues queued tasks, re-attaches or fails running ones, republishes publishing ones.
    */
   async reconcile(): Promise<void> {
-    for (const task of this.opts.store.listByState(['queued', 'running', 'publishing'])) {
-      try {
+    this.reporter.deliverPending();
+    const { backend } = this.opts;
+    await reconcileTasks(this.opts.store.listByState(['queued', 'running', 'publishing']), { name: backend.name, canResume: backend.resume !== undefined }, {
+      log: this.log,
+      requeue: (task) => this.admit(task, this.track(task)),
+      republish: async (task, result) => {
+        await this.showProgress(task, this.track(task));
+        void this.settleResult(task, result).catch((error: unknown) => this.log.error({ taskId: task.id, err: errorMessage(error) }, 'task crashed'));
+      },
+      resume: async (task, externalId) => {
         const live = this.track(task);
-        const octokit = await this.opts.github.forInstallation(task.request.installationId);
-        if (task.state === 'queued') {
-          await this.admit(octokit, task, live);
-          continue;
-        }
-        await this.postProgressComment(octokit, task, live);
-        if (task.state === 'publishing' && task.result) {
-          void this.publish(task, task.result);
-          continue;
-        }
-        const execution =
-          task.externalId && this.opts.backend.resume && task.backend === this.opts.backend.name
-            ? await this.opts.backend.resume(task.id, task.externalId, {
-                onEvent: (event) => this.onEvent(task.id, event),
-                lastPhase: task.phase,
-                timeoutMs: backstopMs(task.request),
-              })
-            : undefined;
-        if (!execution) {
-          this.opts.tokens.revoke(task.id);
-          await this.finish(task, 'failed', {
-            failure: { phase: task.phase ?? 'starting', reason: 'the app restarted while the task was running, and its runner could not be recovered' },
-          });
-          continue;
-        }
+        await this.showProgress(task, live);
+        const execution = await backend.resume!(task.id, externalId, {
+          onEvent: (event) => this.onEvent(task.id, event),
+          lastPhase: task.phase,
+          timeoutMs: backstopMs(task.request),
+        });
+        if (!execution) return false;
         live.execution = execution;
         void this.queue.add(() => this.settle(task.id, live, execution));
-      } catch (error) {
-        this.log.error({ taskId: task.id, err: errorMessage(error) }, 'could not reconcile task');
-      }
-    }
+        return true;
+      },
+      fail: async (task, failure) => {
+        this.opts.tokens.revoke(task.id);
+        await this.showProgress(task, this.track(task));
+        await this.finish(task, 'failed', { failure });
+      },
+    });
   }
 }

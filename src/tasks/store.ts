@@ -8,6 +8,7 @@ import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { Phase, ProgressEvent, TaskResult } from '../contract.ts';
 import type { TaskTokenPersistence, TaskTokenRecord } from '../gateway/task-tokens.ts';
+import type { FinalReply, ReplyOutbox } from '../github/thread-reporter.ts';
 import type { TaskRecord, TaskRequest, TaskState } from './types.ts';
 import type { ClaimRecord, ClaimStore } from '../runners/claims.ts';
 
@@ -22,6 +23,21 @@ export interface TaskPatch {
   pullRequest?: { number: number; url: string; title: string };
   startedAt?: number;
   finishedAt?: number;
+  /** The commit the app dispatched the runner on (the only parent a published commit may have). */
+  baseSha?: string;
+  /** The branch `baseSha` was read from. */
+  baseRef?: string;
+  /** For pull request work: the head commit the app dispatched. */
+  headSha?: string;
+  /** The branch chosen for publishing, stored before it is created (a restart reuses it). */
+  branch?: string;
+  /** The commit created for publishing, stored before any ref points at it. */
+  commitSha?: string;
+  /**
+   * The final reply, queued in the outbox in the same transaction as the state change (give it
+   * with a final state). At most one per task: a second one is ignored.
+   */
+  finalReply?: { body: string };
 }
 
 /** What the task service needs from a store. All methods are synchronous and atomic. */
@@ -46,6 +62,13 @@ export interface TaskStore {
   events(id: string): ProgressEvent[];
   /** State changes of a task, oldest first. */
   transitions(id: string): Array<{ at: number; from: TaskState | null; to: TaskState; detail: string | null }>;
+  /**
+   * Records that the reply identified by `key` (e.g. a trigger key) is being sent, durably.
+   * @returns true the first time for a key, false afterwards (also after a restart).
+   */
+  recordReply(key: string): boolean;
+  /** Final replies waiting to be delivered (see {@link TaskPatch.finalReply}). */
+  readonly outbox: ReplyOutbox;
   /** Backing for the gateway's task tokens. */
   readonly tokens: TaskTokenPersistence;
   /** Backing for the ECS backend's claim tickets and posted results (optional for other stores). */
@@ -70,6 +93,11 @@ interface TaskRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  base_sha: string | null;
+  base_ref: string | null;
+  head_sha: string | null;
+  branch: string | null;
+  commit_sha: string | null;
 }
 
 const SCHEMA = `
@@ -119,6 +147,67 @@ CREATE TABLE IF NOT EXISTS task_tokens (
 CREATE INDEX IF NOT EXISTS task_tokens_task ON task_tokens(task_id);
 `;
 
+/** Migration 2: the dispatched SHAs and publishing checkpoints of a task, the reply outbox, sent replies. */
+const MIGRATION_2 = `
+ALTER TABLE tasks ADD COLUMN base_sha TEXT;
+ALTER TABLE tasks ADD COLUMN base_ref TEXT;
+ALTER TABLE tasks ADD COLUMN head_sha TEXT;
+ALTER TABLE tasks ADD COLUMN branch TEXT;
+ALTER TABLE tasks ADD COLUMN commit_sha TEXT;
+CREATE TABLE outbox (
+  task_id TEXT PRIMARY KEY,
+  body TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  edit_failures INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  post_started_at INTEGER,
+  last_error TEXT,
+  comment_id INTEGER,
+  created_at INTEGER NOT NULL,
+  delivered_at INTEGER,
+  abandoned_at INTEGER
+);
+CREATE INDEX outbox_pending ON outbox(next_attempt_at) WHERE delivered_at IS NULL AND abandoned_at IS NULL;
+CREATE TABLE replies (
+  key TEXT PRIMARY KEY,
+  at INTEGER NOT NULL
+);
+`;
+
+/**
+ * Schema migrations, in order: entry `i` takes the database from `PRAGMA user_version` `i` to `i + 1`.
+ * Migration 1 is the schema from before versioning, written with `IF NOT EXISTS` so that it also
+ * applies to a database created by an older app (version 0 with the tables present). Append only.
+ */
+const MIGRATIONS: readonly string[] = [SCHEMA, MIGRATION_2];
+
+/** Thrown when the database was written by a newer app (its schema version is unknown here). */
+export class StoreVersionError extends Error {
+  override name = 'StoreVersionError';
+}
+
+/**
+ * Brings `db` to the latest schema version, one transaction per migration.
+ * @throws StoreVersionError when the database's version is newer than this app's migrations.
+ */
+function migrate(db: DatabaseSync, file: string): void {
+  const { user_version: current } = db.prepare('PRAGMA user_version').get() as { user_version: number };
+  if (current > MIGRATIONS.length) {
+    throw new StoreVersionError(`${file} has schema version ${current}; this app knows versions up to ${MIGRATIONS.length}: upgrade the app`);
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(MIGRATIONS[version]!);
+      db.exec(`PRAGMA user_version = ${version + 1}`);
+      db.exec('COMMIT');
+    } catch (error) {
+      db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}
+
 function parse<T>(json: string | null): T | undefined {
   return json === null ? undefined : (JSON.parse(json) as T);
 }
@@ -141,6 +230,11 @@ function toRecord(row: TaskRow): TaskRecord {
     createdAt: row.created_at,
     startedAt: row.started_at ?? undefined,
     finishedAt: row.finished_at ?? undefined,
+    baseSha: row.base_sha ?? undefined,
+    baseRef: row.base_ref ?? undefined,
+    headSha: row.head_sha ?? undefined,
+    branch: row.branch ?? undefined,
+    commitSha: row.commit_sha ?? undefined,
   };
 }
 
@@ -167,6 +261,7 @@ export class SqliteTaskStore implements TaskStore {
   private readonly db: DatabaseSync;
   readonly tokens: TaskTokenPersistence;
   readonly claims: ClaimStore;
+  readonly outbox: ReplyOutbox;
 
   /**
    * @param file a path (its directory is created) or `:memory:`.
@@ -177,8 +272,9 @@ export class SqliteTaskStore implements TaskStore {
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = new DatabaseSync(file);
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
-    this.db.exec(SCHEMA);
+    migrate(this.db, file);
     const db = this.db;
+    this.outbox = sqliteOutbox(db);
     this.tokens = {
       put(rec: TaskTokenRecord) {
         db.prepare('INSERT OR REPLACE INTO task_tokens (token_hash, task_id, json) VALUES (?, ?, ?)').run(
@@ -245,6 +341,11 @@ export class SqliteTaskStore implements TaskStore {
     if (patch.pullRequest !== undefined) set('pull_request_json', JSON.stringify(patch.pullRequest));
     if (patch.startedAt !== undefined) set('started_at', patch.startedAt);
     if (patch.finishedAt !== undefined) set('finished_at', patch.finishedAt);
+    if (patch.baseSha !== undefined) set('base_sha', patch.baseSha);
+    if (patch.baseRef !== undefined) set('base_ref', patch.baseRef);
+    if (patch.headSha !== undefined) set('head_sha', patch.headSha);
+    if (patch.branch !== undefined) set('branch', patch.branch);
+    if (patch.commitSha !== undefined) set('commit_sha', patch.commitSha);
     if (state !== undefined) set('state', state);
     this.db.exec('BEGIN');
     try {
@@ -254,12 +355,22 @@ export class SqliteTaskStore implements TaskStore {
           .prepare('INSERT INTO task_transitions (task_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)')
           .run(id, Date.now(), current.state, state, detail ?? null);
       }
+      if (patch.finalReply !== undefined) {
+        const now = Date.now();
+        this.db
+          .prepare('INSERT INTO outbox (task_id, body, next_attempt_at, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(task_id) DO NOTHING')
+          .run(id, patch.finalReply.body, now, now);
+      }
       this.db.exec('COMMIT');
     } catch (error) {
       this.db.exec('ROLLBACK');
       throw error;
     }
     return this.get(id)!;
+  }
+
+  recordReply(key: string): boolean {
+    return this.db.prepare('INSERT INTO replies (key, at) VALUES (?, ?) ON CONFLICT(key) DO NOTHING').run(key, Date.now()).changes === 1;
   }
 
   listByState(states: readonly TaskState[]): TaskRecord[] {
@@ -335,6 +446,71 @@ export class SqliteTaskStore implements TaskStore {
   close(): void {
     this.db.close();
   }
+}
+
+// ── The final-reply outbox (see src/github/thread-reporter.ts) ──────────────────────────────────
+
+interface OutboxRow {
+  task_id: string;
+  body: string;
+  attempts: number;
+  edit_failures: number;
+  next_attempt_at: number;
+  post_started_at: number | null;
+  created_at: number;
+  request_json: string;
+  progress_comment_id: number | null;
+}
+
+/** {@link ReplyOutbox} on the task store's database (table `outbox`, joined with `tasks`). */
+function sqliteOutbox(db: DatabaseSync): ReplyOutbox {
+  return {
+    pending(): FinalReply[] {
+      const rows = db
+        .prepare(
+          `SELECT o.task_id, o.body, o.attempts, o.edit_failures, o.next_attempt_at, o.post_started_at, o.created_at,
+                  t.request_json, t.progress_comment_id
+           FROM outbox o JOIN tasks t ON t.id = o.task_id
+           WHERE o.delivered_at IS NULL AND o.abandoned_at IS NULL ORDER BY o.next_attempt_at, o.rowid`,
+        )
+        .all() as unknown as OutboxRow[];
+      return rows.map((row) => {
+        const request = JSON.parse(row.request_json) as TaskRequest;
+        return {
+          taskId: row.task_id,
+          installationId: request.installationId,
+          owner: request.owner,
+          repo: request.repo,
+          issueNumber: request.issueNumber,
+          ...(row.progress_comment_id !== null ? { progressCommentId: row.progress_comment_id } : {}),
+          body: row.body,
+          attempts: row.attempts,
+          editFailures: row.edit_failures,
+          nextAttemptAt: row.next_attempt_at,
+          ...(row.post_started_at !== null ? { postStartedAt: row.post_started_at } : {}),
+          createdAt: row.created_at,
+        };
+      });
+    },
+    recordFailure(taskId, failure) {
+      db.prepare('UPDATE outbox SET attempts = ?, edit_failures = ?, next_attempt_at = ?, last_error = ? WHERE task_id = ?').run(
+        failure.attempts,
+        failure.editFailures,
+        failure.nextAttemptAt,
+        failure.error,
+        taskId,
+      );
+    },
+    markPosting(taskId, at) {
+      db.prepare('UPDATE outbox SET post_started_at = ? WHERE task_id = ?').run(at, taskId);
+    },
+    delivered(taskId, commentId) {
+      db.prepare('UPDATE outbox SET delivered_at = ?, comment_id = ? WHERE task_id = ?').run(Date.now(), commentId, taskId);
+    },
+    abandon(taskId, error) {
+      db.prepare('UPDATE outbox SET abandoned_at = ?, last_error = ? WHERE task_id = ?').run(Date.now(), error, taskId);
+    },
+  };
 }
 
 // ── Claim tickets and posted results of the ECS backend (see src/runners/claims.ts) ────────────

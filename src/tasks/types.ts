@@ -36,7 +36,8 @@ export interface TaskRequest {
   repo: string;
   issueNumber: number;
   issueTitle: string;
-  requester: { login: string; id: number };
+  /** Who asked (credited as co-author); absent for automatic work. */
+  requester?: { login: string; id: number };
   /** The instruction after the mention ('' = resolve the issue). */
   instruction: string;
   /** Untrusted thread context for the model (issue body, earlier comments). */
@@ -65,4 +66,14 @@ export interface TaskRecord {
   createdAt: number;
   startedAt?: number;
   finishedAt?: number;
+  /** The commit the app dispatched the runner on: the parent of anything published for the task. */
+  baseSha?: string;
+  /** The branch `baseSha` was read from (the pull request's base for issue work). */
+  baseRef?: string;
+  /** For pull request work: the head commit the app dispatched. */
+  headSha?: string;
+  /** The branch chosen for publishing (stored before it is created). */
+  branch?: string;
+  /** The commit created for publishing (stored before a ref points at it). */
+  commitSha?: string;
 }

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import { loadRepoConfig, RepoConfigError, type RepoConfig } from '../config/repo-config.ts';
 import { gateSender, type Sender } from '../github/permissions.ts';
 import { issueThreadContext } from '../github/thread-context.ts';
-import type { Octokit, TaskService } from '../tasks/service.ts';
+import type { Octokit } from '../github/client.ts';
+import type { TaskService } from '../tasks/service.ts';
 import { FINAL_STATES, type TaskRequest, type TaskSettings } from '../tasks/types.ts';
 import { parseMention } from './mention.ts';
 
@@ -53,17 +54,9 @@ export interface IssueMention {
 }
 
 // Replies that are not tasks (refusals, config errors, stop/retry answers) are deduplicated per
-// request in memory, so a redelivered webhook does not reply twice.
-const replied = new Set<string>();
-function firstReply(key: string): boolean {
-  if (replied.has(key)) return false;
-  replied.add(key);
-  if (replied.size > 10_000) replied.delete(replied.values().next().value!);
-  return true;
-}
-
-async function reply(m: IssueMention, body: string, log: Logger): Promise<void> {
-  if (!firstReply(m.triggerKey)) return;
+// request in the task store, so a redelivered webhook does not reply twice, even after a restart.
+async function postReply(replies: Pick<TaskService['store'], 'recordReply'>, m: IssueMention, body: string, log: Logger): Promise<void> {
+  if (!replies.recordReply(m.triggerKey)) return;
   try {
     await m.octokit.rest.issues.createComment({ owner: m.owner, repo: m.repo, issue_number: m.issue.number, body });
   } catch (error) {
@@ -104,6 +97,7 @@ export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSet
 /** Handles one mention. Never throws: failures are logged and, where possible, answered. */
 export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Promise<void> {
   const { log, settings } = deps;
+  const reply = (target: IssueMention, body: string, logger: Logger) => postReply(deps.service.store, target, body, logger);
   const botLogin = await deps.botLogin();
   if (m.sender.login.toLowerCase() === botLogin.toLowerCase()) return;
   const command = parseMention(m.text, { mention: settings.mention });

@@ -831,6 +831,11 @@ export class GitHubStandIn {
     });
   }
 
+  /** Drops every fault set with {@link failNext} that has not fired yet. */
+  clearFaults(): void {
+    this.#faults.length = 0;
+  }
+
   /**
    * Issues an installation token directly (what `POST /app/installations/{id}/access_tokens` does).
    * @param opts.repositories repository names (without owner) to limit it to; `permissions` a subset of the installation's.

@@ -1,0 +1,29 @@
+/**
+ * How the app reaches GitHub: the Octokit type Probot hands out and the two ways of getting one
+ * (as an installation, as the App). Shared by the triggers, the task service and the GitHub modules.
+ */
+import type { ProbotOctokit } from 'probot';
+
+/** An authenticated Octokit as Probot creates it (`context.octokit`, `app.auth(installationId)`). */
+export type Octokit = InstanceType<typeof ProbotOctokit>;
+
+/** How the app gets authenticated Octokits. */
+export interface GitHubAccess {
+  /** An Octokit authenticated as the installation (installation access token). */
+  forInstallation(installationId: number): Promise<Octokit>;
+  /** An Octokit authenticated as the App (JWT), to mint scoped installation tokens. */
+  asApp(): Promise<Octokit>;
+}
+
+/** The HTTP status of an Octokit `RequestError`, or undefined for other errors. */
+export function statusOf(error: unknown): number | undefined {
+  const status = (error as { status?: unknown } | null)?.status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** A one-line description of an error for logs and replies: `GitHub API error 502: …` for API errors. */
+export function errorMessage(error: unknown): string {
+  const status = statusOf(error);
+  if (status !== undefined && error instanceof Error) return `GitHub API error ${status}: ${error.message}`;
+  return error instanceof Error ? error.message : String(error);
+}

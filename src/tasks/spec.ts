@@ -1,0 +1,60 @@
+/**
+ * The TaskSpec a runner receives for a task (DESIGN.md, "Runner contract"): the request as the
+ * trigger stored it, the repository and base commit the app resolved at dispatch, and the two
+ * short-lived credentials. Pure: no I/O.
+ */
+import { TaskSpec } from '../contract.ts';
+import type { TaskRequest } from './types.ts';
+
+/** What {@link buildTaskSpec} combines. */
+export interface TaskSpecSources {
+  taskId: string;
+  request: Pick<TaskRequest, 'kind' | 'owner' | 'repo' | 'instruction' | 'context' | 'requester' | 'settings'>;
+  /** The repository as dispatched: clone URL (no credentials), the base branch and its commit. */
+  repository: { cloneUrl: string; baseRef: string; baseSha: string };
+  /** Read-only installation token for the clone (`contents: read`, this repository only). */
+  cloneToken: string;
+  /** Task token for the model gateway. */
+  taskToken: string;
+  /** Base URL of the model gateway as the runner reaches it, e.g. `http://127.0.0.1:3000/v1`. */
+  gatewayUrl: string;
+  /** Retry policy of the runner's model requests (`baseMs`: first delay, ms). */
+  modelRetry?: { retries: number; baseMs: number };
+}
+
+/**
+ * Builds and validates the TaskSpec of a task.
+ * @returns the spec with the contract's defaults applied.
+ * @throws ZodError when a part is invalid (e.g. a base SHA that is not 40 hex digits).
+ */
+export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
+  const { request } = s;
+  const { settings } = request;
+  return TaskSpec.parse({
+    id: s.taskId,
+    kind: request.kind,
+    repository: {
+      cloneUrl: s.repository.cloneUrl,
+      fullName: `${request.owner}/${request.repo}`,
+      token: s.cloneToken,
+      baseRef: s.repository.baseRef,
+      baseSha: s.repository.baseSha,
+    },
+    instruction: request.instruction,
+    context: request.context,
+    ...(request.requester ? { requester: request.requester.login } : {}),
+    model: {
+      baseUrl: s.gatewayUrl,
+      apiKey: s.taskToken,
+      name: settings.model,
+      ...(s.modelRetry ? { maxRetries: s.modelRetry.retries, retryBaseMs: s.modelRetry.baseMs } : {}),
+      ...(settings.reasoningEffort ? { reasoningEffort: settings.reasoningEffort } : {}),
+    },
+    limits: {
+      wallTimeMs: settings.timeoutMs,
+      maxTokens: settings.maxTokens,
+      ...(settings.maxTurns ? { maxTurns: settings.maxTurns } : {}),
+    },
+    setup: { ...(settings.setupScript ? { script: settings.setupScript } : {}), autoInstall: settings.autoInstall },
+  });
+}

@@ -1,0 +1,105 @@
+import { afterAll, describe, expect, test } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { SqliteTaskStore, StoreVersionError } from '../../src/tasks/store.ts';
+import type { TaskRequest } from '../../src/tasks/types.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'store-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const request: TaskRequest = {
+  triggerKey: 'issues:1',
+  deliveryId: 'd1',
+  kind: 'task',
+  installationId: 1,
+  owner: 'acme',
+  repo: 'calc',
+  issueNumber: 3,
+  issueTitle: 't',
+  requester: { login: 'maintainer', id: 1 },
+  instruction: '',
+  context: [],
+  reactTo: { type: 'issue' },
+  settings: { model: 'm', autoInstall: true, timeoutMs: 1000, maxTokens: 10, allowWorkflowChanges: false, draftPullRequests: false },
+};
+
+const version = (file: string) => {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    return (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+  } finally {
+    db.close();
+  }
+};
+
+describe('SqliteTaskStore migrations', () => {
+  test('a database of the app before versioning keeps its tasks and gains the new columns and tables', () => {
+    const file = path.join(dir, 'old.db');
+    const old = new DatabaseSync(file);
+    // The schema as the app created it before migrations (user_version 0).
+    old.exec(`CREATE TABLE tasks (id TEXT PRIMARY KEY, trigger_key TEXT NOT NULL UNIQUE, delivery_id TEXT NOT NULL, state TEXT NOT NULL,
+      owner TEXT NOT NULL, repo TEXT NOT NULL, issue_number INTEGER NOT NULL, request_json TEXT NOT NULL, log_key TEXT NOT NULL,
+      progress_comment_id INTEGER, phase TEXT, backend TEXT, external_id TEXT, result_json TEXT, failure_json TEXT, pull_request_json TEXT,
+      created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER, updated_at INTEGER NOT NULL);
+      CREATE TABLE task_transitions (task_id TEXT NOT NULL, at INTEGER NOT NULL, from_state TEXT, to_state TEXT NOT NULL, detail TEXT);
+      CREATE TABLE task_events (task_id TEXT NOT NULL, seq INTEGER NOT NULL, json TEXT NOT NULL, PRIMARY KEY (task_id, seq));
+      CREATE TABLE task_tokens (token_hash TEXT PRIMARY KEY, task_id TEXT NOT NULL, json TEXT NOT NULL);`);
+    old
+      .prepare(`INSERT INTO tasks (id, trigger_key, delivery_id, state, owner, repo, issue_number, request_json, log_key, progress_comment_id, created_at, updated_at)
+                VALUES ('task_old', 'issues:1', 'd1', 'running', 'acme', 'calc', 3, ?, 'key', 77, 1, 1)`)
+      .run(JSON.stringify(request));
+    old.close();
+    expect(version(file)).toBe(0);
+
+    const store = new SqliteTaskStore(file);
+    expect(store.get('task_old')).toMatchObject({ id: 'task_old', state: 'running', progressCommentId: 77 });
+    expect(store.get('task_old')!.baseSha).toBeUndefined();
+    const sha = 'a'.repeat(40);
+    store.update('task_old', { baseSha: sha, baseRef: 'main', headSha: sha, branch: 'codex/3-x', commitSha: sha });
+    expect(store.get('task_old')).toMatchObject({ baseSha: sha, baseRef: 'main', headSha: sha, branch: 'codex/3-x', commitSha: sha });
+    store.close();
+    expect(version(file)).toBe(2);
+
+    // Opening again migrates nothing and loses nothing.
+    const again = new SqliteTaskStore(file);
+    expect(again.get('task_old')!.branch).toBe('codex/3-x');
+    again.close();
+  });
+
+  test('a database written by a newer app is refused with a clear error', () => {
+    const file = path.join(dir, 'new.db');
+    const db = new DatabaseSync(file);
+    db.exec('PRAGMA user_version = 99');
+    db.close();
+    expect(() => new SqliteTaskStore(file)).toThrow(StoreVersionError);
+    expect(() => new SqliteTaskStore(file)).toThrow(/version 99/);
+  });
+
+  test('recordReply is true once per key, across reopening', () => {
+    const file = path.join(dir, 'replies.db');
+    const a = new SqliteTaskStore(file);
+    expect(a.recordReply('issue_comment:1')).toBe(true);
+    expect(a.recordReply('issue_comment:1')).toBe(false);
+    expect(a.recordReply('issue_comment:2')).toBe(true);
+    a.close();
+    const b = new SqliteTaskStore(file);
+    expect(b.recordReply('issue_comment:1')).toBe(false);
+    b.close();
+  });
+
+  test('the final reply is queued with the final state, once', () => {
+    const store = new SqliteTaskStore(':memory:');
+    store.create('task_1', 'key', request);
+    store.update('task_1', { progressCommentId: 5 });
+    store.update('task_1', { finishedAt: 2, finalReply: { body: 'Done' } }, 'succeeded');
+    store.update('task_1', { finalReply: { body: 'Done again' } });
+    expect(store.outbox.pending()).toMatchObject([{ taskId: 'task_1', body: 'Done', progressCommentId: 5, issueNumber: 3, owner: 'acme', attempts: 0 }]);
+    store.outbox.recordFailure('task_1', { attempts: 1, editFailures: 1, nextAttemptAt: 10, error: 'x' });
+    expect(store.outbox.pending()[0]).toMatchObject({ attempts: 1, editFailures: 1, nextAttemptAt: 10 });
+    store.outbox.delivered('task_1', 5);
+    expect(store.outbox.pending()).toEqual([]);
+    store.close();
+  });
+});
