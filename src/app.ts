@@ -111,11 +111,11 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
         upstreamBaseUrl: config.openai.baseUrl,
         upstreamApiKey: config.openai.apiKey,
         log,
-        // The gateway has revoked the task token; the task ends. `abort` is optional until TaskService has it.
+        // The gateway has revoked the task token; the task ends.
         onBudgetExceeded: (taskId) =>
-          void (handle.service as { abort?: (id: string, reason: string) => Promise<void> } | undefined)
-            ?.abort?.(taskId, 'the task used its token budget')
-            ?.catch((error: unknown) => log.warn({ taskId, err: String(error) }, 'could not end a task over its token budget')),
+          void service
+            .abort(taskId, 'the task used its token budget')
+            .catch((error: unknown) => log.warn({ taskId, err: String(error) }, 'could not end a task over its token budget')),
       }),
     );
     addHandler(

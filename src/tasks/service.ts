@@ -337,6 +337,9 @@ export class TaskService {
       const taskToken = this.opts.tokens.issue(task.id, {
         budgetTokens: request.settings.maxTokens,
         ttlMs: request.settings.timeoutMs + 15 * 60_000,
+        // The gateway refuses any other model and forces this effort: the runner cannot choose.
+        model: request.settings.model,
+        ...(request.settings.reasoningEffort ? { reasoningEffort: request.settings.reasoningEffort } : {}),
       });
       const spec = buildTaskSpec({
         taskId: task.id,
