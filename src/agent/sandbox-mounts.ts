@@ -9,6 +9,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Top-level system directories bound read-only (or recreated as the symlinks they are on the host). */
 export const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
@@ -210,4 +211,40 @@ export function planMounts(input: MountPlanInput): string[] {
   for (const m of mounts) if (m.remountRo) args.push('--remount-ro', m.target);
   args.push('--remount-ro', '/');
   return args;
+}
+
+/** Root of this package (the app's installation directory), from this file's place in src/ or dist/. */
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The host paths a runner hides from its sandboxes: its working directory (the app's, with `.env`
+ * and key files, for the local backend), the app's installation directory, the work root holding
+ * every task's work directory (`dirname(workDir)`), and the data directory (`CODEX_DATA_DIR` when
+ * set, and the parent of a work root named `work`, the app's `<data dir>/work/<task>` layout).
+ * Paths inside the workspace (a checkout worked on in place) are left out: they are the work.
+ * @param workDir absolute work directory of the task.
+ * @param workspace absolute workspace (the checkout).
+ * @param cwd the runner's working directory (`process.cwd()`).
+ * @param env the runner's environment (`process.env`).
+ */
+export function runnerHiddenPaths(workDir: string, workspace: string, cwd: string, env: NodeJS.ProcessEnv): string[] {
+  const workRoot = path.dirname(path.resolve(workDir));
+  const paths = [cwd, PACKAGE_ROOT, workRoot];
+  if (path.basename(workRoot) === 'work') paths.push(path.dirname(workRoot));
+  if (env.CODEX_DATA_DIR) paths.push(path.resolve(cwd, env.CODEX_DATA_DIR));
+  const ws = tryRealpath(workspace) ?? workspace;
+  return [...new Set(paths)].filter((p) => p !== '/' && !isInside(ws, tryRealpath(p) ?? p));
+}
+
+/**
+ * Extra read-only paths from `CODEX_SANDBOX_RO_PATHS` (absolute paths separated by `:`), e.g.
+ * `/opt/toolchains:/etc/pip.conf`.
+ * @throws TypeError for a relative entry.
+ */
+export function readOnlyPathsFromEnv(env: NodeJS.ProcessEnv): string[] {
+  const list = (env.CODEX_SANDBOX_RO_PATHS ?? '').split(':').filter((p) => p !== '');
+  for (const p of list) {
+    if (!path.isAbsolute(p)) throw new TypeError(`CODEX_SANDBOX_RO_PATHS: ${JSON.stringify(p)} is not an absolute path`);
+  }
+  return list;
 }
