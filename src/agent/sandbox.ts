@@ -657,9 +657,13 @@ function positiveInteger(name: string, value: number, min: number): number {
  * works by running `true` inside it (with `--disable-userns` hardening when the host supports it,
  * else without).
  * @throws SandboxUnavailableError when bwrap is missing or cannot create the sandbox (the message
- *   gives bwrap's reason, e.g. user namespaces disabled); never falls back to running unsandboxed.
+ *   gives bwrap's reason, e.g. user namespaces disabled, or an option such as `--size` it does not
+ *   know: `--size` needs a recent bubblewrap, tested with 0.8.0), when prlimit (util-linux) or du (coreutils) is
+ *   missing, or when a hidden path is or contains a system directory the sandbox needs; never
+ *   falls back to running unsandboxed.
  * @throws SandboxPathError when workspace or home does not exist or is not a directory;
  *   TypeError / RangeError for malformed options (relative paths, bad numbers, bad env names).
+ * @throws DiskLimitError when the workspace and home are already over `limits.diskBytes`.
  */
 export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   if (opts.mode !== 'bubblewrap' && opts.mode !== 'container') {

@@ -262,6 +262,29 @@ describe('a prompt-injected agent in the real runner', () => {
     }
   }, 180_000);
 
+  test('the setup phase (with network) sees no more than the agent: no files of the deployment, no environment secrets', async () => {
+    const { layout, env } = layouts[0]!;
+    rmSync(layout.workDir, { recursive: true, force: true });
+    mkdirSync(layout.workDir, { recursive: true });
+    const model = await ScriptedModel.start({ turns: [] });
+    const quoted = [...layout.secretPaths.slice(0, 4), hostHome.key].map((p) => `'${p}'`).join(' ');
+    try {
+      const run = await runCli(['runner', '--workdir', layout.workDir], {
+        stdin: JSON.stringify(spec(model, 'task_me', { setup: { script: `env\nfor f in ${quoted}; do cat "$f" 2>&1 | tail -1 || true; done\nexit 9\n` } })),
+        cwd: layout.appDir,
+        extraEnv: { HOME: hostHome.dir, OPENAI_API_KEY: `sk-runner-env-${TAG}`, ...(env as Record<string, string>) },
+      });
+      const result = resultOf(run.stdout);
+      expect(result.failure?.phase).toBe('setup');
+      expect(result.failure?.reason).toContain('exited with 9');
+      expect(result.failure?.reason).toContain(`cat: ${hostHome.key}: No such file or directory`);
+      expectNoSecrets(result.failure?.reason ?? '', layout);
+      expect(run.stdout).not.toContain(`sk-runner-env-${TAG}`);
+    } finally {
+      await model.close();
+    }
+  }, 60_000);
+
   test('a command that fills the work directory over its disk limit fails the task with a clear reason', async () => {
     const { layout } = layouts.at(-1)!;
     rmSync(layout.workDir, { recursive: true, force: true });
