@@ -34,17 +34,16 @@ export async function runRecorded(opts: RecordedCommandOptions): Promise<RunResu
   try {
     result = await opts.sandbox.run({ command, cwd: opts.cwd, timeoutMs: opts.timeoutMs, signal: opts.signal });
   } catch (error) {
-    if (error instanceof DiskLimitError) record(opts, error.result);
-    else {
-      opts.emit({ type: 'command_end', phase, command, workdir, exitCode: null, durationMs: 0, timedOut: false });
-    }
+    if (error instanceof DiskLimitError) appendRecord(opts, error.result);
+    else opts.emit({ type: 'command_end', phase, command, workdir, exitCode: null, durationMs: 0, timedOut: false });
     throw error;
   }
-  record(opts, result);
+  appendRecord(opts, result);
   return result;
 }
 
-function record(opts: RecordedCommandOptions, result: RunResult): void {
+/** Appends the command's CommandRecord and emits `command_end`. */
+function appendRecord(opts: RecordedCommandOptions, result: RunResult): void {
   const { phase, command, workdir } = opts;
   const record: CommandRecord = {
     phase,
