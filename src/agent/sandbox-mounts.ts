@@ -150,16 +150,17 @@ export function planMounts(input: MountPlanInput): string[] {
   const nodeReal = tryRealpath(input.nodeExecPath);
   const nodeDirs = [nodeBin, ...(nodeReal ? [path.dirname(nodeReal), path.dirname(path.dirname(nodeReal))] : [])]
     .sort((a, b) => depth(a) - depth(b));
-  const covered = (p: string) => visible.some((v) => isInside(v.target, p));
+  // Bound even when an allowed directory already shows them: a hidden path around them (the app's
+  // directory under /usr/local, say) must not take them away.
   for (const dir of nodeDirs) {
     const real = tryRealpath(dir);
-    if (real === undefined || real === '/' || covered(dir)) continue;
+    if (real === undefined || real === '/' || SYSTEM_PATHS.includes(dir)) continue;
     bindRo(real, dir, 3);
   }
   for (const p of input.readOnlyPaths) {
     if (!path.isAbsolute(p) || p.includes('\0')) throw new TypeError(`read-only path must be absolute, got ${JSON.stringify(p)}`);
     const real = tryRealpath(p);
-    if (real === undefined || real === '/' || covered(p)) continue;
+    if (real === undefined || real === '/') continue;
     bindRo(real, path.resolve(p), 3);
   }
 

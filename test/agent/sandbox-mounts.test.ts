@@ -62,6 +62,23 @@ describe('planMounts', () => {
     }
   });
 
+  it('keeps a Node installation inside a hidden app directory under /usr reachable, and nothing else of it', () => {
+    if (process.getuid?.() !== 0) return; // needs to write under /usr/local
+    const app = mkdtempSync('/usr/local/share/codex-mounts-test-');
+    try {
+      const nodePkg = path.join(app, 'node_modules/node');
+      mkdirSync(path.join(nodePkg, 'bin'), { recursive: true });
+      writeFileSync(path.join(nodePkg, 'bin/node'), '');
+      const args = planMounts({ ...input, protect: [app], nodeExecPath: path.join(nodePkg, 'bin/node') }).join(' ');
+      const mask = args.indexOf(`--tmpfs ${app} `);
+      expect(mask).toBeGreaterThan(args.indexOf('--ro-bind /usr /usr'));
+      expect(args.indexOf(`--ro-bind ${nodePkg} ${nodePkg}`)).toBeGreaterThan(mask);
+      expect(args).toContain(`--remount-ro ${app} `);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  });
+
   it('binds system paths read-only, sizes /tmp, and makes the sandbox root read-only last', () => {
     const args = planMounts({ ...input, protect: [] });
     expect(args.join(' ')).toContain('--ro-bind /usr /usr');
@@ -69,6 +86,17 @@ describe('planMounts', () => {
     expect(args.join(' ')).not.toContain('--ro-bind / /');
     expect(args.slice(-2)).toEqual(['--remount-ro', '/']);
     expect(args.join(' ')).toMatch(/--bind \/w\/ws \/w\/ws/);
+  });
+});
+
+describe('hidePaths', () => {
+  it('hides a file inside the workspace behind /dev/null', async () => {
+    writeFileSync(path.join(ws, 'secret.env'), 'TOKEN=WSSECRET');
+    const sb = await createSandbox({ mode: 'bubblewrap', workspace: ws, home, network: false, hidePaths: [path.join(ws, 'secret.env')] });
+    const r = await sb.run({ command: ['sh', '-c', 'cat secret.env; echo "[end]"; echo x > secret.env || echo refused'], timeoutMs: 10_000 });
+    expect(r.output).not.toContain('WSSECRET');
+    expect(r.output).toContain('[end]');
+    expect(r.output).toContain('refused');
   });
 });
 
