@@ -25,7 +25,7 @@ export const SYSTEM_PATHS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64'
  * shadow files, ssh, sudoers, npmrc and pip.conf (they may hold registry credentials; a deployment
  * that needs them adds them with `readOnlyPaths`), profile (it resets PATH for login shells).
  */
-export const ETC_ENTRIES = [
+const ETC_ENTRIES = [
   'passwd', 'group', 'hosts', 'hostname', 'resolv.conf', 'nsswitch.conf', 'host.conf', 'gai.conf',
   'services', 'protocols', 'networks', 'ssl', 'ca-certificates*', 'pki', 'crypto-policies', 'ld.so.*',
   'alternatives', 'localtime', 'timezone', 'locale.*', 'os-release', 'debian_version', 'lsb-release',

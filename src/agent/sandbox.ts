@@ -186,8 +186,6 @@ export interface Sandbox {
    * used when the host supports it); false in `container` mode or on hosts where it is unavailable.
    */
   readonly blocksNestedUserNamespaces: boolean;
-  /** The limits every command runs with. */
-  readonly limits: Readonly<SandboxLimits>;
   /**
    * Runs one command to completion, timeout or abort. Never rejects because of the command's exit
    * (a program that cannot be started gives exit code 127 or 126 and the reason in `output`).
@@ -562,10 +560,6 @@ class ProcessSandbox implements Sandbox {
 
   get mode(): SandboxMode {
     return this.#c.mode;
-  }
-
-  get limits(): Readonly<SandboxLimits> {
-    return this.#c.limits;
   }
 
   get blocksNestedUserNamespaces(): boolean {

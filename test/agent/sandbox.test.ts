@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  createSandbox, DiskLimitError, sandboxEnv, SandboxPathError, SandboxUnavailableError,
+  createSandbox, DEFAULT_SANDBOX_LIMITS, DiskLimitError, sandboxEnv, SandboxPathError, SandboxUnavailableError,
 } from '../../src/agent/sandbox.ts';
 import type { Sandbox, SandboxOptions } from '../../src/agent/sandbox.ts';
 
@@ -474,8 +474,12 @@ describe('limits', () => {
   }
   const MiB = 1024 * 1024;
 
-  it('has sensible defaults', () => {
-    expect(offline.limits).toEqual({ maxProcesses: 1024, tmpBytes: 1024 ** 3, diskBytes: 10 * 1024 ** 3, diskCheckIntervalMs: 5000 });
+  it('has sensible defaults: 1024 processes, a 1 GiB /tmp, files up to the 10 GiB disk limit', async () => {
+    expect(DEFAULT_SANDBOX_LIMITS).toEqual({ maxProcesses: 1024, tmpBytes: 1024 ** 3, diskBytes: 10 * 1024 ** 3, diskCheckIntervalMs: 5000 });
+    const r = await offline.run({ command: sh('grep -E "Max (processes|file size)" /proc/self/limits; df -k /tmp | tail -1'), timeoutMs: 10_000 });
+    expect(r.output).toMatch(/Max file size\s+10737418240\s+10737418240\s+bytes/);
+    expect(r.output).toMatch(/Max processes\s+1024\s+1024\s+processes/);
+    expect(r.output).toMatch(/\s1048576\s/);
   });
 
   it('rejects nonsense limits', async () => {
