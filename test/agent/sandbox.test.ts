@@ -430,11 +430,13 @@ const canDropPrivileges =
         mkdirSync(d);
         chownSync(d, 65534, 65534);
       }
+      mkdirSync(path.join(uws, 'hidden'));
+      writeFileSync(path.join(uws, 'hidden', 'secret'), 'x');
       const script = path.join(base, 'check.mjs');
       writeFileSync(script, `
         import { createSandbox } from ${JSON.stringify(SANDBOX_MODULE)};
         const [ws, home, port] = process.argv.slice(2);
-        const sb = await createSandbox({ mode: 'bubblewrap', workspace: ws, home, network: false, extraEnv: { PORT: port } });
+        const sb = await createSandbox({ mode: 'bubblewrap', workspace: ws, home, network: false, extraEnv: { PORT: port }, hidePaths: [ws + '/hidden'] });
         const run = (command) => sb.run({ command, timeoutMs: 20000 });
         const out = {};
         out.id = (await run(['id', '-u'])).output.trim();
@@ -444,6 +446,7 @@ const canDropPrivileges =
         out.caps = (await run(['grep', 'CapEff', '/proc/self/status'])).output.trim();
         out.net = (await run(['node', '-e', ${JSON.stringify(CONNECT_JS)}])).output.trim();
         out.nested = sb.blocksNestedUserNamespaces;
+        out.hidden = (await run(['sh', '-c', 'ls -A hidden; touch hidden/x 2>/dev/null && echo WROTE; echo end'])).output.trim();
         console.log(JSON.stringify(out));
       `);
       const stdout = await runAsNobody(script, [uws, uhome, String(port)]);
@@ -456,6 +459,7 @@ const canDropPrivileges =
         caps: expect.stringMatching(/^CapEff:\s+0+$/),
         net: 'error ECONNREFUSED',
         nested: true,
+        hidden: 'end',
       });
       expect(existsSync('/etc/unpriv-test')).toBe(false);
     } finally {
