@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ProgressEvent, TaskResult, type Phase } from '../contract.ts';
+import { DEFAULT_MAX_TOTAL_BYTES } from '../github/validate-result.ts';
 import { failedResult, type RunnerBackend, type RunnerExecution, type RunnerJob } from './backend.ts';
 
 /**
@@ -34,6 +34,82 @@ export const RUNNER_ENV_ALLOWLIST = [
   'no_proxy',
 ];
 
+const MIB = 1024 * 1024;
+
+/**
+ * Default {@link LocalRunnerOptions.maxLineBytes}: 75 MiB, room for the result line of the largest
+ * change set the app publishes (validate-result's 50 MiB in total, base64-encoded: 66.7 MiB) plus
+ * 8 MiB for the result's texts, rounded up to a whole MiB. A longer line cannot be a result the app
+ * would accept.
+ */
+export const DEFAULT_MAX_LINE_BYTES = Math.ceil((Math.ceil(DEFAULT_MAX_TOTAL_BYTES / 3) * 4 + 8 * MIB) / MIB) * MIB;
+
+/** Sizes in messages: `75 MiB`, `512 KiB`, `100 bytes`. */
+function formatSize(bytes: number): string {
+  if (bytes >= MIB) return `${Math.round((bytes / MIB) * 10) / 10} MiB`;
+  if (bytes >= 1024) return `${Math.round((bytes / 1024) * 10) / 10} KiB`;
+  return `${bytes} bytes`;
+}
+
+/**
+ * Splits a byte stream into UTF-8 lines (`\n`, with a trailing `\r` dropped) without ever holding
+ * more than `maxBytes` of one line: once a line passes the limit, `onOverflow` is called once and
+ * everything after is discarded.
+ */
+class BoundedLineSplitter {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private overflowed = false;
+  private readonly maxBytes: number;
+  private readonly onLine: (line: string) => void;
+  private readonly onOverflow: () => void;
+
+  constructor(maxBytes: number, onLine: (line: string) => void, onOverflow: () => void) {
+    this.maxBytes = maxBytes;
+    this.onLine = onLine;
+    this.onOverflow = onOverflow;
+  }
+
+  /** Feeds a chunk of the stream. */
+  push(chunk: Buffer): void {
+    if (this.overflowed) return;
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(0x0a, start);
+      const end = newline === -1 ? chunk.length : newline;
+      if (this.size + (end - start) > this.maxBytes) {
+        this.overflowed = true;
+        this.chunks = [];
+        this.size = 0;
+        this.onOverflow();
+        return;
+      }
+      if (newline === -1) {
+        if (end > start) {
+          this.chunks.push(chunk.subarray(start));
+          this.size += end - start;
+        }
+        return;
+      }
+      this.chunks.push(chunk.subarray(start, end));
+      this.emit();
+      start = newline + 1;
+    }
+  }
+
+  /** Ends the stream: a last line without a newline is still a line. */
+  end(): void {
+    if (!this.overflowed && this.size > 0) this.emit();
+  }
+
+  private emit(): void {
+    const line = Buffer.concat(this.chunks).toString('utf8').replace(/\r$/, '');
+    this.chunks = [];
+    this.size = 0;
+    this.onLine(line);
+  }
+}
+
 /** The default runner command: this package's CLI (compiled when built, else the sources). */
 export function defaultRunnerCommand(): string[] {
   const here = path.dirname(fileURLToPath(import.meta.url));
@@ -52,6 +128,12 @@ export interface LocalRunnerOptions {
   killGraceMs?: number;
   /** Keep work directories (debugging). */
   keepWorkDirs?: boolean;
+  /**
+   * Longest line (a progress event or the TaskResult) read from the runner's stdout, bytes; a longer
+   * one stops the runner and fails the task while it streams, before it is buffered whole. Default
+   * {@link DEFAULT_MAX_LINE_BYTES}.
+   */
+  maxLineBytes?: number;
 }
 
 /** Starts each runner as a local child process. */
@@ -80,8 +162,8 @@ export class LocalRunnerBackend implements RunnerBackend {
     let stderrTail = '';
     let stopReason: { status: 'failed' | 'cancelled'; reason: string } | undefined;
 
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
+    const maxLineBytes = this.opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    const onLine = (line: string): void => {
       if (!line.trim()) return;
       let parsed;
       try {
@@ -98,7 +180,16 @@ export class LocalRunnerBackend implements RunnerBackend {
       }
       if (event.type === 'phase') lastPhase = event.phase;
       job.onEvent(event);
+    };
+    const lines = new BoundedLineSplitter(maxLineBytes, onLine, () => {
+      // Nothing of the runner's output is trusted after this: its result would be over the limit.
+      result = undefined;
+      stopReason = { status: 'failed', reason: `the runner's result is larger than ${formatSize(maxLineBytes)}; the runner was stopped` };
+      child.stdout.destroy();
+      kill();
     });
+    child.stdout.on('data', (chunk: Buffer) => lines.push(chunk));
+    child.stdout.once('end', () => lines.end());
     child.stderr.on('data', (chunk: Buffer) => {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-4000);
     });
@@ -127,7 +218,6 @@ export class LocalRunnerBackend implements RunnerBackend {
 
     const settled = exited.then(async ({ code, signal }) => {
       clearTimeout(timer);
-      lines.close();
       if (!this.opts.keepWorkDirs) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
       if (stopReason?.status === 'failed') return failedResult(job.spec, lastPhase, stopReason.reason);
       if (result) return result;
