@@ -1,16 +1,18 @@
 /**
  * The local runner backend: the runner program as a child process of the app, the TaskSpec on its
  * stdin, progress events and the TaskResult as JSON lines on its stdout. Commands the model runs are
- * sandboxed by the runner itself (bubblewrap).
+ * sandboxed by the runner itself (bubblewrap); the runner process runs as another user than the app
+ * when {@link LocalRunnerOptions.runAs} is set (see runner-user.ts for what the host must provide).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProgressEvent, TaskResult, type Phase } from '../contract.ts';
 import { DEFAULT_MAX_TOTAL_BYTES } from '../github/validate-result.ts';
 import { failedResult, type RunnerBackend, type RunnerExecution, type RunnerJob } from './backend.ts';
+import { unreachableDirectory, type RunnerUser } from './runner-user.ts';
 
 /**
  * Variables the runner process may inherit from the app. Everything else (the GitHub App's private
@@ -134,6 +136,14 @@ export interface LocalRunnerOptions {
    * {@link DEFAULT_MAX_LINE_BYTES}.
    */
   maxLineBytes?: number;
+  /**
+   * Run the runner as this user (Node's spawn `uid`/`gid`, no supplementary groups), so that it
+   * cannot read the app's `/proc/<pid>/environ` or files even after escaping the sandbox. Its work
+   * directory is then created mode 0700 and owned by that user inside a `workRoot` of mode 0711
+   * (other tasks' directories cannot be listed), it starts in it and `HOME` points at it. Needs a
+   * privileged app (root or CAP_SETUID/CAP_SETGID). Unset: the app's own user.
+   */
+  runAs?: RunnerUser;
 }
 
 /** Starts each runner as a local child process. */
@@ -148,11 +158,33 @@ export class LocalRunnerBackend implements RunnerBackend {
 
   async start(job: RunnerJob): Promise<RunnerExecution> {
     const workDir = path.join(this.opts.workRoot, job.spec.id.replace(/[^\w.-]/g, '_'));
-    await mkdir(workDir, { recursive: true });
+    const { runAs } = this.opts;
+    if (runAs) {
+      await mkdir(this.opts.workRoot, { recursive: true });
+      await chmod(this.opts.workRoot, 0o711);
+      await mkdir(workDir, { recursive: true, mode: 0o700 });
+      await chown(workDir, runAs.uid, runAs.gid);
+      const blocked = await unreachableDirectory(workDir, runAs);
+      if (blocked) {
+        await rm(workDir, { recursive: true, force: true });
+        throw new Error(
+          `the runner's user (uid ${runAs.uid}) cannot reach its work directory ${workDir}: ${blocked} is not searchable by it ` +
+            '(make it searchable, e.g. chmod o+x, or move CODEX_DATA_DIR)',
+        );
+      }
+    } else {
+      await mkdir(workDir, { recursive: true });
+    }
     const argv = [...(this.opts.command ?? defaultRunnerCommand()), '--workdir', workDir];
     const env: Record<string, string> = {};
     for (const key of RUNNER_ENV_ALLOWLIST) if (process.env[key] !== undefined) env[key] = process.env[key]!;
-    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // The app's HOME is not the runner user's to write; the work directory is.
+    if (runAs) env.HOME = workDir;
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid, cwd: workDir } : {}),
+    });
     const grace = this.opts.killGraceMs ?? 10_000;
     this.children.add(child);
     child.once('close', () => this.children.delete(child));

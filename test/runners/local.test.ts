@@ -4,13 +4,25 @@
  * (the result) is too large, without buffering it.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { TaskSpec, type ProgressEvent, type TaskResult } from '../../src/contract.ts';
 import { failedResult } from '../../src/runners/backend.ts';
 import { DEFAULT_MAX_LINE_BYTES, LocalRunnerBackend } from '../../src/runners/local.ts';
 import { DEFAULT_MAX_TOTAL_BYTES } from '../../src/github/validate-result.ts';
+import {
+  assertCanRunAs,
+  hideFromRunnerUser,
+  resolveRunnerUser,
+  RunnerUserError,
+  unreachableDirectory,
+  type RunnerUser,
+} from '../../src/runners/runner-user.ts';
+import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { CLI } from '../support/cli.ts';
+import { buggyNodeRepo, fixTurns } from '../support/fixtures.ts';
 
 const MIB = 1024 * 1024;
 
@@ -116,4 +128,168 @@ describe('LocalRunnerBackend output limits', () => {
     // At most one line's worth (75 MiB) is held; a whole 300 MB line parsed would take gigabytes.
     expect(peak - before).toBeLessThan(200 * MIB);
   }, 60_000);
+});
+
+// The runner as another user needs root here (to switch users) and a test directory, Node.js and this
+// checkout readable by `nobody` (a checkout in a private directory is not).
+function readableByOthers(file: string): boolean {
+  for (let p = path.resolve(file); ; p = path.dirname(p)) {
+    const mode = statSync(p).mode;
+    if (p === path.resolve(file) ? (mode & 0o004) === 0 : (mode & 0o001) === 0) return false;
+    if (p === '/') return true;
+  }
+}
+const canSwitchUsers = process.getuid?.() === 0 && readableByOthers(process.execPath) && readableByOthers(CLI);
+
+describe('resolveRunnerUser', () => {
+  test('uid:gid as given, a name through getent, never root', async () => {
+    await expect(resolveRunnerUser('1500:1600')).resolves.toEqual({ uid: 1500, gid: 1600 });
+    await expect(resolveRunnerUser('nobody')).resolves.toEqual({ uid: 65534, gid: 65534, name: 'nobody' });
+    await expect(resolveRunnerUser('root')).rejects.toThrow(/"root" is root/);
+    await expect(resolveRunnerUser('0:1500')).rejects.toThrow(RunnerUserError);
+    await expect(resolveRunnerUser('1500:0')).rejects.toThrow(/gid 0/);
+    await expect(resolveRunnerUser('no-such-user-here')).rejects.toThrow('CODEX_RUNNER_USER: there is no user "no-such-user-here" on this host');
+    await expect(resolveRunnerUser('-rf')).rejects.toThrow(/not a user name/);
+  });
+});
+
+(canSwitchUsers ? describe : describe.skip)('LocalRunnerBackend with runAs (another user than the app)', () => {
+  let base: string;
+  let nobody: RunnerUser;
+  beforeAll(async () => {
+    base = await mkdtemp(path.join(tmpdir(), 'local-runner-user-'));
+    await chmod(base, 0o755);
+    nobody = await resolveRunnerUser('nobody');
+  });
+  afterAll(async () => {
+    await rm(base, { recursive: true, force: true });
+  });
+
+  test('the runner runs as that user in its own 0700 directory and cannot read the app\'s /proc/<pid>/environ', async () => {
+    const script = path.join(base, 'whoami.mjs');
+    await writeFile(
+      script,
+      `import fs from 'node:fs';
+       import path from 'node:path';
+       const workdir = process.argv[process.argv.indexOf('--workdir') + 1];
+       const attempt = (f) => { try { f(); return 'ok'; } catch (e) { return e.code; } };
+       const status = fs.readFileSync('/proc/self/status', 'utf8');
+       const report = {
+         uid: process.getuid(), gid: process.getgid(), groups: process.getgroups(),
+         capEff: /CapEff:\\s+(\\w+)/.exec(status)[1],
+         home: process.env.HOME, cwd: process.cwd(), workdir,
+         appPid: process.ppid,
+         appEnviron: attempt(() => fs.readFileSync('/proc/' + process.ppid + '/environ')),
+         appStatus: attempt(() => fs.readFileSync('/proc/' + process.ppid + '/status')),
+         writeWorkdir: attempt(() => fs.writeFileSync(path.join(workdir, 'f'), 'x')),
+         listWorkRoot: attempt(() => fs.readdirSync(path.dirname(workdir))),
+         readDataFile: attempt(() => fs.readFileSync(${JSON.stringify(path.join(base, 'secret.db'))})),
+       };
+       const result = ${JSON.stringify(resultOf('x'))};
+       result.summary = JSON.stringify(report);
+       process.stdout.write(JSON.stringify({ type: 'result', at: 'now', result }) + '\\n');`,
+    );
+    await chmod(script, 0o644);
+    await writeFile(path.join(base, 'secret.db'), 'page keys');
+    await chmod(path.join(base, 'secret.db'), 0o600);
+
+    const workRoot = path.join(base, 'work');
+    const backend = new LocalRunnerBackend({ workRoot, command: [process.execPath, script], runAs: nobody, keepWorkDirs: true });
+    const execution = await backend.start({ spec, onEvent: () => undefined, timeoutMs: 60_000 });
+    const result = await execution.result;
+    expect(result.status).toBe('no_changes');
+    const report = JSON.parse(result.summary) as Record<string, unknown>;
+    const workDir = path.join(workRoot, spec.id);
+    expect(report).toEqual({
+      uid: 65534,
+      gid: 65534,
+      groups: [65534],
+      capEff: '0000000000000000',
+      home: workDir,
+      cwd: workDir,
+      workdir: workDir,
+      appPid: process.pid,
+      appEnviron: 'EACCES',
+      appStatus: 'ok',
+      writeWorkdir: 'ok',
+      listWorkRoot: 'EACCES',
+      readDataFile: 'EACCES',
+    });
+    const dirInfo = statSync(workDir);
+    expect([dirInfo.uid, dirInfo.gid, dirInfo.mode & 0o777]).toEqual([65534, 65534, 0o700]);
+    expect(statSync(workRoot).mode & 0o777).toBe(0o711);
+    // The same runner as the app's own user (root) can read it: the test would notice no difference otherwise.
+    const asApp = await new LocalRunnerBackend({ workRoot, command: [process.execPath, script] }).start({ spec: { ...spec, id: 'as-app' }, onEvent: () => undefined, timeoutMs: 60_000 });
+    expect(JSON.parse((await asApp.result).summary)).toMatchObject({ uid: 0, appEnviron: 'ok' });
+  });
+
+  test('the real runner program starts as that user and reports (here: a clone that cannot connect)', async () => {
+    const backend = new LocalRunnerBackend({ workRoot: path.join(base, 'work-real'), runAs: nobody });
+    const events: ProgressEvent[] = [];
+    const execution = await backend.start({ spec: { ...spec, id: 'real-runner' }, onEvent: (e) => events.push(e), timeoutMs: 120_000 });
+    const result = await execution.result;
+    expect(result).toMatchObject({ status: 'failed', failure: { phase: 'checkout' } });
+    // It got as far as fetching: its program, Node.js and the work directory were all usable.
+    expect(result.failure!.reason).toMatch(/^git fetch failed .*Failed to connect to 127\.0\.0\.1/);
+    expect(events).toContainEqual(expect.objectContaining({ type: 'phase', phase: 'checkout', status: 'started' }));
+  }, 150_000);
+
+  test('a work directory the user cannot reach fails at start with the directory named', async () => {
+    const hidden = path.join(base, 'private');
+    await mkdir(hidden, { mode: 0o700 });
+    const backend = new LocalRunnerBackend({ workRoot: path.join(hidden, 'work'), command: [process.execPath, '-e', ''], runAs: nobody });
+    await expect(backend.start({ spec, onEvent: () => undefined, timeoutMs: 10_000 })).rejects.toThrow(
+      `the runner's user (uid 65534) cannot reach its work directory ${path.join(hidden, 'work', spec.id)}: ${hidden} is not searchable by it`,
+    );
+    expect(await unreachableDirectory(path.join(base, 'work'), nobody)).toBeUndefined();
+  });
+
+  test('assertCanRunAs checks Node.js and the runner program as that user', async () => {
+    await expect(assertCanRunAs(nobody, process.execPath, [CLI])).resolves.toBeUndefined();
+    const secret = path.join(base, 'secret.db');
+    await expect(assertCanRunAs(nobody, process.execPath, [secret])).rejects.toThrow(
+      `CODEX_RUNNER_USER: cannot start the runner as uid 65534 gid 65534: it cannot read ${secret} (the runner program must be readable by that user)`,
+    );
+  });
+
+  test('hideFromRunnerUser: the data directory becomes search-only, its files private, the work root untouched', async () => {
+    const dataDir = path.join(base, 'data');
+    await mkdir(path.join(dataDir, 'work'), { recursive: true, mode: 0o755 });
+    await writeFile(path.join(dataDir, 'codex-cloud.db'), 'db', { mode: 0o644 });
+    await mkdir(path.join(dataDir, 'logs'), { mode: 0o755 });
+    await hideFromRunnerUser(dataDir, path.join(dataDir, 'work'));
+    const mode = (p: string): number => statSync(path.join(dataDir, p)).mode & 0o777;
+    expect([mode('.'), mode('codex-cloud.db'), mode('logs'), mode('work')]).toEqual([0o711, 0o600, 0o700, 0o755]);
+  });
+
+  test('end to end: the app with CODEX_RUNNER_USER=nobody turns a mention into a pull request; as root without it, it warns', async () => {
+    const REPO = 'acme/calc';
+    const h = await AppHarness.start({ env: { CODEX_RUNNER_USER: 'nobody', CODEX_MODEL_RETRY_BASE_MS: '10' } });
+    try {
+      await h.github.addRepo(REPO, buggyNodeRepo(), { installationId: 1, permissions: { maintainer: 'write' } });
+      const issue = h.github.addIssue(REPO, { title: 'add() is broken', body: 'add(2, 3) returns -1.', user: 'maintainer' }).number as number;
+      h.model.push(...fixTurns());
+      expect(await h.deliver(h.mention(REPO, issue, '@codex please fix the failing add test'))).toBe(200);
+      const done = await waitFor('the final reply', () => h.botComments(REPO, issue).find((c) => /✅ \*\*Done\*\*/.test(c.body)), 90_000);
+      expect(done.body).toContain('Opened');
+      expect(await h.github.pulls(REPO)).toHaveLength(1);
+      const logs = h.logLines();
+      expect(logs).toContainEqual(expect.objectContaining({ msg: 'local runners run as another user', uid: 65534, gid: 65534 }));
+      expect(logs.some((l) => /CODEX_RUNNER_USER is not set/.test(String(l.msg)))).toBe(false);
+      expect(statSync(h.dataDir).mode & 0o777).toBe(0o711);
+      expect(statSync(path.join(h.dataDir, 'codex-cloud.db')).mode & 0o077).toBe(0);
+    } catch (error) {
+      console.log(h.logs.slice(-6000));
+      throw error;
+    } finally {
+      await h.close();
+    }
+
+    const asRoot = await AppHarness.start();
+    try {
+      expect(asRoot.logLines()).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringContaining('CODEX_RUNNER_USER is not set') }));
+    } finally {
+      await asRoot.close();
+    }
+  }, 180_000);
 });
