@@ -22,7 +22,7 @@
  */
 
 /** Zero-width joiner: invisible, breaks GitHub's mention and reference matchers. */
-export const ZWJ = '\u200d';
+const ZWJ = '\u200d';
 
 /** An http(s) URL (or a `www.` one) whose path names an issue, pull request or discussion by number. */
 const ISSUE_URL_PATH = String.raw`[^\s<>"'\x60]*?\/(?:issues|pulls?|discussions)\/\d`;

@@ -64,7 +64,7 @@ function invisibleCharacter(text: string): string | undefined {
  * dropped, and trailing dots and spaces dropped (NTFS ignores them). Used to compare segments against
  * protected names, never to rewrite paths.
  */
-export function normalizedSegment(segment: string): string {
+function normalizedSegment(segment: string): string {
   return segment
     .normalize('NFKC')
     .replace(/\p{Cf}/gu, '')

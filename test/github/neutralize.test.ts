@@ -1,7 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
 import { fromMarkdown } from 'mdast-util-from-markdown';
 import type { Nodes } from 'mdast';
-import { escapeMarkdownText, isIssueUrl, neutralizeReferences, ZWJ } from '../../src/github/neutralize.ts';
+import { escapeMarkdownText, isIssueUrl, neutralizeReferences } from '../../src/github/neutralize.ts';
+
+const ZWJ = '\u200d';
 import { sanitizeMarkdown } from '../../src/github/progress-comment.ts';
 
 /**
