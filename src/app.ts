@@ -49,8 +49,9 @@ export async function createBackend(config: AppConfig, store: TaskStore, log: Lo
     let runAs: RunnerUser | undefined;
     if (config.runner.user) {
       runAs = await resolveRunnerUser(config.runner.user);
-      await assertCanRunAs(runAs, process.execPath, config.runner.command ? [] : defaultRunnerCommand().slice(1, 2));
-      await hideFromRunnerUser(config.dataDir, workRoot);
+      const program = config.runner.command ? [] : defaultRunnerCommand().slice(1, 2);
+      await hideFromRunnerUser(config.dataDir, workRoot, [process.execPath, ...program]);
+      await assertCanRunAs(runAs, process.execPath, program);
       log.info({ runnerUser: config.runner.user, uid: runAs.uid, gid: runAs.gid }, 'local runners run as another user');
     } else if (process.getuid?.() === 0) {
       log.warn(

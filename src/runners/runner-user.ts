@@ -88,11 +88,23 @@ export async function unreachableDirectory(dir: string, user: RunnerUser): Promi
  * permissions (the SQLite store and its `-wal`/`-shm` files, which SQLite creates with the store's
  * mode, logs). The work root itself is handled by the backend (mode 0711, one 0700 directory per
  * task owned by the runner's user).
- * @throws Error from the file system (e.g. EPERM when the app does not own `dataDir`).
+ * @param runnerFiles files the runner's user must keep reading (Node.js, the runner program): when
+ *   one is inside `dataDir`, nothing is changed and a RunnerUserError is thrown.
+ * @throws RunnerUserError when `dataDir` holds one of `runnerFiles`; Error from the file system
+ *   (e.g. EPERM when the app does not own `dataDir`).
  */
-export async function hideFromRunnerUser(dataDir: string, workRoot: string): Promise<void> {
+export async function hideFromRunnerUser(dataDir: string, workRoot: string, runnerFiles: string[] = []): Promise<void> {
   const root = path.resolve(dataDir);
   const keep = path.resolve(workRoot);
+  const inside = runnerFiles.find((file) => {
+    const relative = path.relative(root, path.resolve(file));
+    return relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative);
+  });
+  if (inside !== undefined) {
+    throw new RunnerUserError(
+      `CODEX_DATA_DIR (${root}) holds ${inside}, which the runner's user must read; use a data directory of its own`,
+    );
+  }
   await chmod(root, 0o711);
   for (const name of await readdir(root)) {
     const entry = path.join(root, name);

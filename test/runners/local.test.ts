@@ -260,6 +260,12 @@ describe('resolveRunnerUser', () => {
     await hideFromRunnerUser(dataDir, path.join(dataDir, 'work'));
     const mode = (p: string): number => statSync(path.join(dataDir, p)).mode & 0o777;
     expect([mode('.'), mode('codex-cloud.db'), mode('logs'), mode('work')]).toEqual([0o711, 0o600, 0o700, 0o755]);
+    // A data directory holding the runner program is refused and left as it was.
+    await chmod(dataDir, 0o755);
+    await expect(hideFromRunnerUser(dataDir, path.join(dataDir, 'work'), [path.join(dataDir, 'logs', 'cli.js')])).rejects.toThrow(
+      `CODEX_DATA_DIR (${dataDir}) holds ${path.join(dataDir, 'logs', 'cli.js')}, which the runner's user must read; use a data directory of its own`,
+    );
+    expect(mode('.')).toBe(0o755);
   });
 
   test('end to end: the app with CODEX_RUNNER_USER=nobody turns a mention into a pull request; as root without it, it warns', async () => {
