@@ -91,6 +91,14 @@ function isDotGitSegment(segment: string): boolean {
 
 /** Files git refuses as symlinks (`verify_path`: they are read from the work tree, a link would read elsewhere). */
 const NO_SYMLINK_NAMES = new Set(['.gitmodules', '.gitattributes', '.gitignore', '.mailmap']);
+/** Their NTFS 8.3 short names as git's `is_ntfs_dotgitmodules` and friends know them (`GITMOD~1`, `gi7eba~1`, …). */
+const NO_SYMLINK_SHORT_NAMES = /^(?:gitmod|gi7eba|gitatt|gi7d29|gitign|gi250a|mailma|maba30)~\d$/;
+
+/** True for a path segment that names one of {@link NO_SYMLINK_NAMES} on some file system. */
+function isNoSymlinkName(segment: string): boolean {
+  const name = normalizedSegment(segment);
+  return NO_SYMLINK_NAMES.has(name) || NO_SYMLINK_SHORT_NAMES.test(name);
+}
 
 /** Problems with the shape of one path (relative, normalized, outside `.git`), as rule phrases. */
 function pathProblems(path: string): string[] {
@@ -205,18 +213,20 @@ function resolveSymlink(linkPath: string, target: string, links: Map<string, str
  * - no path appears twice; no two written paths, or directories of written paths, differ only in
  *   case or Unicode form (`README` and `readme`, `Docs/a` and `docs/b`): they collide in checkouts on
  *   macOS and Windows. A deletion and a write that differ in case (a case-only rename) are allowed;
- * - `.gitmodules`, `.gitattributes`, `.gitignore` and `.mailmap` are never symlinks (git refuses them);
+ * - `.gitmodules`, `.gitattributes`, `.gitignore` and `.mailmap` (any case, NTFS short names such as
+ *   `GITMOD~1` included) are never symlinks (git refuses them);
  * - no written path (add/modify) is also the parent directory of another written path (deleting a file
  *   and writing files below the same name, or the reverse, is a legitimate type change and allowed);
- * - symlinks (mode 120000): the decoded target is non-empty, relative, has no NUL or backslash, and
- *   has no invisible character, and resolves inside the repository (not into `.git`; not to `.github`
+ * - symlinks (mode 120000): the decoded target is non-empty, relative, has no NUL, backslash or
+ *   invisible character, and resolves inside the repository (not into `.git`; not to `.github`
  *   or into `.github/workflows` without `allowWorkflowChanges`) from the link's directory, following
  *   the other symlinks of the same change set;
  * - no written path goes through a directory that the same change set writes as a symlink;
  * - `contentBase64` is canonical base64; decoded sizes within `maxFileBytes` each and `maxTotalBytes`
  *   together; at most `maxFiles` changes.
  *
- * Symlinks already in the base tree are not known here and are not followed.
+ * Symlinks already in the base tree are not known here and are not followed, and collisions with
+ * paths of the base tree are not checked.
  * @returns `{ ok: true }`, or `{ ok: false, errors }` with every problem found. Never throws.
  */
 export function validateChanges(changes: FileChange[], opts: ValidateChangesOptions): ValidationOutcome {
@@ -274,7 +284,7 @@ export function validateChanges(changes: FileChange[], opts: ValidateChangesOpti
     written.add(path);
     if (change.mode === SYMLINK_MODE) {
       links.set(path, bytes.toString('utf8'));
-      if (NO_SYMLINK_NAMES.has(normalizedSegment(path.split('/').at(-1)!))) {
+      if (isNoSymlinkName(path.split('/').at(-1)!)) {
         errors.push(`${q(path)}: git refuses this file as a symlink`);
       }
     }

@@ -217,7 +217,7 @@ describe('validateChanges', () => {
   });
 
   test('.gitmodules, .gitattributes, .gitignore and .mailmap cannot be symlinks', () => {
-    for (const name of ['.gitmodules', 'sub/.gitattributes', '.GITIGNORE', '.mailmap']) {
+    for (const name of ['.gitmodules', 'sub/.gitattributes', '.GITIGNORE', '.mailmap', '.gitmodules.', 'GITMOD~1', 'gi7eba~2']) {
       expect(errorsOf([link(name, 'README.md')])).toEqual([`${JSON.stringify(name)}: git refuses this file as a symlink`]);
     }
   });
