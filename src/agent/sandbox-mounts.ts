@@ -221,7 +221,8 @@ const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
  * The host paths a runner hides from its sandboxes: its working directory (the app's, with `.env`
  * and key files, for the local backend), the app's installation directory, the work root holding
  * every task's work directory (`dirname(workDir)`), and the data directory (`CODEX_DATA_DIR` when
- * set, and the parent of a work root named `work`, the app's `<data dir>/work/<task>` layout).
+ * set, and the parent of a work root named `work`, the app's `<data dir>/work/<task>` layout), and the
+ * absolute paths in `CODEX_SANDBOX_HIDE_PATHS` (`:`-separated; the local backend sets the app's cwd).
  * Paths inside the workspace (a checkout worked on in place) are left out: they are the work.
  * @param workDir absolute work directory of the task.
  * @param workspace absolute workspace (the checkout).
@@ -233,6 +234,8 @@ export function runnerHiddenPaths(workDir: string, workspace: string, cwd: strin
   const paths = [cwd, PACKAGE_ROOT, workRoot];
   if (path.basename(workRoot) === 'work') paths.push(path.dirname(workRoot));
   if (env.CODEX_DATA_DIR) paths.push(path.resolve(cwd, env.CODEX_DATA_DIR));
+  // Set by the local backend: the app's working directory, wherever the runner itself starts.
+  for (const p of (env.CODEX_SANDBOX_HIDE_PATHS ?? '').split(':')) if (path.isAbsolute(p)) paths.push(p);
   const ws = tryRealpath(workspace) ?? workspace;
   return [...new Set(paths)].filter((p) => p !== '/' && !isInside(ws, tryRealpath(p) ?? p));
 }

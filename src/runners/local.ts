@@ -34,6 +34,8 @@ export const RUNNER_ENV_ALLOWLIST = [
   'http_proxy',
   'https_proxy',
   'no_proxy',
+  // Operator-listed read-only paths for the sandbox (toolchains); not secrets.
+  'CODEX_SANDBOX_RO_PATHS',
 ];
 
 const MIB = 1024 * 1024;
@@ -180,6 +182,9 @@ export class LocalRunnerBackend implements RunnerBackend {
     for (const key of RUNNER_ENV_ALLOWLIST) if (process.env[key] !== undefined) env[key] = process.env[key]!;
     // The app's HOME is not the runner user's to write; the work directory is.
     if (runAs) env.HOME = workDir;
+    // The runner hides the app's working directory (.env, key files) from its sandboxes even when it
+    // starts elsewhere (as another user, in its work directory).
+    env.CODEX_SANDBOX_HIDE_PATHS = process.cwd();
     const child = spawn(argv[0]!, argv.slice(1), {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
