@@ -62,7 +62,8 @@ const Envelope = z.looseObject({
   installation: z.looseObject({ id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER) }).optional(),
 });
 
-const EVENT_NAME = /^[a-z_]{1,64}$/;
+/** `X-GitHub-Event`: a lower-case name such as `issue_comment` or `projects_v2_item`. */
+const EVENT_NAME = /^[a-z0-9_]{1,64}$/;
 const JSON_CONTENT_TYPE = /^\s*application\/json\s*(?:;|$)/i;
 
 /** How long a refused upload may go on being discarded before its connection is closed, ms. */

@@ -20,7 +20,7 @@ function newIssue(): number {
   return h.github.addIssue(REPO, { title: 'edge', body: 'an issue', user: 'maintainer' }).number as number;
 }
 
-/** 20 KB of list markers nested on one line, the mention at the bottom (the attack's shape). */
+/** 20 KB of list markers nested on one line, the mention at the bottom (the attack's shape: 50 s in micromark). */
 function nestedListBody(): string {
   return `${'- '.repeat(10_000)}@codex fix it`;
 }
@@ -98,7 +98,7 @@ describe('a nested-list body', () => {
       expect(status).toBe(200);
       expect(ms).toBeLessThan(1_000);
     }
-    // The refusal, once (one request, one reply per trigger key is not asserted here: two comments).
+    // One refusal per comment.
     await waitFor('the refusals', () => h.botComments(REPO, issue).filter((c) => /write access/.test(c.body)).length === 2);
     expect(h.task(issue)).toBeUndefined();
     expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
@@ -111,15 +111,24 @@ describe('a nested-list body', () => {
     await waitFor('the final reply', () => h.botComments(REPO, next).find((c) => DONE.test(c.body)), 60_000);
   });
 
-  test('from a writer gets a clear reply quickly when it is too complex to parse, and no task', async () => {
+  test('from a writer gets a clear reply quickly (too complex to parse), and no task', async () => {
     const issue = newIssue();
-    const { status, ms } = await timedDeliver(h.mention(REPO, issue, nestedOrderedListBody()));
-    expect(status).toBe(200);
-    expect(ms).toBeLessThan(5_000);
-    const reply = await waitFor('the reply', () => h.botComments(REPO, issue).find((c) => /can't read this request/.test(c.body)));
-    expect(reply.body).toMatch(/too complex/);
-    expect(reply.body).toContain('@maintainer');
+    for (const body of [nestedListBody(), nestedOrderedListBody()]) {
+      const { status, ms } = await timedDeliver(h.mention(REPO, issue, body));
+      expect(status).toBe(200);
+      // The parser's budget is 500 ms; generous for a loaded machine.
+      expect(ms).toBeLessThan(5_000);
+    }
+    const replies = await waitFor('the replies', () => {
+      const found = h.botComments(REPO, issue).filter((c) => /can't read this request/.test(c.body));
+      return found.length === 2 ? found : undefined;
+    });
+    for (const reply of replies) {
+      expect(reply.body).toMatch(/too complex/);
+      expect(reply.body).toContain('@maintainer');
+    }
     expect(h.task(issue)).toBeUndefined();
+    expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
   });
 });
 
