@@ -21,7 +21,8 @@
  *
  * Log lines name the delivery id and event (cut to 100 characters) and the reason; never the body.
  * Answers: 200 handled, 202 accepted but ignored or still running after `responseTimeoutMs`, 400 bad
- * headers / signature / JSON, 405 not POST, 413 too large, 415 not JSON.
+ * headers / signature / JSON, 405 not POST, 413 too large, 415 not JSON, 503 when concurrent
+ * uploads already hold `maxBufferedBytes` (the only 5xx, and never for a handler's failure).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -29,6 +30,9 @@ import { z } from 'zod';
 
 /** The body size limit, bytes: 25 MiB, just above GitHub's 25 MB payload cap. */
 export const MAX_WEBHOOK_BODY_BYTES = 25 * 1024 * 1024;
+
+/** What all webhook requests together may buffer by default, bytes: 8 full-size payloads (200 MiB). */
+export const MAX_BUFFERED_WEBHOOK_BYTES = 8 * MAX_WEBHOOK_BODY_BYTES;
 
 /** Where GitHub delivers webhooks (Probot's and @octokit/webhooks' default path). */
 export const WEBHOOK_PATH = '/api/github/webhooks';
@@ -49,6 +53,12 @@ export interface WebhookEdgeOptions {
   path?: string;
   /** Body size limit, bytes; default {@link MAX_WEBHOOK_BODY_BYTES}. */
   maxBodyBytes?: number;
+  /**
+   * Bytes all requests together may hold before their signature is checked, default
+   * {@link MAX_BUFFERED_WEBHOOK_BYTES}: past it, a new chunk gets 503 (with `Retry-After`), so that
+   * concurrent unsigned uploads cannot take the app's memory.
+   */
+  maxBufferedBytes?: number;
   /** How long to wait for the handlers before answering 202, ms; default 9,000 (GitHub waits 10 s). */
   responseTimeoutMs?: number;
 }
@@ -87,12 +97,12 @@ function answer(res: ServerResponse, status: number, body: Record<string, string
 }
 
 /**
- * Answers 413 and drops the rest of the upload without keeping it. The connection is not closed at
- * once (a client still sending would get a reset and could lose the answer); it is closed after
- * {@link DISCARD_LINGER_MS} if the upload has not ended by then.
+ * Answers an upload early (413, 503) and drops the rest of it without keeping it. The connection is
+ * not closed at once (a client still sending would get a reset and could lose the answer); it is
+ * closed after {@link DISCARD_LINGER_MS} if the upload has not ended by then.
  */
-function refuseTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): void {
-  answer(res, 413, { error: `payload larger than ${maxBodyBytes} bytes` });
+function refuseUpload(req: IncomingMessage, res: ServerResponse, status: number, body: Record<string, string>, headers: Record<string, string> = {}): void {
+  answer(res, status, body, headers);
   req.removeAllListeners('data');
   req.resume();
   const timer = setTimeout(() => req.socket.destroy(), DISCARD_LINGER_MS);
@@ -100,10 +110,34 @@ function refuseTooLarge(req: IncomingMessage, res: ServerResponse, maxBodyBytes:
   req.once('close', () => clearTimeout(timer));
 }
 
-type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'aborted' };
+type BodyRead = { ok: true; body: Buffer } | { ok: false; reason: 'too_large' | 'busy' | 'aborted' };
 
-/** Reads the body, stopping as soon as it passes `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+/** Bytes held by the requests of one edge, against its budget. */
+interface BufferBudget {
+  /** Takes `bytes` from the budget; `false` (and nothing taken) when they do not fit. */
+  take(bytes: number): boolean;
+  give(bytes: number): void;
+}
+
+function bufferBudget(max: number): BufferBudget {
+  let held = 0;
+  return {
+    take(bytes) {
+      if (held + bytes > max) return false;
+      held += bytes;
+      return true;
+    },
+    give(bytes) {
+      held -= bytes;
+    },
+  };
+}
+
+/**
+ * Reads the body, stopping as soon as it passes `limit` bytes or the budget is spent. The bytes
+ * taken from `budget` are given back when the read settles (the caller holds the body from then on).
+ */
+function readBody(req: IncomingMessage, limit: number, budget: BufferBudget): Promise<BodyRead> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -111,16 +145,22 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
     const settle = (result: BodyRead) => {
       if (settled) return;
       settled = true;
+      budget.give(size);
       resolve(result);
     };
     req.on('data', (chunk: Buffer) => {
       if (settled) return;
-      size += chunk.length;
-      if (size > limit) {
+      if (size + chunk.length > limit) {
         chunks.length = 0;
         settle({ ok: false, reason: 'too_large' });
         return;
       }
+      if (!budget.take(chunk.length)) {
+        chunks.length = 0;
+        settle({ ok: false, reason: 'busy' });
+        return;
+      }
+      size += chunk.length;
       chunks.push(chunk);
     });
     req.once('end', () => settle({ ok: true, body: Buffer.concat(chunks, size) }));
@@ -137,6 +177,7 @@ export function createWebhookEdge(opts: WebhookEdgeOptions): HttpHandler {
   const path = opts.path ?? WEBHOOK_PATH;
   const maxBodyBytes = opts.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
   const responseTimeoutMs = opts.responseTimeoutMs ?? 9_000;
+  const budget = bufferBudget(opts.maxBufferedBytes ?? MAX_BUFFERED_WEBHOOK_BYTES);
   const log = opts.log.child({ name: 'webhooks' });
 
   return async (req, res) => {
@@ -159,7 +200,7 @@ export function createWebhookEdge(opts: WebhookEdgeOptions): HttpHandler {
     const declared = Number(header(req, 'content-length') ?? 0);
     if (declared > maxBodyBytes) {
       log.warn({ ...ref, status: 413, bytes: declared }, 'webhook refused: payload too large');
-      refuseTooLarge(req, res, maxBodyBytes);
+      refuseUpload(req, res, 413, { error: `payload larger than ${maxBodyBytes} bytes` });
       return true;
     }
     if (!deliveryId || deliveryId.length > 100 || !eventName || !EVENT_NAME.test(eventName) || !signature) {
@@ -167,11 +208,14 @@ export function createWebhookEdge(opts: WebhookEdgeOptions): HttpHandler {
     }
     if (!JSON_CONTENT_TYPE.test(header(req, 'content-type') ?? '')) return refuse(415, 'Content-Type must be application/json');
 
-    const read = await readBody(req, maxBodyBytes);
+    const read = await readBody(req, maxBodyBytes, budget);
     if (!read.ok) {
       if (read.reason === 'too_large') {
         log.warn({ ...ref, status: 413 }, 'webhook refused: payload too large');
-        refuseTooLarge(req, res, maxBodyBytes);
+        refuseUpload(req, res, 413, { error: `payload larger than ${maxBodyBytes} bytes` });
+      } else if (read.reason === 'busy') {
+        log.warn({ ...ref, status: 503 }, 'webhook refused: too many bytes buffered by concurrent requests');
+        refuseUpload(req, res, 503, { error: 'too many concurrent uploads; retry later' }, { 'retry-after': '10' });
       }
       return true;
     }
