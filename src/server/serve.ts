@@ -17,7 +17,7 @@ import { createWebhookEdge, WEBHOOK_PATH } from './webhook-edge.ts';
  * a request line). Probot's Server always mounts that middleware first; the app's webhook edge
  * ({@link createWebhookEdge}, mounted with `addHandler`) serves {@link WEBHOOK_PATH} instead.
  */
-export const PROBOT_WEBHOOK_PATH_DISABLED = '/ probot webhook middleware disabled';
+const PROBOT_WEBHOOK_PATH_DISABLED = '/ probot webhook middleware disabled';
 
 /** Paths of secrets and of webhook payloads the logger never prints (pino redaction). */
 export const REDACT_PATHS = [

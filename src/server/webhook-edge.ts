@@ -29,10 +29,10 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 
 /** The body size limit, bytes: 25 MiB, just above GitHub's 25 MB payload cap. */
-export const MAX_WEBHOOK_BODY_BYTES = 25 * 1024 * 1024;
+const MAX_WEBHOOK_BODY_BYTES = 25 * 1024 * 1024;
 
 /** What all webhook requests together may buffer by default, bytes: 8 full-size payloads (200 MiB). */
-export const MAX_BUFFERED_WEBHOOK_BYTES = 8 * MAX_WEBHOOK_BODY_BYTES;
+const MAX_BUFFERED_WEBHOOK_BYTES = 8 * MAX_WEBHOOK_BODY_BYTES;
 
 /** Where GitHub delivers webhooks (Probot's and @octokit/webhooks' default path). */
 export const WEBHOOK_PATH = '/api/github/webhooks';

@@ -109,7 +109,7 @@ type Found = MentionLocation & { ancestors: Parents[] };
 export const MAX_PARSED_BODY_CHARS = 65_536;
 
 /** How long {@link parseMention} lets the markdown parser run by default, ms. */
-export const DEFAULT_PARSE_BUDGET_MS = 500;
+const DEFAULT_PARSE_BUDGET_MS = 500;
 
 /**
  * A body {@link parseMention} will not parse: `reason` is `too_long` (more than

@@ -16,7 +16,7 @@ export const GitHubId = z.number().int().positive().max(Number.MAX_SAFE_INTEGER)
  * with GitHub Apps' `[bot]` suffix; at most 100 characters. Logins end up in replies (`@login`) and
  * log lines, so nothing else is accepted.
  */
-export const Login = z
+const Login = z
   .string()
   .max(100)
   .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?(?:\[bot\])?$/);
@@ -46,7 +46,7 @@ export const WebhookIssue = z.object({
 });
 
 /** Where in a payload a schema did not match, e.g. `comment.user.login, issue.number` (no values). */
-export function mismatchPaths(error: z.ZodError): string {
+function mismatchPaths(error: z.ZodError): string {
   const paths = [...new Set(error.issues.map((issue) => issue.path.join('.') || '(root)'))];
   return paths.slice(0, 10).join(', ').slice(0, 500);
 }
