@@ -100,6 +100,20 @@ describe('body size limit', () => {
     expect(r.logs.join('\n')).not.toContain(MARKER);
   });
 
+  test('the refusal comes while the upload is still open: before the body for a declared size, at the limit for a stream', async () => {
+    const r = await start({ maxBodyBytes: 2048 });
+    const declared = bodyOf(4096);
+    const early = startUpload(r.url, declared, 10, await sign(SECRET, declared));
+    expect(await early.status).toBe(413);
+    early.finish();
+
+    const req = request(r.url, { method: 'POST', headers: { ...headers(), 'x-hub-signature-256': 'sha256=00', 'transfer-encoding': 'chunked' } });
+    const status = new Promise<number>((resolve) => req.on('response', (res) => resolve(res.statusCode ?? 0)));
+    req.write('x'.repeat(2049));
+    expect(await status).toBe(413);
+    req.destroy();
+  });
+
   test('concurrent uploads share a buffer budget: past it a request gets 503, the others go on', async () => {
     const r = await start({ maxBodyBytes: 2048, maxBufferedBytes: 3000 });
     const seen: string[] = [];
