@@ -8,7 +8,7 @@ import { handleIssueMention, type TriggerDeps } from './issue-mention.ts';
 import { GitHubId, guardTrigger, readPayload, WebhookInstallation, WebhookIssue, WebhookRepository, WebhookUser } from './payload.ts';
 
 /** The fields of an `issue_comment` payload this trigger reads. */
-const IssueCommentPayload = z.object({
+export const IssueCommentPayload = z.object({
   comment: z.object({ id: GitHubId, body: z.string().nullish(), user: WebhookUser.nullish() }),
   issue: WebhookIssue,
   repository: WebhookRepository,

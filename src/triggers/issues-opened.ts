@@ -8,7 +8,7 @@ import { handleIssueMention, type TriggerDeps } from './issue-mention.ts';
 import { guardTrigger, readPayload, WebhookInstallation, WebhookIssue, WebhookRepository, WebhookUser } from './payload.ts';
 
 /** The fields of an `issues` payload this trigger reads. */
-const IssuesOpenedPayload = z.object({
+export const IssuesOpenedPayload = z.object({
   issue: WebhookIssue,
   repository: WebhookRepository,
   installation: WebhookInstallation.optional(),

@@ -27,7 +27,8 @@
  *
  * Bounds (the body is untrusted text): markdown parsing costs grow faster than the input on some
  * shapes (micromark is quadratic on long runs of nested list or quote markers and of unmatched `*`/`_`
- * delimiters: 16 KB of `*a_` took 5 s, 16 KB of `1. 1. 1. …` 8.6 s, measured on the 2-core dev VM), so
+ * delimiters: 20 KB of `- - - … text` took 50 s, 16 KB of `1. 1. 1. …` 8.6 s, 16 KB of `*a_` 5 s,
+ * while 64 KB of ordinary documentation takes about 100 ms; measured on the 2-core dev VM), so
  * {@link parseMention} refuses bodies longer than {@link MAX_PARSED_BODY_CHARS} (GitHub's own limit on
  * comment and issue bodies, so a real body is never refused for its length) and stops the parser
  * after {@link DEFAULT_PARSE_BUDGET_MS} with a {@link MentionParseError}; callers answer that with a

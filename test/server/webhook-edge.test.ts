@@ -4,10 +4,12 @@
  * The end-to-end attacks through the app are in test/security/webhook-edge.test.ts.
  */
 import { createServer, request, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { Webhooks } from '@octokit/webhooks';
+import type { WebhookDefinition } from '@octokit/webhooks-examples';
 import { sign } from '@octokit/webhooks-methods';
 import { pino } from 'pino';
 import { createWebhookEdge, WEBHOOK_PATH, type WebhookEdgeOptions } from '../../src/server/webhook-edge.ts';
@@ -184,6 +186,24 @@ describe('order and answers', () => {
     expect(performance.now() - started).toBeLessThan(400);
     await sleep(500);
     expect(finished).toBe(true);
+  });
+
+  test("every one of GitHub's example payloads (@octokit/webhooks-examples) is dispatched", async () => {
+    const r = await start();
+    const seen = new Set<string>();
+    r.webhooks.onAny(({ id }) => void seen.add(id));
+    const definitions = createRequire(import.meta.url)('@octokit/webhooks-examples') as WebhookDefinition[];
+    let n = 0;
+    for (const definition of definitions) {
+      for (const example of definition.examples) {
+        const body = JSON.stringify(example);
+        const id = `example-${n++}`;
+        const res = await fetch(r.url, { method: 'POST', headers: { ...headers(definition.name, id), 'x-hub-signature-256': await sign(SECRET, body) }, body });
+        expect([definition.name, res.status]).toEqual([definition.name, 200]);
+      }
+    }
+    expect(n).toBeGreaterThan(300);
+    expect(seen.size).toBe(n);
   });
 
   test('other paths pass through; other methods get 405', async () => {
