@@ -236,15 +236,18 @@ export function createWebhookEdge(opts: WebhookEdgeOptions): HttpHandler {
       return true;
     }
 
-    const handled = opts.receiver.receive({ id: deliveryId, name: eventName, payload: envelope.data }).then(
-      () => 'handled' as const,
-      (error: unknown) => {
-        const errors = error instanceof AggregateError ? error.errors : [error];
-        const message = errors.map((e) => String((e as Error)?.message ?? e)).join('; ');
-        log.error({ ...ref, err: message.slice(0, 300) }, 'webhook handler failed');
-        return 'failed' as const;
-      },
-    );
+    // `.then` first: a receiver that throws synchronously is a failed handler too.
+    const handled = Promise.resolve()
+      .then(() => opts.receiver.receive({ id: deliveryId, name: eventName, payload: envelope.data }))
+      .then(
+        () => 'handled' as const,
+        (error: unknown) => {
+          const errors = error instanceof AggregateError ? error.errors : [error];
+          const message = errors.map((e) => String((e as Error)?.message ?? e)).join('; ');
+          log.error({ ...ref, err: message.slice(0, 300) }, 'webhook handler failed');
+          return 'failed' as const;
+        },
+      );
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'running'>((resolve) => {
       timer = setTimeout(() => resolve('running'), responseTimeoutMs);
