@@ -5,12 +5,13 @@
  */
 import type { Logger } from 'pino';
 import { loadRepoConfig, RepoConfigError, type RepoConfig } from '../config/repo-config.ts';
+import { neutralizeReferences } from '../github/neutralize.ts';
 import { gateSender, type Sender } from '../github/permissions.ts';
 import { issueThreadContext } from '../github/thread-context.ts';
 import type { Octokit } from '../github/client.ts';
 import type { TaskService } from '../tasks/service.ts';
 import { FINAL_STATES, type TaskRequest, type TaskSettings } from '../tasks/types.ts';
-import { parseMention } from './mention.ts';
+import { mayMention, MentionParseError, parseMention, type MentionCommand } from './mention.ts';
 
 /** App-wide defaults and limits that repository config refines. */
 export interface TriggerSettings {
@@ -94,15 +95,29 @@ export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSet
   };
 }
 
-/** Handles one mention. Never throws: failures are logged and, where possible, answered. */
+/**
+ * Handles one mention. Never throws: failures are logged (one line, no payload) and, where possible,
+ * answered.
+ *
+ * Order, cheapest and least trusting first: the text must hold the mention at all ({@link mayMention},
+ * linear, no markdown), the app's own events are dropped, then the sender must pass the
+ * permission check, and only then is the markdown parsed (bounded, see `mention.ts`). A sender
+ * without write access therefore gets the refusal whenever the mention stands on a line that is
+ * not quoted, even where the markdown would put it in code; their text is never parsed.
+ */
 export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Promise<void> {
   const { log, settings } = deps;
   const reply = (target: IssueMention, body: string, logger: Logger) => postReply(deps.service.store, target, body, logger);
-  const botLogin = await deps.botLogin();
-  if (m.sender.login.toLowerCase() === botLogin.toLowerCase()) return;
-  const command = parseMention(m.text, { mention: settings.mention });
-  if (!command) return;
+  if (!mayMention(m.text, { mention: settings.mention })) return;
   const where = { repository: `${m.owner}/${m.repo}`, issue: m.issue.number, deliveryId: m.deliveryId, sender: m.sender.login };
+  let botLogin: string;
+  try {
+    botLogin = await deps.botLogin();
+  } catch (error) {
+    log.error({ ...where, err: (error as Error).message }, 'could not read the app\'s own login; event dropped');
+    return;
+  }
+  if (m.sender.login.toLowerCase() === botLogin.toLowerCase()) return;
   const retryHint = `Mention ${settings.mention} again to retry.`;
   try {
     const verdict = await shared(`gate:${m.installationId}:${m.owner}/${m.repo}:${m.sender.login.toLowerCase()}:${m.sender.type ?? ''}`, () =>
@@ -117,6 +132,17 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       await reply(m, `Sorry @${m.sender.login}, only people with write access to this repository can ask ${settings.mention} to work on it.`, log);
       return;
     }
+
+    let command: MentionCommand | null;
+    try {
+      command = parseMention(m.text, { mention: settings.mention });
+    } catch (error) {
+      if (!(error instanceof MentionParseError)) throw error;
+      log.warn({ ...where, reason: error.reason, length: m.text.length }, 'mention not parsed');
+      await reply(m, `Sorry @${m.sender.login}, I can't read this request: ${error.message}. Shorten or simplify it, then mention ${settings.mention} again.`, log);
+      return;
+    }
+    if (!command) return;
 
     if (command.command === 'stop') {
       const task = await deps.service.cancel(m.owner, m.repo, m.issue.number, m.sender.login);
@@ -140,7 +166,7 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
     } catch (error) {
       if (error instanceof RepoConfigError) {
         log.warn({ ...where, err: error.message }, 'invalid repository config');
-        await reply(m, `I can't start: \`.github/codex.yml\` is invalid.\n\n${error.message}\n\nFix the file on the default branch, then mention ${settings.mention} again.`, log);
+        await reply(m, `I can't start: \`.github/codex.yml\` is invalid.\n\n${neutralizeReferences(error.message)}\n\nFix the file on the default branch, then mention ${settings.mention} again.`, log);
         return;
       }
       throw error;
