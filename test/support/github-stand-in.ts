@@ -1583,14 +1583,19 @@ export class GitHubStandIn {
       }
       const comments = Array.isArray(b.comments) ? (b.comments as Json[]) : [];
       const lineError = (): ApiError => new ApiError(422, 'Unprocessable Entity', { errors: ['Line could not be resolved'] });
-      const parsed: Array<{ body: string; path: string; line: number; startLine?: number; side: 'LEFT' | 'RIGHT' }> = [];
+      const parsed: Array<{ body: string; path: string; line: number; startLine?: number; side: 'LEFT' | 'RIGHT'; diff: { commitId: string; text: string } }> = [];
+      const diffs = new Map<string, string>();
       for (const c of comments) {
         if (typeof c.body !== 'string' || !c.body) throw validation('body is missing', 'PullRequestReviewComment', 'body');
         if (typeof c.path !== 'string' || !c.path) throw validation('path is missing', 'PullRequestReviewComment', 'path');
         if (c.position !== undefined) throw new ApiError(422, 'Unprocessable Entity', { errors: ['the stand-in supports line/side comments only, not position'] });
         if (typeof c.line !== 'number' || !Number.isSafeInteger(c.line) || c.line < 1) throw lineError();
         const side = c.side === 'LEFT' ? 'LEFT' : 'RIGHT';
-        const diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', mergeBase, commitId, '--', c.path]);
+        let diff = diffs.get(c.path);
+        if (diff === undefined) {
+          diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', mergeBase, commitId, '--', c.path]);
+          diffs.set(c.path, diff);
+        }
         const hunk = diffHunkFor(diff, c.line, side);
         if (hunk === undefined) throw lineError();
         let startLine: number | undefined;
@@ -1603,7 +1608,7 @@ export class GitHubStandIn {
           }
           startLine = c.start_line;
         }
-        parsed.push({ body: c.body, path: c.path, line: c.line, side, ...(startLine !== undefined ? { startLine } : {}) });
+        parsed.push({ body: c.body, path: c.path, line: c.line, side, diff: { commitId, text: diff }, ...(startLine !== undefined ? { startLine } : {}) });
       }
       const review: ReviewState = {
         id: this.#id(), repoKey: repo.fullName.toLowerCase(), pullNumber: issue.number, user: this.botLogin, body,
@@ -1611,7 +1616,7 @@ export class GitHubStandIn {
         commitId, submittedAt: Date.now(), viaApp: true,
       };
       this.#reviews.set(review.id, review);
-      for (const c of parsed) await this.#newReviewComment(repo, issue, this.botLogin, { ...c, reviewId: review.id, commitId }, true);
+      for (const c of parsed) await this.#newReviewComment(repo, issue, this.botLogin, { ...c, reviewId: review.id }, true);
       return { status: 200, body: this.#reviewJson(review) };
     });
     this.#route('GET', `${R}/pulls/:number/reviews/:id`, 'token', (ctx) => {
@@ -2170,7 +2175,11 @@ export class GitHubStandIn {
     repo: RepoState,
     issue: IssueState,
     user: string,
-    c: { body: string; path?: string; line?: number; startLine?: number; side?: 'LEFT' | 'RIGHT'; reviewId?: number; inReplyTo?: number; commitId?: string },
+    c: {
+      body: string; path?: string; line?: number; startLine?: number; side?: 'LEFT' | 'RIGHT'; reviewId?: number; inReplyTo?: number;
+      /** The file's diff (merge base → `commitId`) when the caller computed it already (a review with many comments). */
+      diff?: { commitId: string; text: string };
+    },
     viaApp: boolean,
   ): Promise<ReviewCommentState> {
     if (typeof c.body !== 'string' || !c.body) throw validation('body is missing', 'PullRequestReviewComment', 'body');
@@ -2186,10 +2195,15 @@ export class GitHubStandIn {
       const side = c.side ?? 'RIGHT';
       if (typeof c.path !== 'string' || !c.path) throw validation('path is missing', 'PullRequestReviewComment', 'path');
       if (!Number.isSafeInteger(c.line) || (c.line as number) < 1) throw validation('line is missing', 'PullRequestReviewComment', 'line');
-      const shas = await this.#pullShas(repo, issue);
-      const { mergeBase } = shas;
-      const head = c.commitId ?? shas.head;
-      const diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', mergeBase, head, '--', c.path]);
+      let head: string;
+      let diff: string;
+      if (c.diff) {
+        ({ commitId: head, text: diff } = c.diff);
+      } else {
+        const shas = await this.#pullShas(repo, issue);
+        head = shas.head;
+        diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', shas.mergeBase, head, '--', c.path]);
+      }
       const hunk = diffHunkFor(diff, c.line as number, side);
       const startOk = c.startLine === undefined || (c.startLine < (c.line as number) && diffHunkFor(diff, c.startLine, side) !== undefined);
       if (hunk === undefined || !startOk) {
