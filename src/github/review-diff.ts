@@ -11,6 +11,8 @@
  * new file), so a hunk is kept as its line interval.
  */
 
+import path from 'node:path';
+
 /** A changed file as `GET /pulls/{pull_number}/files` lists it (the fields used here). */
 export interface PullRequestFile {
   filename: string;
@@ -250,4 +252,15 @@ export function placeFinding(index: DiffIndex, finding: { path: string; line: nu
     side: 'RIGHT',
     clipped: start !== first || end !== last,
   };
+}
+
+/**
+ * True when `file` (repository-relative, `/`-separated) matches one of `patterns` (`review.paths_ignore`):
+ * glob patterns as `path.matchesGlob` reads them (`*` within one segment, `**` across segments,
+ * `{a,b}`, `[…]`); a pattern without a `/` also matches the file name in any directory (`*.lock`
+ * matches `web/yarn.lock`), as in `.gitignore`.
+ */
+export function isPathIgnored(file: string, patterns: readonly string[]): boolean {
+  const name = file.slice(file.lastIndexOf('/') + 1);
+  return patterns.some((pattern) => path.posix.matchesGlob(file, pattern) || (!pattern.includes('/') && path.posix.matchesGlob(name, pattern)));
 }

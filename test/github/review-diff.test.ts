@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync, unlinkSync, renameSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from '@jest/globals';
-import { diffIndexFromFiles, diffIndexFromUnifiedDiff, patchRightRanges, placeFinding } from '../../src/github/review-diff.ts';
+import { diffIndexFromFiles, diffIndexFromUnifiedDiff, isPathIgnored, patchRightRanges, placeFinding } from '../../src/github/review-diff.ts';
 
 // A `patch` field as GET /pulls/{n}/files returns it: two hunks, no file headers.
 const PATCH = [
@@ -120,5 +120,18 @@ describe('diffIndexFromUnifiedDiff', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('isPathIgnored', () => {
+  test('globs with ** across directories; a pattern without a slash matches the file name anywhere', () => {
+    const patterns = ['docs/**', '*.lock', 'src/gen/*.js', '**/__snapshots__/**'];
+    expect(isPathIgnored('docs/a/b.md', patterns)).toBe(true);
+    expect(isPathIgnored('web/yarn.lock', patterns)).toBe(true);
+    expect(isPathIgnored('src/gen/x.js', patterns)).toBe(true);
+    expect(isPathIgnored('src/gen/deep/x.js', patterns)).toBe(false);
+    expect(isPathIgnored('a/__snapshots__/b.snap', patterns)).toBe(true);
+    expect(isPathIgnored('src/docs/readme.md', patterns)).toBe(false);
+    expect(isPathIgnored('src/x.js', [])).toBe(false);
   });
 });

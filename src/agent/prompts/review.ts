@@ -145,6 +145,8 @@ export interface ReviewPromptOptions {
   context?: ContextItem[];
   /** The app's earlier open findings on the pull request. */
   earlierFindings?: EarlierFinding[];
+  /** `review.paths_ignore` glob patterns: files the review skips (left out of the diff command). */
+  pathsIgnore?: string[];
 }
 
 /**
@@ -155,6 +157,10 @@ export interface ReviewPromptOptions {
 export function buildReviewPrompt(opts: ReviewPromptOptions): string {
   const parts: string[] = [];
   const range = opts.sinceSha ? `${opts.sinceSha}..${opts.headSha}` : `${opts.baseSha}...${opts.headSha}`;
+  // git pathspec magic `:(exclude,glob)<pattern>`, single-quoted for a shell (patterns with a quote are left
+  // out); a pattern without a slash matches the file name in any directory (`**/` prefix), as the publisher reads it.
+  const ignore = (opts.pathsIgnore ?? []).filter((p) => !/['\n\r]/.test(p));
+  const excludes = ignore.length ? ` -- . ${ignore.map((p) => `':(exclude,glob)${p.includes('/') ? p : `**/${p}`}'`).join(' ')}` : '';
   parts.push(
     [
       '<environment>',
@@ -169,11 +175,14 @@ export function buildReviewPrompt(opts: ReviewPromptOptions): string {
     [
       '<review_scope>',
       opts.sinceSha
-        ? `This is a follow-up review after new commits were pushed. Review the changes since the last review: \`git diff ${range}\` (\`git log ${range}\` lists the commits). The whole pull request (\`git diff ${opts.baseSha}...${opts.headSha}\`) is context; report problems in the new changes, or in older lines that the new changes break.`
-        : `Review the pull request's changes: \`git diff ${range}\` (\`git log ${opts.baseSha}..${opts.headSha}\` lists its commits).`,
+        ? `This is a follow-up review after new commits were pushed. Review the changes since the last review: \`git diff ${range}${excludes}\` (\`git log ${range}\` lists the commits). The whole pull request (\`git diff ${opts.baseSha}...${opts.headSha}\`) is context; report problems in the new changes, or in older lines that the new changes break.`
+        : `Review the pull request's changes: \`git diff ${range}${excludes}\` (\`git log ${opts.baseSha}..${opts.headSha}\` lists its commits).`,
+      ignore.length ? `The repository excludes these files from reviews (glob patterns); do not report findings in them: ${ignore.map((p) => JSON.stringify(p)).join(', ')}.` : undefined,
       'Cite line numbers of the files as they are in the checkout.',
       '</review_scope>',
-    ].join('\n'),
+    ]
+      .filter((line) => line !== undefined)
+      .join('\n'),
   );
 
   const guidelines: string[] = [];

@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto';
 import type { CommandRecord, ReviewFinding, ReviewVerdict } from '../../contract.ts';
 import type { Octokit } from '../client.ts';
 import { GITHUB_COMMENT_MAX_CHARS, codeSpan, escapeInline, sanitizeMarkdown } from '../progress-comment.ts';
-import { diffIndexFromFiles, placeFinding, type DiffIndex, type FindingPlacement, type OutsideReason, type PullRequestFile } from '../review-diff.ts';
+import { diffIndexFromFiles, isPathIgnored, placeFinding, type DiffIndex, type FindingPlacement, type OutsideReason, type PullRequestFile } from '../review-diff.ts';
 
 /** A priority, 0 (P0, highest) to 3 (P3). */
 export type Priority = 0 | 1 | 2 | 3;
@@ -159,6 +159,8 @@ export interface ReviewPlan {
   duplicates: PlannedFinding[];
   /** Earlier open findings the reviewer says the head fixes: each gets a "Fixed in" reply. */
   resolved: PostedFinding[];
+  /** On files `review.paths_ignore` excludes: not published at all. */
+  ignored: PlannedFinding[];
 }
 
 function byPriorityThenConfidence(a: PlannedFinding, b: PlannedFinding): number {
@@ -172,7 +174,9 @@ function byPriorityThenConfidence(a: PlannedFinding, b: PlannedFinding): number 
 
 /**
  * Decides where every finding goes. Ordering: priority (P0 first), then confidence (highest first),
- * then path and line. Identical findings (same id) are kept once.
+ * then path and line. Identical findings (same id) are kept once; findings on ignored paths are dropped
+ * first, then the threshold applies, then open earlier findings on the same lines with the same
+ * title are recognised as duplicates.
  */
 export function planReview(input: {
   findings: readonly ReviewFinding[];
@@ -181,6 +185,8 @@ export function planReview(input: {
   minPriority: Priority;
   earlier: readonly PostedFinding[];
   resolvedIds: readonly string[];
+  /** `review.paths_ignore` glob patterns: findings on matching files are dropped (see `isPathIgnored`). */
+  pathsIgnore?: readonly string[] | undefined;
 }): ReviewPlan {
   const seen = new Set<string>();
   const all: PlannedFinding[] = [];
@@ -195,8 +201,12 @@ export function planReview(input: {
   const open = input.earlier.filter((e) => e.open);
   const resolved = open.filter((e) => resolvedIds.has(e.id));
   const stillOpen = open.filter((e) => !resolvedIds.has(e.id));
-  const plan: ReviewPlan = { inline: [], outside: [], belowThreshold: [], duplicates: [], resolved };
+  const plan: ReviewPlan = { inline: [], outside: [], belowThreshold: [], duplicates: [], resolved, ignored: [] };
   for (const p of all) {
+    if (input.pathsIgnore?.length && isPathIgnored(p.finding.path, input.pathsIgnore)) {
+      plan.ignored.push(p);
+      continue;
+    }
     if (p.finding.priority > input.minPriority) {
       plan.belowThreshold.push(p);
       continue;
@@ -361,6 +371,8 @@ export interface ReviewPublication {
   files?: readonly PullRequestFile[] | undefined;
   /** The app's earlier findings ({@link listEarlierFindings}); fetched when absent. */
   earlier?: readonly PostedFinding[] | undefined;
+  /** `review.paths_ignore`: findings on matching files are not published. */
+  pathsIgnore?: readonly string[] | undefined;
 }
 
 /** What {@link publishReview} did. */
@@ -431,6 +443,7 @@ export async function publishReview(octokit: Octokit, pub: ReviewPublication): P
     // A retried run's own comments are not earlier findings.
     earlier: previous ? earlier.filter((e) => e.reviewId !== previous.id) : earlier,
     resolvedIds: pub.verdict?.resolvedFindings ?? [],
+    pathsIgnore: pub.pathsIgnore,
   });
   let outcome: ReviewOutcome;
   if (previous) {

@@ -42,6 +42,9 @@ describe('planReview and rendering', () => {
     expect(plan.outside.map((p) => [p.finding.title, p.placement.reason])).toEqual([['outside', 'file_not_in_diff']]);
     expect(plan.belowThreshold.map((p) => p.finding.title)).toEqual(['P3 nit']);
     expect(plan.inline[0]!.id).toBe(findingId(plan.inline[0]!.finding, head));
+    const ignoring = planReview({ findings: [finding({ path: 'docs/x.md' }), finding({})], diff, headSha: head, minPriority: 1, earlier: [], resolvedIds: [], pathsIgnore: ['docs/**'] });
+    expect(ignoring.ignored.map((p) => p.finding.path)).toEqual(['docs/x.md']);
+    expect(ignoring.inline).toHaveLength(1);
   });
 
   test('an inline comment reads back as an earlier finding; model text cannot forge a marker or mention anyone', () => {
