@@ -50,6 +50,41 @@ export const Limits = z.object({
 });
 export type Limits = z.infer<typeof Limits>;
 
+/** An earlier finding of the app on a pull request, given to a re-review (see {@link ReviewSpec}). */
+export const EarlierFinding = z.object({
+  /** The id in its comment's hidden marker; what `resolved_findings` lists. */
+  id: z.string().min(1).max(64),
+  /** Plain-text title (model text from an earlier review: data). */
+  title: z.string(),
+  /** Repository-relative path. */
+  path: z.string(),
+  /** Last line, 1-based. */
+  line: z.number().int().positive(),
+  /** First line of a multi-line finding. */
+  startLine: z.number().int().positive().optional(),
+});
+export type EarlierFinding = z.infer<typeof EarlierFinding>;
+
+/**
+ * What a `review` task needs beyond the repository (TaskSpec `review`): the diff is
+ * `repository.baseSha...repository.headSha` (the merge base), or `sinceSha..headSha` for an
+ * incremental review after a push.
+ */
+export const ReviewSpec = z.object({
+  pullNumber: z.number().int().positive(),
+  /** Head of the last review, for an incremental review of the commits pushed since. */
+  sinceSha: gitSha.optional(),
+  /** The text after `@codex review`, its author, and whether that author may instruct (write access). */
+  focus: z.object({ text: z.string(), requester: z.string(), trust: z.enum(['instruction', 'data']) }).optional(),
+  /** `review.focus` from the repository's config (maintainers' standing instructions). */
+  standingFocus: z.string().optional(),
+  /** `review.paths_ignore` glob patterns. */
+  pathsIgnore: z.array(z.string()).default([]),
+  /** The app's open findings from earlier reviews of this pull request. */
+  earlierFindings: z.array(EarlierFinding).default([]),
+});
+export type ReviewSpec = z.infer<typeof ReviewSpec>;
+
 /**
  * TaskSpec: everything a runner needs for one task. Secrets in it (the clone token, the model token)
  * are short-lived and scoped: a read-only installation token for one repository and a task token for
@@ -126,6 +161,8 @@ export const TaskSpec = z.object({
   sandbox: z.enum(['bubblewrap', 'container']).default('bubblewrap'),
   /** Where to send progress and the result over HTTP(S), in addition to stdout (ECS). */
   report: z.object({ url: z.string().url(), token: z.string().min(1) }).optional(),
+  /** For `review` tasks: the pull request, focus and earlier findings. */
+  review: ReviewSpec.optional(),
 });
 /** Validated TaskSpec (defaults applied). */
 export type TaskSpec = z.infer<typeof TaskSpec>;

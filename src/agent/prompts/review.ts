@@ -11,7 +11,7 @@
  * not read here (the caller reads the base branch's).
  */
 import { fromMarkdown } from 'mdast-util-from-markdown';
-import type { ContextItem } from '../../contract.ts';
+import type { ContextItem, EarlierFinding, TaskSpec } from '../../contract.ts';
 import { sanitizeUntrusted, type AgentsDoc } from '../instructions.ts';
 
 /** Cap on the review guidelines taken from AGENTS.md files in all, bytes (UTF-8). */
@@ -103,18 +103,6 @@ function fence(text: string): string {
 
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}\n[cut at ${max} characters]`;
-}
-
-/** An earlier finding of the app on the pull request, as the reviewer is given it. */
-export interface EarlierFinding {
-  /** The id in its comment's hidden marker; what `resolved_findings` lists. */
-  id: string;
-  title: string;
-  /** Repository-relative path. */
-  path: string;
-  /** Last line (head of the review that posted it). */
-  line: number;
-  startLine?: number;
 }
 
 /** Inputs of {@link buildReviewPrompt}. */
@@ -256,4 +244,30 @@ export function buildReviewPrompt(opts: ReviewPromptOptions): string {
   }
   parts.push('Review the changes now, following the rubric, and end with the JSON object.');
   return parts.join('\n\n');
+}
+
+/**
+ * {@link buildReviewPrompt} for a `review` TaskSpec (its `review` block, repository and context).
+ * @param baseAgentsDocs AGENTS.md files of the BASE commit (see `readBaseAgentsDocs`).
+ * @throws Error when the spec is not a review of a pull request head (no `review` block or no `headSha`).
+ */
+export function reviewPromptFromSpec(spec: TaskSpec, cwd: string, baseAgentsDocs: AgentsDoc[]): string {
+  const review = spec.review;
+  const headSha = spec.repository.headSha;
+  if (spec.kind !== 'review' || !review || !headSha) throw new Error('reviewPromptFromSpec: the spec is not a review of a pull request head (kind review, review block, repository.headSha)');
+  return buildReviewPrompt({
+    cwd,
+    fullName: spec.repository.fullName,
+    pullNumber: review.pullNumber,
+    baseRef: spec.repository.baseRef,
+    baseSha: spec.repository.baseSha,
+    headSha,
+    ...(review.sinceSha ? { sinceSha: review.sinceSha } : {}),
+    baseAgentsDocs,
+    ...(review.standingFocus ? { configFocus: review.standingFocus } : {}),
+    ...(review.focus ? { requestFocus: review.focus } : {}),
+    context: spec.context,
+    earlierFindings: review.earlierFindings,
+    pathsIgnore: review.pathsIgnore,
+  });
 }

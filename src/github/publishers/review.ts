@@ -19,7 +19,7 @@
  *   one posted by its hidden marker instead of posting another.
  */
 import { createHash } from 'node:crypto';
-import type { CommandRecord, ReviewFinding, ReviewVerdict } from '../../contract.ts';
+import type { CommandRecord, EarlierFinding, ReviewFinding, ReviewVerdict } from '../../contract.ts';
 import type { Octokit } from '../client.ts';
 import { GITHUB_COMMENT_MAX_CHARS, codeSpan, escapeInline, sanitizeMarkdown } from '../progress-comment.ts';
 import { diffIndexFromFiles, isPathIgnored, placeFinding, type DiffIndex, type FindingPlacement, type OutsideReason, type PullRequestFile } from '../review-diff.ts';
@@ -73,6 +73,8 @@ export interface PostedFinding {
   /** The comment's `line` (RIGHT side); null when GitHub reports the comment as outdated. */
   line: number | null;
   startLine: number | null;
+  /** The line when it was posted (`original_line`), for outdated comments. */
+  originalLine: number | null;
   priority: Priority;
   /** The title as rendered (escaped markdown), for comparisons with new findings. */
   renderedTitle: string;
@@ -91,6 +93,7 @@ interface ReviewCommentJson {
   path: string;
   line?: number | null;
   start_line?: number | null;
+  original_line?: number | null;
   in_reply_to_id?: number;
   pull_request_review_id?: number | null;
   user: { login: string } | null;
@@ -118,6 +121,7 @@ export function earlierFindingsFrom(comments: readonly ReviewCommentJson[], botL
       path: c.path,
       line: c.line ?? null,
       startLine: c.start_line ?? null,
+      originalLine: c.original_line ?? c.line ?? null,
       priority: Number(titleLine[1]) as Priority,
       renderedTitle,
       title: renderedTitle.replace(/\\(.)/g, '$1').replace(/\u200d/g, ''),
@@ -138,6 +142,19 @@ export async function listEarlierFindings(
 ): Promise<PostedFinding[]> {
   const comments = await octokit.paginate(octokit.rest.pulls.listReviewComments, { owner: pr.owner, repo: pr.repo, pull_number: pr.pullNumber, per_page: 100 });
   return earlierFindingsFrom(comments as ReviewCommentJson[], pr.botLogin);
+}
+
+/**
+ * The open earlier findings as a re-review's TaskSpec carries them (`review.earlierFindings`):
+ * outdated comments (no current `line`) keep the line they were posted on.
+ */
+export function toEarlierFindings(posted: readonly PostedFinding[]): EarlierFinding[] {
+  return posted.flatMap((f): EarlierFinding[] => {
+    const line = f.line ?? f.originalLine;
+    if (!f.open || line === null) return [];
+    const startLine = f.line !== null && f.startLine !== null && f.startLine < line ? f.startLine : undefined;
+    return [{ id: f.id, title: f.title, path: f.path, line, ...(startLine !== undefined ? { startLine } : {}) }];
+  });
 }
 
 /** A finding with its id and where it goes. */

@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
-import { REVIEW_GUIDELINES_MAX_BYTES, REVIEW_INSTRUCTIONS, buildReviewPrompt, extractReviewGuidelines } from '../../../src/agent/prompts/review.ts';
+import { TaskSpec } from '../../../src/contract.ts';
+import { REVIEW_GUIDELINES_MAX_BYTES, REVIEW_INSTRUCTIONS, buildReviewPrompt, extractReviewGuidelines, reviewPromptFromSpec } from '../../../src/agent/prompts/review.ts';
 
 const AGENTS = `# Contributing
 
@@ -93,6 +94,35 @@ describe('buildReviewPrompt', () => {
     const text = buildReviewPrompt({ ...base, baseAgentsDocs: [{ path: 'AGENTS.md', content: big }, { path: 'b/AGENTS.md', content: big }] });
     expect(text).toContain(`[review guidelines cut at ${REVIEW_GUIDELINES_MAX_BYTES} bytes]`);
     expect(text).not.toContain('b/AGENTS.md');
+  });
+});
+
+describe('reviewPromptFromSpec', () => {
+  const spec = (over: Record<string, unknown> = {}) =>
+    TaskSpec.parse({
+      id: 't1', kind: 'review', instruction: 'review',
+      repository: { cloneUrl: 'http://127.0.0.1/acme/api.git', fullName: 'acme/api', baseRef: 'main', baseSha: 'a'.repeat(40), headSha: 'b'.repeat(40) },
+      model: { name: 'gpt-5.1-codex-mini' },
+      review: {
+        pullNumber: 9, sinceSha: 'c'.repeat(40), standingFocus: 'security', pathsIgnore: ['docs/**'],
+        focus: { text: 'the parser', requester: 'maintainer', trust: 'instruction' },
+        earlierFindings: [{ id: 'abc', title: 'Leak', path: 'src/x.js', line: 4 }],
+      },
+      ...over,
+    });
+
+  test('a review TaskSpec gives the same prompt as its parts', () => {
+    const text = reviewPromptFromSpec(spec(), '/w/repo', []);
+    expect(text).toContain('pull request #9 into main');
+    expect(text).toContain(`git diff ${'c'.repeat(40)}..${'b'.repeat(40)} -- . ':(exclude,glob)docs/**'`);
+    expect(text).toContain('```text\nsecurity\n```');
+    expect(text).toContain('```text\nthe parser\n```');
+    expect(text).toContain('{"id":"abc","title":"Leak","path":"src/x.js","lines":"4"}');
+  });
+
+  test('a spec that is not a review of a head is refused', () => {
+    expect(() => reviewPromptFromSpec(spec({ kind: 'task' }), '/w', [])).toThrow('not a review of a pull request head');
+    expect(() => reviewPromptFromSpec(spec({ review: undefined }), '/w', [])).toThrow('not a review');
   });
 });
 

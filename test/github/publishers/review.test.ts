@@ -6,6 +6,7 @@ import {
   listEarlierFindings,
   planReview,
   publishReview,
+  toEarlierFindings,
   renderFindingComment,
   renderReviewBody,
   type ReviewOutcome,
@@ -60,7 +61,7 @@ describe('planReview and rendering', () => {
     expect(body).toContain('const at = "@carol";');
     const back = earlierFindingsFrom([{ id: 7, body, path: 'src/a.js', line: 20, start_line: null, user: { login: 'app[bot]' } }], 'app[bot]');
     expect(back).toEqual([{
-      id: plan.inline[0]!.id, commentId: 7, path: 'src/a.js', line: 20, startLine: null, priority: 1,
+      id: plan.inline[0]!.id, commentId: 7, path: 'src/a.js', line: 20, startLine: null, originalLine: 20, priority: 1,
       renderedTitle: 'Leak @\u200dalice \\#\u200d12 \\*\\*bold\\*\\* \\<b\\>', title: 'Leak @alice #12 **bold** <b>', open: true, reviewId: null,
     }]);
     // Someone else's comment with the marker is not ours.
@@ -216,6 +217,10 @@ describe('publishReview against the GitHub stand-in', () => {
     await gh.addReviewComment(REPO, number, { user: 'alice', body: `<!-- codex-finding:${findingId(fixed, head)} -->\n🔴 **P0** **Null deref**`, path: 'src/new.js', line: 1 });
     const earlier = await listEarlierFindings(octokit, { owner: 'octo', repo: 'review', pullNumber: number, botLogin: gh.botLogin });
     expect(earlier.map((e) => [e.title, e.path, e.startLine, e.line, e.open])).toEqual([['Null deref', 'src/new.js', null, 2, true], ['Off by one', 'src/a.js', 20, 22, true]]);
+    expect(toEarlierFindings(earlier)).toEqual([
+      { id: earlier[0]!.id, title: 'Null deref', path: 'src/new.js', line: 2 },
+      { id: earlier[1]!.id, title: 'Off by one', path: 'src/a.js', startLine: 20, line: 22 },
+    ]);
     const fixedId = earlier.find((e) => e.title === 'Null deref')!.id;
     expect(fixedId).toBe(findingId(fixed, head));
 
@@ -243,6 +248,8 @@ describe('publishReview against the GitHub stand-in', () => {
     });
     expect(third).toMatchObject({ kind: 'nothing_to_report' });
     expect(third.plan.resolved).toEqual([]);
+    const afterFix = await listEarlierFindings(octokit, { owner: 'octo', repo: 'review', pullNumber: number, botLogin: gh.botLogin });
+    expect(toEarlierFindings(afterFix).map((f) => f.title)).toEqual(['Off by one', 'New problem']);
     expect(reviewPosts(number)).toHaveLength(2);
     expect(gh.reviewComments(REPO, number).filter((c: Json) => String(c.body).startsWith('Fixed in'))).toHaveLength(1);
     expect(gh.reactions(REPO, { issueNumber: number })).toHaveLength(0);
