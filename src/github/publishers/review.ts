@@ -413,7 +413,7 @@ export type ReviewOutcome =
     };
 
 /** The short comment when nothing is posted. */
-export function renderNothingToReport(input: { headSha: string; minPriority: Priority; plan: ReviewPlan; runKey?: string | undefined }): string {
+function renderNothingToReport(input: { headSha: string; minPriority: Priority; plan: ReviewPlan; runKey?: string | undefined }): string {
   const { plan } = input;
   const lines: string[] = [];
   if (input.runKey) lines.push(runMarker(input.runKey));
