@@ -17,8 +17,16 @@
  * draft_pull_requests: false
  * auto_install: true       # without a setup script, detect the package manager and install
  * review:
- *   auto: false            # review pull requests without being asked
- *   focus: security        # what reviews should look at first
+ *   auto: false            # review pull requests when opened, reopened or marked ready
+ *   on_push: false         # with auto: also review each push (the new commits only)
+ *   drafts: false          # with auto: review draft pull requests too
+ *   min_priority: P1       # post findings at or above this priority: P0 | P1 | P2 | P3
+ *   paths_ignore: ["docs/**"]            # glob patterns of files reviews skip
+ *   authors_ignore: ["dependabot[bot]"]  # authors whose pull requests are not auto-reviewed
+ *   focus: security        # standing instructions for every review
+ *   model: gpt-5.1-codex-mini            # model for reviews
+ *   max_turns: 40          # 1..500
+ *   timeout_minutes: 15    # 1..360
  * ```
  *
  * A key with an empty value (YAML `null`, e.g. `model:` with nothing after it) counts as not set.
@@ -48,13 +56,37 @@ export const RepoLimits = z.strictObject({
   max_tokens: int(1).optional(),
 });
 
-/** Review settings (for automatic reviews of pull requests). */
+/** A list of up to 200 non-empty strings. */
+const stringList = () => z.array(z.string().trim().min(1, { error: 'entries must not be empty' })).max(200, { error: 'must have at most 200 entries' });
+
+/**
+ * Review settings (`review:`): automatic reviews of pull requests and how every review (asked or
+ * automatic) is run and published. Priorities are `P0` (highest) … `P3`.
+ */
 export const RepoReview = z.strictObject({
-  /** Review every pull request when it is opened or updated. Default false. */
+  /** Review a pull request when it is opened, reopened or marked ready for review. Default false. */
   auto: z.boolean().default(false),
-  /** Extra focus for reviews, e.g. `security`. */
-  focus: z.string().optional(),
+  /** With `auto`: also review each push to the pull request (only the commits since the last review). Default false. */
+  on_push: z.boolean().default(false),
+  /** With `auto`: review draft pull requests too. Default false. */
+  drafts: z.boolean().default(false),
+  /** Post findings at or above this priority (P0 highest); the others are only counted. Default `P1`. */
+  min_priority: z.enum(['P0', 'P1', 'P2', 'P3']).default('P1'),
+  /** Glob patterns (repository-relative paths) of files reviews skip, e.g. `docs/**`. Default none. */
+  paths_ignore: stringList().default([]),
+  /** Logins whose pull requests are not reviewed automatically, e.g. `dependabot[bot]`. Default none. */
+  authors_ignore: stringList().default([]),
+  /** Standing instructions for every review, e.g. `security and error handling`. */
+  focus: z.string().trim().min(1, { error: 'must not be empty' }).max(4000, { error: 'must be at most 4000 characters' }).optional(),
+  /** Model name for reviews (overrides `model` and `CODEX_MODEL` for reviews). */
+  model: z.string().trim().min(1, { error: 'must not be empty' }).optional(),
+  /** Model requests (turns) of a review at most, 1..500 (the app caps it with its review default). */
+  max_turns: int(1, 500).optional(),
+  /** Wall-clock budget of a review, minutes, 1..360. */
+  timeout_minutes: int(1, 360).optional(),
 });
+/** Validated `review:` settings, defaults applied. */
+export type RepoReview = z.infer<typeof RepoReview>;
 
 /** Schema of `.github/codex.yml` (YAML keys, snake_case). Defaults are applied by parsing. */
 export const RepoConfig = z.strictObject({
@@ -71,7 +103,7 @@ export const RepoConfig = z.strictObject({
   draft_pull_requests: z.boolean().default(false),
   /** Without a `setup` script, detect the package manager and install dependencies. Default true. */
   auto_install: z.boolean().default(true),
-  review: RepoReview.default({ auto: false }),
+  review: RepoReview.default(() => RepoReview.parse({})),
 });
 /** A validated `.github/codex.yml`, defaults applied. */
 export type RepoConfig = z.infer<typeof RepoConfig>;
@@ -122,6 +154,7 @@ const EXPECTED: Record<string, string> = {
   int: 'a whole number',
   boolean: 'true or false',
   object: 'a mapping of keys to values',
+  array: 'a list',
 };
 
 /** Allowed keys of the object schema at `path`, for unknown-key messages. */

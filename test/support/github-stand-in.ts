@@ -1563,6 +1563,62 @@ export class GitHubStandIn {
       const page = paginate(reviewsOf(repo, issue), ctx.query, `${this.apiUrl}/repos/${repo.fullName}/pulls/${issue.number}/reviews`);
       return { status: 200, body: page.items.map((r) => this.#reviewJson(r)), headers: page.headers };
     });
+    this.#route('POST', `${R}/pulls/:number/reviews`, 'token', async (ctx) => {
+      // https://docs.github.com/en/rest/pulls/reviews#create-a-review-for-a-pull-request: all or nothing;
+      // a comment on a line outside the diff fails the whole review with 422 "Line could not be resolved".
+      const repo = this.#repoFor(ctx, ['pull_requests', 'write']);
+      const issue = pullOf(repo, ctx);
+      const b = ctx.body;
+      const event = b.event === undefined ? undefined : String(b.event);
+      if (event !== undefined && !['APPROVE', 'REQUEST_CHANGES', 'COMMENT'].includes(event)) throw validation(`event is not one of APPROVE, REQUEST_CHANGES, COMMENT`, 'PullRequestReview', 'event');
+      const body = typeof b.body === 'string' ? b.body : '';
+      if ((event === 'COMMENT' || event === 'REQUEST_CHANGES') && !body && !Array.isArray(b.comments)) {
+        throw new ApiError(422, 'Unprocessable Entity', { errors: [`Review body is required for ${event}`] });
+      }
+      const { head, mergeBase } = await this.#pullShas(repo, issue);
+      let commitId = head;
+      if (b.commit_id !== undefined) {
+        if (!isSha(b.commit_id) || !(await this.#resolveCommit(repo, b.commit_id))) throw new ApiError(422, 'Unprocessable Entity', { errors: ['Commit is not part of the pull request'] });
+        commitId = b.commit_id;
+      }
+      const comments = Array.isArray(b.comments) ? (b.comments as Json[]) : [];
+      const lineError = (): ApiError => new ApiError(422, 'Unprocessable Entity', { errors: ['Line could not be resolved'] });
+      const parsed: Array<{ body: string; path: string; line: number; startLine?: number; side: 'LEFT' | 'RIGHT'; diff: { commitId: string; text: string } }> = [];
+      const diffs = new Map<string, string>();
+      for (const c of comments) {
+        if (typeof c.body !== 'string' || !c.body) throw validation('body is missing', 'PullRequestReviewComment', 'body');
+        if (typeof c.path !== 'string' || !c.path) throw validation('path is missing', 'PullRequestReviewComment', 'path');
+        if (c.position !== undefined) throw new ApiError(422, 'Unprocessable Entity', { errors: ['the stand-in supports line/side comments only, not position'] });
+        if (typeof c.line !== 'number' || !Number.isSafeInteger(c.line) || c.line < 1) throw lineError();
+        const side = c.side === 'LEFT' ? 'LEFT' : 'RIGHT';
+        let diff = diffs.get(c.path);
+        if (diff === undefined) {
+          diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', mergeBase, commitId, '--', c.path]);
+          diffs.set(c.path, diff);
+        }
+        const hunk = diffHunkFor(diff, c.line, side);
+        if (hunk === undefined) throw lineError();
+        let startLine: number | undefined;
+        if (c.start_line !== undefined) {
+          if (typeof c.start_line !== 'number' || c.start_line >= c.line) throw validation('start_line must precede line', 'PullRequestReviewComment', 'start_line');
+          const startHunk = diffHunkFor(diff, c.start_line, c.start_side === 'LEFT' ? 'LEFT' : side);
+          if (startHunk === undefined) throw lineError();
+          if (startHunk.split('\n')[0] !== hunk.split('\n')[0]) {
+            throw new ApiError(422, 'Unprocessable Entity', { errors: ['start_line must be part of the same hunk as the line.'] });
+          }
+          startLine = c.start_line;
+        }
+        parsed.push({ body: c.body, path: c.path, line: c.line, side, diff: { commitId, text: diff }, ...(startLine !== undefined ? { startLine } : {}) });
+      }
+      const review: ReviewState = {
+        id: this.#id(), repoKey: repo.fullName.toLowerCase(), pullNumber: issue.number, user: this.botLogin, body,
+        state: event === 'APPROVE' ? 'APPROVED' : event === 'REQUEST_CHANGES' ? 'CHANGES_REQUESTED' : event === 'COMMENT' ? 'COMMENTED' : 'PENDING',
+        commitId, submittedAt: Date.now(), viaApp: true,
+      };
+      this.#reviews.set(review.id, review);
+      for (const c of parsed) await this.#newReviewComment(repo, issue, this.botLogin, { ...c, reviewId: review.id }, true);
+      return { status: 200, body: this.#reviewJson(review) };
+    });
     this.#route('GET', `${R}/pulls/:number/reviews/:id`, 'token', (ctx) => {
       const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
       const review = reviewsOf(repo, pullOf(repo, ctx)).find((r) => r.id === Number(ctx.params.id));
@@ -2119,7 +2175,11 @@ export class GitHubStandIn {
     repo: RepoState,
     issue: IssueState,
     user: string,
-    c: { body: string; path?: string; line?: number; startLine?: number; side?: 'LEFT' | 'RIGHT'; reviewId?: number; inReplyTo?: number },
+    c: {
+      body: string; path?: string; line?: number; startLine?: number; side?: 'LEFT' | 'RIGHT'; reviewId?: number; inReplyTo?: number;
+      /** The file's diff (merge base → `commitId`) when the caller computed it already (a review with many comments). */
+      diff?: { commitId: string; text: string };
+    },
     viaApp: boolean,
   ): Promise<ReviewCommentState> {
     if (typeof c.body !== 'string' || !c.body) throw validation('body is missing', 'PullRequestReviewComment', 'body');
@@ -2135,8 +2195,15 @@ export class GitHubStandIn {
       const side = c.side ?? 'RIGHT';
       if (typeof c.path !== 'string' || !c.path) throw validation('path is missing', 'PullRequestReviewComment', 'path');
       if (!Number.isSafeInteger(c.line) || (c.line as number) < 1) throw validation('line is missing', 'PullRequestReviewComment', 'line');
-      const { head, mergeBase } = await this.#pullShas(repo, issue);
-      const diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', mergeBase, head, '--', c.path]);
+      let head: string;
+      let diff: string;
+      if (c.diff) {
+        ({ commitId: head, text: diff } = c.diff);
+      } else {
+        const shas = await this.#pullShas(repo, issue);
+        head = shas.head;
+        diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', shas.mergeBase, head, '--', c.path]);
+      }
       const hunk = diffHunkFor(diff, c.line as number, side);
       const startOk = c.startLine === undefined || (c.startLine < (c.line as number) && diffHunkFor(diff, c.startLine, side) !== undefined);
       if (hunk === undefined || !startOk) {
