@@ -36,9 +36,11 @@ describe('GitHubStandIn checks and actions', () => {
     expect(byName.data.check_runs.map((c) => c.name)).toEqual(['lint-3']);
   });
 
-  test('a check run the App creates carries the App; suites list per app', async () => {
-    const { data } = await octokit.rest.checks.create({ ...base, name: 'Codex Cloud', head_sha: head, conclusion: 'failure', output: { title: 't', summary: 's' } });
+  test('a check run of the App carries the App; suites list per app', async () => {
+    const created = gh.addCheckRun(REPO, { headSha: head, name: 'Codex Cloud', app: 'own', output: { title: 't', summary: 's' } });
+    const { data } = await octokit.rest.checks.get({ ...base, check_run_id: Number(created.id) });
     expect(data.app).toMatchObject({ id: gh.appId, slug: gh.appSlug });
+    expect(data.output).toMatchObject({ title: 't', summary: 's', text: null, annotations_count: 0 });
     const suites = await octokit.rest.checks.listSuitesForRef({ ...base, ref: head });
     expect(suites.data.check_suites.map((s) => s.app?.slug).sort()).toEqual([gh.appSlug, 'stand-in-ci']);
     const own = suites.data.check_suites.find((s) => s.app?.id === gh.appId)!;

@@ -2705,33 +2705,6 @@ export class GitHubStandIn {
       const page = paginate(run.annotations, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/check-runs/${run.id}/annotations`);
       return { status: 200, body: page.items.map((a) => this.#annotationJson(repo, run, a)), headers: page.headers };
     });
-    this.#route('POST', `${R}/check-runs`, 'token', async (ctx) => {
-      const repo = this.#repoFor(ctx, ['checks', 'write']);
-      const b = ctx.body;
-      if (typeof b.name !== 'string' || !b.name) throw validation('name is missing', 'CheckRun', 'name');
-      if (!isSha(b.head_sha) || (await this.#objectType(repo, b.head_sha)) !== 'commit') throw validation('head_sha is not a commit', 'CheckRun', 'head_sha');
-      const conclusion = typeof b.conclusion === 'string' ? b.conclusion : null;
-      const status = conclusion ? 'completed' : typeof b.status === 'string' ? (b.status as CheckRunState['status']) : 'queued';
-      const output = (b.output ?? {}) as Json;
-      const suite = this.#suiteFor(repo, resolveCheckApp('own', this), b.head_sha);
-      const run = this.#newCheckRun(repo, suite, {
-        name: b.name,
-        status,
-        conclusion,
-        output: {
-          ...(typeof output.title === 'string' ? { title: output.title } : {}),
-          ...(typeof output.summary === 'string' ? { summary: output.summary } : {}),
-          ...(typeof output.text === 'string' ? { text: output.text } : {}),
-        },
-        annotations: [],
-        detailsUrl: typeof b.details_url === 'string' ? b.details_url : null,
-        externalId: typeof b.external_id === 'string' ? b.external_id : '',
-        startedAt: Date.now(),
-        completedAt: Date.now(),
-      });
-      this.#refreshSuite(suite);
-      return { status: 201, body: this.#checkRunJson(run) };
-    });
     const workflowRunIn = (repo: RepoState, id: number): WorkflowRunState => {
       const r = this.#workflowRuns.get(id);
       if (!r || r.repoKey !== repo.fullName.toLowerCase()) throw new ApiError(404, 'Not Found');
