@@ -165,7 +165,7 @@ export function actionsJobOf(run: Pick<CheckRunData, 'id' | 'details_url' | 'htm
  * `Location` with no credentials, keeping at most `maxBytes` (the end of a longer log).
  * @returns the log text, or why it is unavailable.
  */
-export async function downloadJobLog(
+async function downloadJobLog(
   octokit: Octokit,
   opts: { owner: string; repo: string; jobId: number; maxBytes: number; timeoutMs: number },
 ): Promise<{ text: string; truncated: boolean } | { unavailable: { reason: LogUnavailableReason; detail: string } }> {
