@@ -45,6 +45,8 @@ export interface AutofixPullRecord extends PullKey {
   running: { attemptId: string; headSha: string; startedAt: number } | null;
   /** The latest failure that arrived while `running` (newer ones replace older ones). */
   deferred: DeferredFailure | null;
+  /** The last commit an automatic fix pushed (a failure on it continues the streak). */
+  lastPushedSha: string | null;
 }
 
 /**
@@ -107,7 +109,8 @@ export class AutofixGate {
       const now = this.#now();
       const record = this.#store.pull(key) ?? emptyRecord(key);
       if (record.running && now - record.running.startedAt > this.#runningTimeoutMs) record.running = null;
-      const decision = decideAutofix(event, config, {
+      const pushedByApp = event.headPushedByApp || (record.lastPushedSha !== null && record.lastPushedSha === event.eventHeadSha);
+      const decision = decideAutofix({ ...event, headPushedByApp: pushedByApp }, config, {
         streak: record.streak,
         streakHead: record.streakHead,
         stopped: record.stoppedAt !== null,
@@ -148,16 +151,18 @@ export class AutofixGate {
   }
 
   /**
-   * The attempt `attemptId` ended (whatever its outcome): frees the pull request.
+   * The attempt `attemptId` ended (whatever its outcome): frees the pull request, and remembers the
+   * commit it pushed (`pushedSha`), so that a failure on that commit counts as the App's even when the
+   * caller cannot tell (see `AutofixEvent.headPushedByApp`).
    * @returns the failure that arrived while it ran, to evaluate again (with the pull request's head
    *   read anew), or undefined; undefined too when `attemptId` is not the running attempt.
    */
-  finish(key: PullKey, attemptId: string): DeferredFailure | undefined {
+  finish(key: PullKey, attemptId: string, outcome: { pushedSha?: string } = {}): DeferredFailure | undefined {
     return this.#store.transaction(() => {
       const record = this.#store.pull(key);
       if (!record?.running || record.running.attemptId !== attemptId) return undefined;
       const deferred = record.deferred ?? undefined;
-      this.#store.savePull({ ...record, running: null, deferred: null });
+      this.#store.savePull({ ...record, running: null, deferred: null, lastPushedSha: outcome.pushedSha ?? record.lastPushedSha });
       return deferred;
     });
   }
@@ -176,5 +181,5 @@ export class AutofixGate {
 }
 
 function emptyRecord(key: PullKey): AutofixPullRecord {
-  return { ...key, streak: 0, streakHead: null, stoppedAt: null, capNoticedAt: null, running: null, deferred: null };
+  return { ...key, streak: 0, streakHead: null, stoppedAt: null, capNoticedAt: null, running: null, deferred: null, lastPushedSha: null };
 }

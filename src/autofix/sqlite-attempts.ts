@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS autofix_pulls (
   running_head TEXT,
   running_started_at INTEGER,
   deferred_json TEXT,
+  last_pushed_sha TEXT,
   PRIMARY KEY (repo, pull_number)
 );
 CREATE TABLE IF NOT EXISTS autofix_attempts (
@@ -43,6 +44,7 @@ interface PullRow {
   running_head: string | null;
   running_started_at: number | null;
   deferred_json: string | null;
+  last_pushed_sha: string | null;
 }
 
 interface AttemptRow {
@@ -67,8 +69,8 @@ export function sqliteAutofixAttempts(db: DatabaseSync): AutofixAttemptStore {
   const getPull = db.prepare('SELECT * FROM autofix_pulls WHERE repo = ? AND pull_number = ?');
   const putPull = db.prepare(
     `INSERT OR REPLACE INTO autofix_pulls
-       (repo, pull_number, streak, streak_head, stopped_at, cap_noticed_at, running_attempt, running_head, running_started_at, deferred_json)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       (repo, pull_number, streak, streak_head, stopped_at, cap_noticed_at, running_attempt, running_head, running_started_at, deferred_json, last_pushed_sha)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const listAll = db.prepare('SELECT * FROM autofix_attempts WHERE repo = ? AND pull_number = ? ORDER BY created_at, rowid');
   const listCheck = db.prepare('SELECT * FROM autofix_attempts WHERE repo = ? AND pull_number = ? AND check_name = ? ORDER BY created_at, rowid');
@@ -101,6 +103,7 @@ export function sqliteAutofixAttempts(db: DatabaseSync): AutofixAttemptStore {
             ? { attemptId: row.running_attempt, headSha: row.running_head, startedAt: row.running_started_at }
             : null,
         deferred: row.deferred_json === null ? null : (JSON.parse(row.deferred_json) as DeferredFailure),
+        lastPushedSha: row.last_pushed_sha,
       };
     },
     savePull(r: AutofixPullRecord): void {
@@ -115,6 +118,7 @@ export function sqliteAutofixAttempts(db: DatabaseSync): AutofixAttemptStore {
         r.running?.headSha ?? null,
         r.running?.startedAt ?? null,
         r.deferred === null ? null : JSON.stringify(r.deferred),
+        r.lastPushedSha,
       );
     },
     attempts(key: PullKey, check?: string): AutofixAttempt[] {

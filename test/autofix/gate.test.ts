@@ -94,6 +94,17 @@ describe('AutofixGate on SQLite', () => {
     expect(again.evaluate(failure(sha('a')), config)).toMatchObject({ action: 'skip', reason: 'already_attempted' });
   });
 
+  test('a failure on the commit an attempt pushed continues the streak even when the caller cannot tell', () => {
+    const gate = gateOn(db);
+    gate.evaluate(failure(sha('a')), config);
+    gate.finish(key, 'attempt-1', { pushedSha: sha('b') });
+    expect(gate.evaluate(failure(sha('b')), config)).toMatchObject({ action: 'run', attempt: 2, streak: { number: 1, isNew: false } });
+    gate.finish(key, 'attempt-2', { pushedSha: sha('c') });
+    expect(gate.evaluate(failure(sha('c')), config)).toMatchObject({ action: 'cap_reached', comment: true });
+    // A person's commit (not the one pushed) starts over.
+    expect(gate.evaluate(failure(sha('d')), config)).toMatchObject({ action: 'run', attempt: 1, streak: { number: 2, isNew: true } });
+  });
+
   test('a running attempt older than the timeout no longer blocks; finish with another id changes nothing', () => {
     const gate = new AutofixGate(sqliteAutofixAttempts(db), { now: () => now, runningTimeoutMs: 1000, newAttemptId: () => `attempt-${++ids}` });
     gate.evaluate(failure(sha('a')), config);
