@@ -287,6 +287,35 @@ function logItemBody(steps: JobStep[], cut: CutJobLog, truncatedDownload: boolea
   ].join('\n\n');
 }
 
+/** The latest failing check runs of `headSha` that `include` selects, split into others' and the App's own. */
+async function listFailing(
+  octokit: Octokit,
+  opts: Pick<FailingChecksOptions, 'owner' | 'repo' | 'headSha' | 'appId' | 'include'>,
+): Promise<{ failing: CheckRunData[]; ownSkipped: string[] }> {
+  const runs = (await octokit.paginate(octokit.rest.checks.listForRef, {
+    owner: opts.owner,
+    repo: opts.repo,
+    ref: opts.headSha,
+    filter: 'latest',
+    per_page: 100,
+  })) as unknown as CheckRunData[];
+  const failing = runs.filter((r) => isFailingConclusion(r.conclusion) && (opts.include?.(r.name) ?? true));
+  return { failing: failing.filter((r) => r.app?.id !== opts.appId), ownSkipped: failing.filter((r) => r.app?.id === opts.appId).map((r) => r.name) };
+}
+
+/**
+ * The names of the latest failing check runs of `headSha`, the App's own excluded: one cheap listing
+ * (no logs), for deciding whether to start a fix (autofix policy) before {@link failingChecksContext}
+ * reads everything.
+ * @throws RequestError when the check runs cannot be listed.
+ */
+export async function failingCheckNames(
+  octokit: Octokit,
+  opts: Pick<FailingChecksOptions, 'owner' | 'repo' | 'headSha' | 'appId' | 'include'>,
+): Promise<string[]> {
+  return [...new Set((await listFailing(octokit, opts)).failing.map((r) => r.name))];
+}
+
 /**
  * Reads the failing checks of `headSha` (see the module doc) and returns them as context items and a
  * summary. Items, in order, per failing check: `check_run` (output and annotations), then for an
@@ -301,16 +330,7 @@ export async function failingChecksContext(
 ): Promise<{ items: ContextItem[]; summary: FailingChecksSummary }> {
   const limits = { ...DEFAULT_CHECK_LOGS_LIMITS, ...opts.limits };
   const { owner, repo, headSha } = opts;
-  const runs = (await octokit.paginate(octokit.rest.checks.listForRef, {
-    owner,
-    repo,
-    ref: headSha,
-    filter: 'latest',
-    per_page: 100,
-  })) as unknown as CheckRunData[];
-  const failing = runs.filter((r) => isFailingConclusion(r.conclusion) && (opts.include?.(r.name) ?? true));
-  const ownSkipped = failing.filter((r) => r.app?.id === opts.appId).map((r) => r.name);
-  const candidates = failing.filter((r) => r.app?.id !== opts.appId);
+  const { failing: candidates, ownSkipped } = await listFailing(octokit, opts);
   const chosen = candidates.slice(0, limits.maxChecks);
   const summary: FailingChecksSummary = { headSha, checks: [], omitted: candidates.slice(limits.maxChecks).map((r) => r.name), ownSkipped };
   const items: ContextItem[] = [];

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { actionsJobOf, clipBytes, failingChecksContext, isFailingConclusion } from '../../src/github/check-logs.ts';
+import { actionsJobOf, clipBytes, failingCheckNames, failingChecksContext, isFailingConclusion } from '../../src/github/check-logs.ts';
 import { ASSERTION_MESSAGE, CI_WORKFLOW, FAILING_STEP_NAME, failingTestJobSteps } from '../support/ci-logs.ts';
 import { GitHubStandIn, ProbotOctokitForTests } from '../support/github-stand-in.ts';
 
@@ -105,6 +105,13 @@ describe('failingChecksContext against the GitHub stand-in', () => {
     expect(logCalls[0]).toMatchObject({ status: 200 });
     expect(logCalls[0]!.authorization).toBeUndefined();
     expect(gh.requestsTo(`GET /repos/octo/app/actions/jobs/${testJobId}/logs`).at(-1)).toMatchObject({ status: 302, token });
+  });
+
+  test('failingCheckNames: the latest failing checks, not the App\'s own, without reading logs', async () => {
+    const before = gh.logRequests.length;
+    const names = await failingCheckNames(octokit, { owner: 'octo', repo: 'app', headSha: head, appId: gh.appId });
+    expect(names.sort()).toEqual(['test', 'typecheck']);
+    expect(gh.logRequests.length).toBe(before);
   });
 
   test('include narrows the checks read', async () => {

@@ -45,7 +45,8 @@ function failedLine(check: FailingCheck): string {
  * The fix commit's message: the subject ({@link fixCommitSubject}), then `Failing checks:` (name,
  * conclusion, failing step), `Changes:` (action and path of each file, at most 30 listed) and, when the
  * agent proposed a message, its body (after its first line), cut to 2,000 characters.
- * `Co-authored-by` trailers are added by the publisher.
+ * Pass it to `pushToBranch`, whose `commitMessage` (publish.ts) makes mentions and issue references
+ * inert and adds the `Co-authored-by` trailers.
  */
 export function fixCommitMessage(opts: { checks: readonly FailingCheck[]; changes: readonly FileChange[]; agentMessage?: string }): string {
   const parts = [fixCommitSubject(opts.checks.map((c) => c.name))];
