@@ -189,7 +189,9 @@ async function downloadJobLog(
   const location = (response.headers as Record<string, string | undefined>).location;
   let url: URL;
   try {
-    url = new URL(location ?? '');
+    // Relative locations resolve against the API URL (GitHub sends absolute ones).
+    if (!location) throw new Error('no Location');
+    url = new URL(location, response.url);
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('not http(s)');
   } catch {
     return { unavailable: { reason: 'error', detail: `GitHub answered ${status} without a usable log location` } };

@@ -114,6 +114,21 @@ describe('failingChecksContext against the GitHub stand-in', () => {
     expect(gh.logRequests.length).toBe(before);
   });
 
+  test('a very long log keeps its end (where the failure is) within the download cap, and says so', async () => {
+    const { items, summary } = await failingChecksContext(octokit, {
+      owner: 'octo',
+      repo: 'app',
+      headSha: head,
+      appId: gh.appId,
+      include: (n) => n === 'test',
+      limits: { maxDownloadBytes: 128 * 1024 },
+    });
+    expect(summary.checks[0]!.job).toMatchObject({ logRead: true, failingStep: { number: 5 } });
+    const log = items.find((i) => i.kind === 'check_log')!;
+    expect(log.body).toContain('the download kept only the end of a very long log');
+    expect(log.body).toContain(ASSERTION_MESSAGE);
+  });
+
   test('include narrows the checks read', async () => {
     const { summary } = await failingChecksContext(octokit, { owner: 'octo', repo: 'app', headSha: head, appId: gh.appId, include: (n) => n === 'typecheck' });
     expect(summary.checks.map((c) => c.name)).toEqual(['typecheck']);
