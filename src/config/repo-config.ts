@@ -27,6 +27,10 @@
  *   model: gpt-5.1-codex-mini            # model for reviews
  *   max_turns: 40          # 1..500
  *   timeout_minutes: 15    # 1..360
+ * autofix:
+ *   enabled: false         # fix failing checks of pull requests without being asked
+ *   max_attempts: 2        # 1..10 automatic attempts per pull request and check name
+ *   checks: [test, "lint*"] # check names or globs (`*`, `?`) to fix; default all
  * ```
  *
  * A key with an empty value (YAML `null`, e.g. `model:` with nothing after it) counts as not set.
@@ -88,6 +92,37 @@ export const RepoReview = z.strictObject({
 /** Validated `review:` settings, defaults applied. */
 export type RepoReview = z.infer<typeof RepoReview>;
 
+/**
+ * Automatic fixing of failing checks on pull requests (`autofix:`). When the key is absent,
+ * {@link autofixSettings} gives {@link DEFAULT_AUTOFIX}.
+ */
+export const RepoAutofix = z.strictObject({
+  /** Fix failing checks of pull requests from this repository without being asked. Default false. */
+  enabled: z.boolean().default(false),
+  /** Automatic attempts per pull request and check name, 1..10. Default 2. */
+  max_attempts: int(1, 10).default(2),
+  /**
+   * Check names or globs to fix (`*` any characters, `?` one; case-insensitive; a plain name also
+   * matches its matrix variants `name (…)`). Absent: every failing check.
+   */
+  checks: z
+    .array(z.string().trim().min(1, { error: 'must not be empty' }).max(200, { error: 'must be at most 200 characters' }), {
+      error: 'must be a list of check names or globs',
+    })
+    .min(1, { error: 'must list at least one check name or glob (leave the key out for all checks)' })
+    .optional(),
+});
+/** Validated `autofix:` settings, defaults applied. */
+export type RepoAutofix = z.infer<typeof RepoAutofix>;
+
+/** `autofix:` when the file does not set it: disabled, 2 attempts, every check. */
+export const DEFAULT_AUTOFIX: RepoAutofix = { enabled: false, max_attempts: 2 };
+
+/** The repository's autofix settings: `autofix:` of the file with its defaults, or {@link DEFAULT_AUTOFIX}. */
+export function autofixSettings(config: RepoConfig): RepoAutofix {
+  return config.autofix ?? DEFAULT_AUTOFIX;
+}
+
 /** Schema of `.github/codex.yml` (YAML keys, snake_case). Defaults are applied by parsing. */
 export const RepoConfig = z.strictObject({
   /** Bash script run in the repository root, with network, before the agent starts. */
@@ -104,6 +139,8 @@ export const RepoConfig = z.strictObject({
   /** Without a `setup` script, detect the package manager and install dependencies. Default true. */
   auto_install: z.boolean().default(true),
   review: RepoReview.default(() => RepoReview.parse({})),
+  /** Automatic fixing of failing checks; see {@link autofixSettings} for the defaults when absent. */
+  autofix: RepoAutofix.optional(),
 });
 /** A validated `.github/codex.yml`, defaults applied. */
 export type RepoConfig = z.infer<typeof RepoConfig>;

@@ -3,6 +3,8 @@ import { Context, type ProbotOctokit } from 'probot';
 import { pino } from 'pino';
 import YAML from 'yaml';
 import {
+  autofixSettings,
+  DEFAULT_AUTOFIX,
   loadRepoConfig,
   parseRepoConfig,
   RepoConfig,
@@ -172,7 +174,7 @@ review:
       {
         key: 'modle',
         message:
-          'unknown key (allowed here: setup, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review)',
+          'unknown key (allowed here: setup, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review, autofix)',
       },
       { key: 'limits.max_turn', message: 'unknown key (allowed here: max_turns, timeout_minutes, max_tokens)' },
       { key: 'review.automatic', message: 'unknown key (allowed here: auto, on_push, drafts, min_priority, paths_ignore, authors_ignore, focus, model, max_turns, timeout_minutes)' },
@@ -305,5 +307,35 @@ describe('loadRepoConfig with a real Probot Context against the GitHub stand-in'
     const error = await loadRepoConfig(contextFor('acme/good')).catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(RepoConfigError);
     expect((error as { status?: number }).status).toBe(500);
+  });
+});
+
+describe('autofix settings', () => {
+  test('absent: disabled, 2 attempts, every check; the parsed defaults stay without the key', () => {
+    expect(parseRepoConfig({}).autofix).toBeUndefined();
+    expect(autofixSettings(parseRepoConfig({}))).toEqual(DEFAULT_AUTOFIX);
+    expect(DEFAULT_AUTOFIX).toEqual({ enabled: false, max_attempts: 2 });
+  });
+
+  test('a full autofix block is accepted, and partial ones get their defaults', () => {
+    const full = parseRepoConfig(YAML.parse('autofix:\n  enabled: true\n  max_attempts: 3\n  checks: [test, "lint*"]\n'));
+    expect(autofixSettings(full)).toEqual({ enabled: true, max_attempts: 3, checks: ['test', 'lint*'] });
+    expect(autofixSettings(parseRepoConfig({ autofix: { enabled: true } }))).toEqual({ enabled: true, max_attempts: 2 });
+    expect(autofixSettings(parseRepoConfig({ autofix: {} }))).toEqual({ enabled: false, max_attempts: 2 });
+    expect(autofixSettings(parseRepoConfig(YAML.parse('autofix:\n  enabled: true\n  checks:\n')))).toEqual({ enabled: true, max_attempts: 2 });
+  });
+
+  test('bad values are named by key', () => {
+    expect(issuesOf({ autofix: { enabled: 'yes' } })).toEqual([{ key: 'autofix.enabled', message: 'must be true or false, got a string' }]);
+    expect(issuesOf({ autofix: { max_attempts: 0 } })).toEqual([{ key: 'autofix.max_attempts', message: 'must be at least 1' }]);
+    expect(issuesOf({ autofix: { max_attempts: 11 } })).toEqual([{ key: 'autofix.max_attempts', message: 'must be at most 10' }]);
+    expect(issuesOf({ autofix: { max_attempts: 1.5 } })).toEqual([{ key: 'autofix.max_attempts', message: 'must be a whole number, got a number' }]);
+    expect(issuesOf({ autofix: { checks: 'test' } })).toEqual([{ key: 'autofix.checks', message: 'must be a list, got a string' }]);
+    expect(issuesOf({ autofix: { checks: [] } })).toEqual([
+      { key: 'autofix.checks', message: 'must list at least one check name or glob (leave the key out for all checks)' },
+    ]);
+    expect(issuesOf({ autofix: { checks: ['test', ' '] } })).toEqual([{ key: 'autofix.checks.1', message: 'must not be empty' }]);
+    expect(issuesOf({ autofix: true })).toEqual([{ key: 'autofix', message: 'must be a mapping of keys to values, got a boolean' }]);
+    expect(issuesOf({ autofix: { enable: true } })).toEqual([{ key: 'autofix.enable', message: 'unknown key (allowed here: enabled, max_attempts, checks)' }]);
   });
 });
