@@ -163,7 +163,10 @@ export function git(args: string[], opts: GitOptions): Promise<GitOutput> {
         }
       },
     );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    // stdin is closed at once when there is no input: nothing git starts can wait on it. git may
+    // exit before reading it (EPIPE); its exit code tells the story.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(opts.input);
   });
 }
 
