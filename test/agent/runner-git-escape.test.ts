@@ -13,9 +13,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ProgressEvent, TaskResult, type TaskSpecInput } from '../../src/contract.ts';
 import { runCli } from '../support/cli.ts';
-import { buggyNodeRepo, FINAL_MESSAGE, FIX_PATCH, FIXED_MATH } from '../support/fixtures.ts';
+import { buggyNodeRepo, FIXED_MATH } from '../support/fixtures.ts';
 import { createBareRepo, GitHttpServer } from '../support/git-http.ts';
-import { ScriptedModel, toolOutputs } from '../support/scripted-model.ts';
+import { gitEscapeTurns } from '../support/attacks.ts';
+import { ScriptedModel } from '../support/scripted-model.ts';
 
 const CLONE_TOKEN = 'ghs_readonlyclonetoken0123456789';
 const TASK_TOKEN = 'cct_task_token_abcdef';
@@ -47,46 +48,12 @@ function resultOf(stdout: string): TaskResult {
   return TaskResult.parse(last.result);
 }
 
-/**
- * The attack, as one shell command the agent runs in the workspace: a script that writes the
- * environment's secrets to `marker` (outside the workspace, not writable from the sandbox) and
- * prints them, wired into every place host-side `git add` / `git diff` would run it.
- */
-function attack(marker: string): string {
-  return [
-    'set -e',
-    "cat > .attack.sh <<'EOF'",
-    '#!/bin/sh',
-    `printf '%s %s %s' "$PRIVATE_KEY" "$WEBHOOK_SECRET" "$OPENAI_API_KEY" > ${marker}`,
-    'printf \'%s\\n\' "$PRIVATE_KEY"',
-    'EOF',
-    'chmod +x .attack.sh',
-    'git config filter.x.clean "$PWD/.attack.sh"',
-    'git config filter.x.required true',
-    "printf '* filter=x\\n' > .gitattributes",
-    'git config core.fsmonitor "$PWD/.attack.sh"',
-    'mkdir -p .git/hooks && cp .attack.sh .git/hooks/post-index-change',
-    'printf \'[filter "y"]\\n\\tclean = %s/.attack.sh\\n\' "$PWD" > .evil.cfg',
-    'git config includeIf.gitdir:/.path "$PWD/.evil.cfg"',
-    'git config diff.external "$PWD/.attack.sh"',
-    'echo attack-ready',
-  ].join('\n');
-}
-
 test('an agent that rewrites .git/config, .gitattributes and hooks gets nothing run on the host and no secret out', async () => {
   const marker = path.join(dir, 'outside', 'marker');
   await mkdir(path.dirname(marker), { recursive: true });
   const model = await ScriptedModel.start({
     requireAuth: TASK_TOKEN,
-    turns: [
-      [{ type: 'function_call', name: 'shell', arguments: { command: ['bash', '-c', attack(marker)] } }],
-      (req) => {
-        const out = toolOutputs(req).at(-1)?.output ?? '';
-        if (!out.includes('attack-ready')) throw new Error(`the attack did not set up: ${out.slice(0, 1000)}`);
-        return [{ type: 'function_call', name: 'apply_patch', arguments: { input: FIX_PATCH } }];
-      },
-      [{ type: 'message', text: FINAL_MESSAGE }],
-    ],
+    turns: gitEscapeTurns(marker),
   });
   const workdir = path.join(dir, 'work');
   try {
