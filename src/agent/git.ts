@@ -54,7 +54,7 @@ export type GitConfigEntry = readonly [key: string, value: string];
  * external diff drivers need a definition in a config file: the only one git reads is the private
  * git directory's (see {@link TrustedRepository}), which has none.
  */
-export const HARDENED_CONFIG: readonly GitConfigEntry[] = [
+const HARDENED_CONFIG: readonly GitConfigEntry[] = [
   ['core.hooksPath', '/dev/null'],
   ['core.fsmonitor', 'false'],
   ['core.untrackedCache', 'false'],
@@ -103,7 +103,7 @@ export interface GitOptions {
  * configuration (GIT_CONFIG_NOSYSTEM, GIT_CONFIG_GLOBAL=/dev/null), no system attributes
  * (GIT_ATTR_NOSYSTEM), no prompts, and `config` in the command scope.
  */
-export function hardenedGitEnv(
+function hardenedGitEnv(
   config: readonly GitConfigEntry[],
   extra: Record<string, string> = {},
   source: NodeJS.ProcessEnv = process.env,
