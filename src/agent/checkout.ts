@@ -55,10 +55,10 @@ function cloneProtocol(cloneUrl: string): string {
  * `gitDir` and checks it out into `dir` on a local branch named `baseRef`. Falls back to fetching
  * `baseRef` when the server refuses a fetch by SHA. Then gives the agent a copy of the git directory
  * as `dir/.git` (see {@link exposeToWorkspace}); the host only ever uses `gitDir`.
- * @returns the checked-out SHA.
+ * @returns the checked-out SHA and the trusted repository (absolute paths) to collect changes with.
  * @throws GitError (credentials redacted) when the repository cannot be fetched.
  */
-export async function checkoutRepository(opts: CheckoutOptions): Promise<string> {
+export async function checkoutRepository(opts: CheckoutOptions): Promise<{ sha: string; repository: TrustedRepository }> {
   await mkdir(opts.dir, { recursive: true });
   const repo: TrustedRepository = { gitDir: path.resolve(opts.gitDir), workTree: path.resolve(opts.dir) };
   const run = (args: string[], config?: GitConfigEntry[]) =>
@@ -86,5 +86,5 @@ export async function checkoutRepository(opts: CheckoutOptions): Promise<string>
   const head = (await run(['rev-parse', 'HEAD'])).stdout.toString('utf8').trim();
   await exposeToWorkspace(repo);
   await protectSubmodules(repo);
-  return head;
+  return { sha: head, repository: repo };
 }

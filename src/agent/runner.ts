@@ -145,7 +145,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }
 
     if (!opts.inPlace) {
-      baseSha = await phase('checkout', () =>
+      const checkedOut = await phase('checkout', () =>
         checkoutRepository({
           cloneUrl: spec.repository.cloneUrl,
           token: spec.repository.token,
@@ -157,7 +157,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           signal: opts.signal,
         }),
       );
-      repo = { gitDir: privateGitDir, workTree: root };
+      baseSha = checkedOut.sha;
+      repo = checkedOut.repository;
       await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal));
     } else {
       // Before the agent runs: from now on the repository's own .git is the agent's to write.

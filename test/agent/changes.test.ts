@@ -28,7 +28,7 @@ function git(repo: string, ...args: string[]): string {
 async function checkout(name: string, files: Record<string, string>): Promise<{ repo: TrustedRepository; base: string }> {
   const origin = await createBareRepo(path.join(dir, 'origins'), `acme/${name}`, files);
   const repo = { gitDir: path.join(dir, name, 'git'), workTree: path.join(dir, name, 'repo') };
-  const base = await checkoutRepository({ cloneUrl: `file://${origin.path}`, baseSha: origin.headSha, baseRef: 'main', dir: repo.workTree, gitDir: repo.gitDir });
+  const { sha: base } = await checkoutRepository({ cloneUrl: `file://${origin.path}`, baseSha: origin.headSha, baseRef: 'main', dir: repo.workTree, gitDir: repo.gitDir });
   expect(base).toBe(origin.headSha);
   return { repo, base };
 }

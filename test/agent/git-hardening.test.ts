@@ -57,7 +57,7 @@ async function workspace(name: string, extra: (origin: string) => Promise<void> 
   await extra(origin.path);
   const head = (await runGit(['--git-dir', origin.path, 'rev-parse', 'refs/heads/main'])).toString().trim();
   const repo = { gitDir: path.join(dir, name, 'git'), workTree: path.join(dir, name, 'repo') };
-  const base = await checkoutRepository({ cloneUrl: `file://${origin.path}`, baseSha: head, baseRef: 'main', dir: repo.workTree, gitDir: repo.gitDir });
+  const { sha: base } = await checkoutRepository({ cloneUrl: `file://${origin.path}`, baseSha: head, baseRef: 'main', dir: repo.workTree, gitDir: repo.gitDir });
   const marker = path.join(outside, `${name}.marker`);
   const script = path.join(repo.workTree, '.attack.sh');
   // Records the secret outside the workspace, and prints it (a clean filter's output is the blob).
