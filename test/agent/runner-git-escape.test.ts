@@ -16,7 +16,7 @@ import { runCli } from '../support/cli.ts';
 import { buggyNodeRepo, FIXED_MATH } from '../support/fixtures.ts';
 import { createBareRepo, GitHttpServer } from '../support/git-http.ts';
 import { gitEscapeTurns } from '../support/attacks.ts';
-import { ScriptedModel } from '../support/scripted-model.ts';
+import { ScriptedModel, toolOutputs } from '../support/scripted-model.ts';
 
 const CLONE_TOKEN = 'ghs_readonlyclonetoken0123456789';
 const TASK_TOKEN = 'cct_task_token_abcdef';
@@ -88,7 +88,9 @@ test('an agent that rewrites .git/config, .gitattributes and hooks gets nothing 
     expect(Object.keys(byPath).sort()).toEqual(['.attack.sh', '.evil.cfg', '.gitattributes', 'src/math.js']);
     expect(byPath['src/math.js']).toEqual({ action: 'modify', path: 'src/math.js', mode: '100644', contentBase64: Buffer.from(FIXED_MATH).toString('base64') });
 
-    // The agent did write its own .git; the runner's private git directory is untouched by it.
+    // The agent did write its own .git, and could not write the runner's private git directory.
+    const attackOutput = toolOutputs(model.requests[1]!).at(-1)?.output ?? '';
+    expect(attackOutput).toContain('private-git-dir-refused');
     expect(await readFile(path.join(workdir, 'repo/.git/config'), 'utf8')).toContain('filter "x"');
     const privateConfig = await readFile(path.join(workdir, 'git/config'), 'utf8');
     expect(privateConfig).not.toMatch(/filter|fsmonitor|include|external/);

