@@ -48,11 +48,11 @@ export type GitConfigEntry = readonly [key: string, value: string];
  * starts itself). It turns off everything in git that runs a program named by configuration or by
  * a file in the working tree: hooks (`core.hooksPath`), the file system monitor, credential helpers,
  * submodule recursion, automatic maintenance, every transport (`protocol.allow`; a clone allows its
- * one scheme), and the per-user attributes and ignore files of the host. (Nested repositories are
- * handled by the caller: `git add` ignores `diff.ignoreSubmodules` and runs `git status` inside a
- * tracked submodule's directory, see {@link TrustedRepository}.) Filter, textconv and
+ * one scheme), and the per-user attributes and ignore files of the host. Filter, textconv and
  * external diff drivers need a definition in a config file: the only one git reads is the private
- * git directory's (see {@link TrustedRepository}), which has none.
+ * git directory's (see {@link TrustedRepository}), which has none. (Submodules are handled apart:
+ * `git add` ignores `diff.ignoreSubmodules` and runs `git status` inside a tracked submodule's
+ * directory, with that directory's own config; see `protectSubmodules` in trusted-repo.ts.)
  */
 const HARDENED_CONFIG: readonly GitConfigEntry[] = [
   ['core.hooksPath', '/dev/null'],
@@ -99,18 +99,17 @@ export interface GitOptions {
 }
 
 /**
- * The environment of a host-side git: {@link INHERITED_ENV} from `source`, no system or global
+ * The environment of a host-side git: {@link INHERITED_ENV} from this process, no system or global
  * configuration (GIT_CONFIG_NOSYSTEM, GIT_CONFIG_GLOBAL=/dev/null), no system attributes
  * (GIT_ATTR_NOSYSTEM), no prompts, and `config` in the command scope.
  */
 function hardenedGitEnv(
   config: readonly GitConfigEntry[],
   extra: Record<string, string> = {},
-  source: NodeJS.ProcessEnv = process.env,
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of INHERITED_ENV) {
-    const value = source[name];
+    const value = process.env[name];
     if (value !== undefined) env[name] = value;
   }
   Object.assign(env, {
