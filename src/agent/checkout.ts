@@ -5,7 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { gitIn, type GitConfigEntry, type TrustedRepository } from './git.ts';
-import { exposeToWorkspace, initPrivateGitDir, protectSubmodules } from './trusted-repo.ts';
+import { handOverWorkspace, initPrivateGitDir } from './trusted-repo.ts';
 
 /** Inputs of {@link checkoutRepository}. */
 export interface CheckoutOptions {
@@ -54,7 +54,7 @@ function cloneProtocol(cloneUrl: string): string {
  * blobless clone would fail later when a tool needs a missing blob) into the private git directory
  * `gitDir` and checks it out into `dir` on a local branch named `baseRef`. Falls back to fetching
  * `baseRef` when the server refuses a fetch by SHA. Then gives the agent a copy of the git directory
- * as `dir/.git` (see {@link exposeToWorkspace}); the host only ever uses `gitDir`.
+ * as `dir/.git` (see {@link handOverWorkspace}); the host only ever uses `gitDir`.
  * @returns the checked-out SHA and the trusted repository (absolute paths) to collect changes with.
  * @throws GitError (credentials redacted) when the repository cannot be fetched.
  */
@@ -84,7 +84,6 @@ export async function checkoutRepository(opts: CheckoutOptions): Promise<{ sha: 
   // a much shorter tail (see bench/runner.bench.ts).
   await run(['checkout', '-q', '-B', opts.baseRef, opts.baseSha], [['checkout.workers', '0']]);
   const head = (await run(['rev-parse', 'HEAD'])).stdout.toString('utf8').trim();
-  await exposeToWorkspace(repo);
-  await protectSubmodules(repo);
+  await handOverWorkspace(repo);
   return { sha: head, repository: repo };
 }

@@ -28,19 +28,25 @@ export async function initPrivateGitDir(gitDir: string, objectFormat = 'sha1'): 
 }
 
 /**
- * Copies the private git directory to `<workTree>/.git` for the agent (objects, refs, the index with
- * its timestamps so that the agent's `git status` keeps the stat cache). Copy-on-write where the
- * file system supports it. Runs before anything untrusted ran in the workspace.
- * @throws Error (EEXIST) when `<workTree>/.git` already exists.
+ * Finishes a fresh checkout before anything untrusted runs in it: copies the private git directory
+ * to `<workTree>/.git` for the agent (objects, refs, the index with its timestamps so that the
+ * agent's `git status` keeps the stat cache; copy-on-write where the file system supports it), and
+ * protects the private index's submodules (see {@link protectSubmodules}).
+ * @throws Error (EEXIST) when `<workTree>/.git` already exists; GitError when the index is unusable.
  */
-export async function exposeToWorkspace(repo: TrustedRepository): Promise<void> {
-  await cp(repo.gitDir, path.join(repo.workTree, '.git'), {
-    recursive: true,
-    errorOnExist: true,
-    force: false,
-    preserveTimestamps: true,
-    mode: constants.COPYFILE_FICLONE,
-  });
+export async function handOverWorkspace(repo: TrustedRepository): Promise<void> {
+  // The listing reads the private index while it is copied; the marking writes it after the copy.
+  const [, gitlinks] = await Promise.all([
+    cp(repo.gitDir, path.join(repo.workTree, '.git'), {
+      recursive: true,
+      errorOnExist: true,
+      force: false,
+      preserveTimestamps: true,
+      mode: constants.COPYFILE_FICLONE,
+    }),
+    listGitlinks(repo),
+  ]);
+  await markSkipWorktree(repo, gitlinks);
 }
 
 /**
@@ -51,14 +57,22 @@ export async function exposeToWorkspace(repo: TrustedRepository): Promise<void> 
  * looking inside them and reported as skipped.
  * @throws GitError when the index cannot be read or written.
  */
-export async function protectSubmodules(repo: TrustedRepository): Promise<void> {
+async function protectSubmodules(repo: TrustedRepository): Promise<void> {
+  await markSkipWorktree(repo, await listGitlinks(repo));
+}
+
+/** Paths of the submodules (gitlinks, mode 160000) in the private index. */
+async function listGitlinks(repo: TrustedRepository): Promise<string[]> {
   const listed = (await gitIn(repo, ['ls-files', '--stage', '-z'])).stdout.toString('utf8');
-  const gitlinks = listed
+  return listed
     .split('\0')
     .filter((entry) => entry.startsWith('160000 '))
     .map((entry) => entry.slice(entry.indexOf('\t') + 1));
-  if (gitlinks.length === 0) return;
-  await gitIn(repo, ['update-index', '--skip-worktree', '-z', '--stdin'], { input: `${gitlinks.join('\0')}\0` });
+}
+
+async function markSkipWorktree(repo: TrustedRepository, paths: string[]): Promise<void> {
+  if (paths.length === 0) return;
+  await gitIn(repo, ['update-index', '--skip-worktree', '-z', '--stdin'], { input: `${paths.join('\0')}\0` });
 }
 
 /**
