@@ -122,6 +122,14 @@ class FakeElement {
   className = '';
   hidden = false;
   dataset: Record<string, string> = {};
+  readonly classList = {
+    toggle: (name: string, on: boolean): void => {
+      const names = new Set(this.className.split(' ').filter(Boolean));
+      if (on) names.add(name);
+      else names.delete(name);
+      this.className = [...names].join(' ');
+    },
+  };
   constructor(tagName: string) {
     this.tagName = tagName;
   }
@@ -154,6 +162,7 @@ function runPageScript(html: string, pageUrl: string) {
     phases.append(li);
   }
   const errors: unknown[] = [];
+  const fetched: string[] = [];
   const streams: FakeEventSource[] = [];
   class FakeEventSource {
     readonly url: string;
@@ -183,10 +192,15 @@ function runPageScript(html: string, pageUrl: string) {
       document,
       location: { pathname: url.pathname, search: url.search, href: url.href },
       EventSource: FakeEventSource,
+      // The result refresh: answered 503 here (the browser test covers the swap).
+      fetch: async (href: string) => {
+        fetched.push(href);
+        return { ok: false };
+      },
       console: { error: (e: unknown) => errors.push(e), log: () => {} },
     }),
   );
-  return { byId, errors, stream: streams[0]! };
+  return { byId, errors, fetched, stream: streams[0]! };
 }
 
 describe('task page', () => {
@@ -194,7 +208,7 @@ describe('task page', () => {
     const unknown = await fetch(`${base}/tasks/nope?key=${key}`);
     const unknownBody = await unknown.text();
     expect(unknown.status).toBe(404);
-    for (const path of ['', '/events', '/events.json']) {
+    for (const path of ['', '/events', '/events.json', '/result.html']) {
       for (const query of ['', '?key=', `?key=${key.slice(0, -1)}`, `?key=${key}x`, '?key=undefined']) {
         const res = await fetch(`${base}/tasks/t1${path}${query}`);
         expect(res.status).toBe(404);
@@ -344,8 +358,11 @@ describe('task page', () => {
       const data = /^data: (.*)$/m.exec(frame)?.[1];
       if (data !== undefined) page.stream.onmessage?.({ data });
     }
+    await new Promise((resolve) => setImmediate(resolve));
     expect(page.errors).toEqual([]);
     expect(page.stream.closed).toBe(true);
+    // Reaching a final state, the page fetched its result section once to show the stored result.
+    expect(page.fetched).toEqual([`/tasks/t1/result.html?key=${encodeURIComponent(key)}`]);
     expect(page.byId.get('state')!.textContent).toBe('failed');
     expect(page.byId.get('state')!.className).toBe('state state-failed');
     const phaseClasses = page.byId.get('phases')!.elements.map((li) => `${li.dataset.phase}:${li.className}`);
@@ -354,6 +371,8 @@ describe('task page', () => {
       ['in_progress', `Fix ${HOSTILE}`],
     ]);
     expect(page.byId.get('plan-section')!.hidden).toBe(false);
+    // A finished task's plan shows no step in progress.
+    expect(page.byId.get('plan-section')!.className).toBe('finished');
     const log = page.byId.get('log')!.elements.map((li) => li.textContent);
     expect(log).toEqual([
       expect.stringContaining('checkout started'),
