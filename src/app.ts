@@ -143,6 +143,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     const githubWeb = config.github.host ? `${config.github.protocol}://${config.github.host}` : 'https://github.com';
     addHandler(
       createTaskPageHandler({
+        ...(config.tokenPrices ? { prices: config.tokenPrices } : {}),
         source: {
           get: (taskId) => {
             const task = store.get(taskId);

@@ -118,7 +118,10 @@ export async function diffChanges(changes: FileChange[], readBase: BaseFileReade
       }
       const lines = hunk.lines.slice(0, linesLeft);
       linesLeft -= lines.length;
-      file.hunks.push({ header: `@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`, lines });
+      // As in `diff -u` and git, an empty side's start is the line before it (0 for an empty file).
+      const oldStart = hunk.oldLines === 0 ? hunk.oldStart - 1 : hunk.oldStart;
+      const newStart = hunk.newLines === 0 ? hunk.newStart - 1 : hunk.newStart;
+      file.hunks.push({ header: `@@ -${oldStart},${hunk.oldLines} +${newStart},${hunk.newLines} @@`, lines });
       if (lines.length < hunk.lines.length) file.note = 'cut (the diff is too long)';
     }
   }

@@ -98,7 +98,7 @@ function renderCommand(command: CommandRecord): string {
   if (!out) body = '<p class="muted">No output recorded.</p>';
   else if (!out.head && !out.tail) body = '<p class="muted">No output.</p>';
   else {
-    const omitted = out.tail ? `<span class="omitted">… ${tokens(Math.max(0, out.bytes - Buffer.byteLength(out.head) - Buffer.byteLength(out.tail)))} bytes omitted …</span>\n` : '';
+    const omitted = out.tail ? `<span class="omitted">… ${Math.max(0, out.bytes - Buffer.byteLength(out.head) - Buffer.byteLength(out.tail)).toLocaleString('en-US')} bytes omitted …</span>\n` : '';
     body = `<pre class="output">${escapeHtml(out.head)}${out.tail ? `\n${omitted}${escapeHtml(out.tail)}` : ''}</pre>`;
   }
   // Failed commands are open: they are what a reader looks for.
