@@ -5,6 +5,7 @@
  * HTML-escaped; the result is safe to put in the page.
  */
 import { structuredPatch } from 'diff';
+import PQueue from 'p-queue';
 import type { FileChange } from '../contract.ts';
 
 /**
@@ -23,6 +24,8 @@ export interface DiffLimits {
   maxFileBytes?: number;
   /** Diff lines shown at most over all files; later hunks are cut. Default 5000. */
   maxLines?: number;
+  /** Base files read at once. Default 8. */
+  concurrency?: number;
 }
 
 /** One file of the diff. Lines of `hunks` start with `+`, `-`, ` ` or `\` as in a unified diff. */
@@ -58,6 +61,16 @@ export async function diffChanges(changes: FileChange[], readBase: BaseFileReade
   const maxFiles = limits.maxFiles ?? 100;
   const maxFileBytes = limits.maxFileBytes ?? 1024 * 1024;
   let linesLeft = limits.maxLines ?? 5000;
+  // The base files, read a few at a time (each may be a GitHub API request).
+  const queue = new PQueue({ concurrency: limits.concurrency ?? 8 });
+  const bases = changes.map((change, index) =>
+    readBase && change.action !== 'add' && index < maxFiles
+      ? queue.add(() => readBase(change.path)).then(
+          (bytes) => ({ ok: true as const, bytes: bytes ?? null }),
+          (error: unknown) => ({ ok: false as const, error }),
+        )
+      : undefined,
+  );
   const out: FileDiff[] = [];
   for (const [index, change] of changes.entries()) {
     const file: FileDiff = {
@@ -74,17 +87,17 @@ export async function diffChanges(changes: FileChange[], readBase: BaseFileReade
       continue;
     }
     let oldBytes: Uint8Array | null = null;
+    const base = bases[index];
     if (change.action !== 'add') {
-      if (!readBase) {
+      const read = base ? await base : undefined;
+      if (!read) {
         file.note = 'the base version is not available';
         if (change.action === 'delete') continue;
+      } else if (!read.ok) {
+        file.note = `the base version could not be read (${read.error instanceof Error ? read.error.message : String(read.error)})`;
+        if (change.action === 'delete') continue;
       } else {
-        try {
-          oldBytes = await readBase(change.path);
-        } catch (error) {
-          file.note = `the base version could not be read (${error instanceof Error ? error.message : String(error)})`;
-          if (change.action === 'delete') continue;
-        }
+        oldBytes = read.bytes;
       }
     }
     const newBytes = change.action === 'delete' ? new Uint8Array() : Buffer.from(change.contentBase64, 'base64');

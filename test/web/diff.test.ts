@@ -62,6 +62,27 @@ describe('diffChanges', () => {
   });
 });
 
+describe('diffChanges reading the base', () => {
+  it('reads base files a few at a time, and keeps the order of the changes', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const changes: FileChange[] = Array.from({ length: 12 }, (_, i) => ({ action: 'modify' as const, path: `f${i}.txt`, mode: '100644' as const, contentBase64: b64(`new ${i}\n`) }));
+    const files = await diffChanges(
+      changes,
+      async (path) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        inFlight--;
+        return Buffer.from(`old ${path.slice(1, -4)}\n`);
+      },
+      { concurrency: 3 },
+    );
+    expect(most).toBe(3);
+    expect(files.map((f) => f.hunks[0]!.lines)).toEqual(changes.map((_, i) => [`-old ${i}`, `+new ${i}`]));
+  });
+});
+
 describe('renderDiffHtml', () => {
   it('escapes file names and lines and classes each line by kind', async () => {
     const files = await diffChanges(
