@@ -182,6 +182,18 @@ export const PlanStep = z.object({
 });
 export type PlanStep = z.infer<typeof PlanStep>;
 
+/**
+ * What a command wrote (stdout and stderr interleaved), clipped for the record: the whole output when
+ * it is at most 4000 characters (then `tail` is ''), else its first and last 2000 characters.
+ */
+export const CommandOutput = z.object({
+  head: z.string(),
+  tail: z.string().default(''),
+  /** Total UTF-8 bytes written. */
+  bytes: z.number().int().nonnegative(),
+});
+export type CommandOutput = z.infer<typeof CommandOutput>;
+
 /** A command run during the task, with its outcome. */
 export const CommandRecord = z.object({
   phase: Phase,
@@ -192,6 +204,8 @@ export const CommandRecord = z.object({
   exitCode: z.number().int().nullable(),
   durationMs: z.number().nonnegative(),
   timedOut: z.boolean().default(false),
+  /** The command's output, clipped (absent from runners that do not record it). */
+  output: CommandOutput.optional(),
 });
 export type CommandRecord = z.infer<typeof CommandRecord>;
 
@@ -361,6 +375,8 @@ export const ProgressEvent = z.discriminatedUnion('type', [
     exitCode: z.number().int().nullable(),
     durationMs: z.number(),
     timedOut: z.boolean(),
+    /** The command's output, clipped as in CommandRecord (optional). */
+    output: CommandOutput.optional(),
   }),
   z.object({
     type: z.literal('patch'),
