@@ -54,6 +54,11 @@ export interface RunTaskOptions {
   emit: (event: ProgressEventInput) => void;
   /** Aborting cancels the task; the result then has status `cancelled` with the partial work. */
   signal?: AbortSignal;
+  /**
+   * `setup`: stop after the setup phase (the ECS backend's setup task); the result then has no
+   * changes and status `no_changes`, or `failed` with the failed phase. Default: every phase.
+   */
+  phase?: 'setup';
 }
 
 /** A parsed final message: the pull request title and the markdown body (Summary, Testing). */
@@ -174,7 +179,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       });
     }
 
-    await phase('agent', async () => {
+    if (opts.phase !== 'setup') await phase('agent', async () => {
       const agentsDocs = await collectAgentsDocs(root);
       const client = createModelClient({ baseUrl: spec.model.baseUrl, apiKey: spec.model.apiKey });
       const commandSignal = opts.signal
@@ -220,7 +225,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   }
 
   // The result phase runs whenever there is a checkout, so partial work is never lost.
-  if (!failure || failure.phase === 'agent') {
+  if (opts.phase !== 'setup' && (!failure || failure.phase === 'agent')) {
     try {
       changes = await phase('result', async () => {
         if (!repo) return [];
