@@ -248,3 +248,76 @@ test('a failing setup task fails the task at the setup phase with the runner\'s 
     await backend.close();
   }
 }, 120_000);
+
+test('a setup task that cannot start fails the task with the stop reason; the agent RunTask failing after setup fails it too', async () => {
+  const planner = new MemoryPlanner();
+  const backend = createEcsBackend(ecsConfig(), store, log, { ...timings, environments: planner });
+  mounted = backend.httpHandler;
+  const tokens = new TaskTokens({ persistence: store.tokens });
+  const model = await ScriptedModel.start({ turns: fixTurns() });
+  try {
+    // The setup task's image cannot be pulled.
+    ecs.failNextStart();
+    const pullToken = tokens.issue('task_env_pull', { budgetTokens: 1_000_000, ttlMs: 3_600_000 });
+    const pull = await backend.start({ spec: spec('task_env_pull', model, pullToken, 'echo pull'), onEvent: () => {}, timeoutMs: 120_000 });
+    const pulled = await pull.result;
+    expect(pulled.status).toBe('failed');
+    expect(pulled.failure).toEqual({ phase: 'setup', reason: expect.stringMatching(/^the setup task stopped: the runner image could not be pulled \(CannotPullContainerError/) });
+    expect(runTasksOf('task_env_pull')).toHaveLength(1);
+
+    // Setup succeeds, then RunTask of the agent task is denied.
+    const deniedPlanner = new MemoryPlanner();
+    deniedPlanner.saved = (plan) => {
+      ecs.failNextRunTask(1, { kind: 'error', type: 'AccessDeniedException', message: 'not authorized to perform: ecs:RunTask' });
+      return MemoryPlanner.prototype.saved.call(deniedPlanner, plan);
+    };
+    await backend.close();
+    const denied = createEcsBackend(ecsConfig(), store, log, { ...timings, environments: deniedPlanner });
+    mounted = denied.httpHandler;
+    try {
+      const token = tokens.issue('task_env_denied', { budgetTokens: 1_000_000, ttlMs: 3_600_000 });
+      const execution = await denied.start({ spec: spec('task_env_denied', model, token, 'echo ok'), onEvent: () => {}, timeoutMs: 120_000 });
+      const result = await execution.result;
+      expect(result.status).toBe('failed');
+      expect(result.failure?.reason).toMatch(/^the agent task could not be started: .*AccessDeniedException/);
+      // The second RunTask was made (and refused); no agent process ran, no model request.
+      expect(runTasksOf('task_env_denied')).toHaveLength(2);
+      expect([...ecs.tasks.values()].filter((t) => t.env.CODEX_TASK_ID === 'task_env_denied')).toHaveLength(1);
+      expect(model.requests).toHaveLength(0);
+    } finally {
+      await denied.close();
+    }
+  } finally {
+    await model.close();
+    await backend.close();
+  }
+}, 120_000);
+
+test('cancel during the setup task stops it and starts no agent task', async () => {
+  const planner = new MemoryPlanner();
+  const backend = createEcsBackend(ecsConfig(), store, log, { ...timings, environments: planner });
+  mounted = backend.httpHandler;
+  const tokens = new TaskTokens({ persistence: store.tokens });
+  const taskToken = tokens.issue('task_env_cancel', { budgetTokens: 1_000_000, ttlMs: 3_600_000 });
+  const model = await ScriptedModel.start({ turns: fixTurns() });
+  try {
+    const events: ProgressEvent[] = [];
+    const execution = await backend.start({ spec: spec('task_env_cancel', model, taskToken, 'sleep 60\n'), onEvent: (e) => events.push(e), timeoutMs: 120_000 });
+    const deadline = Date.now() + 30_000;
+    while (!events.some((e) => e.type === 'command_begin')) {
+      if (Date.now() > deadline) throw new Error('the setup command did not start');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await execution.cancel('cancelled by @octocat');
+    const result = await execution.result;
+    expect(result.status).toBe('cancelled');
+    expect(ecs.requestsOf('StopTask').filter((r) => r.body.task === execution.externalId)).toHaveLength(1);
+    // Give a wrongly started agent task the time to show up.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(runTasksOf('task_env_cancel')).toHaveLength(1);
+    expect(planner.events).toEqual(['plan task_env_cancel: miss']);
+  } finally {
+    await model.close();
+    await backend.close();
+  }
+}, 120_000);
