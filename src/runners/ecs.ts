@@ -59,7 +59,10 @@ export interface EcsEnvironmentPlan {
    * spec carries); undefined on a hit.
    */
   setup?: TaskSpec;
-  /** The agent task's spec (it restores the environment, e.g. from a presigned GET URL its spec carries). */
+  /**
+   * The agent task's spec (it restores the environment, e.g. from a presigned GET URL its spec
+   * carries). On a miss, {@link EcsEnvironmentPlanner.afterSetup} may replace it once setup is done.
+   */
   agent: TaskSpec;
 }
 
@@ -74,8 +77,14 @@ export interface EcsEnvironmentPlanner {
    * @throws Error when no plan can be made (e.g. S3 unreachable): the task then fails to start.
    */
   plan(spec: TaskSpec): Promise<EcsEnvironmentPlan>;
-  /** Called once the setup task exited 0 (its environment is saved), before the agent task starts. */
-  saved?(plan: EcsEnvironmentPlan): Promise<void>;
+  /**
+   * Called once the setup task exited 0, before the agent task starts: returns the agent task's
+   * spec (default `plan.agent`), e.g. with a GET URL minted now, so that its minutes of validity
+   * start now, after checking that the archive was saved.
+   * @throws Error when the agent task cannot run (e.g. the archive is missing): the task fails
+   *   with "the agent task could not be started: …".
+   */
+  afterSetup?(plan: EcsEnvironmentPlan): Promise<TaskSpec>;
 }
 
 /** The subset of a pino logger the backend uses. */
@@ -560,9 +569,9 @@ export class EcsRunnerBackend implements RunnerBackend {
   /** Issues the agent task's ticket and starts it, after the setup task saved the environment. */
   async #startAgent(watch: Watch): Promise<void> {
     watch.stage = 'between';
-    const agent = watch.agentSpec!;
     try {
-      await this.#o.environments?.saved?.(watch.plan!);
+      const agent = (await this.#o.environments?.afterSetup?.(watch.plan!)) ?? watch.agentSpec!;
+      if (agent.id !== watch.taskId) throw new Error(`the agent spec is for task ${agent.id}, not ${watch.taskId}`);
       if (watch.settled) return;
       if (watch.stop) {
         watch.settle(this.#failed(watch, watch.stop.reason, watch.stop.status));
@@ -585,7 +594,7 @@ export class EcsRunnerBackend implements RunnerBackend {
       this.#log?.info({ taskId: watch.taskId, taskArn: arn, stage: 'agent' }, 'runner task started');
     } catch (error) {
       this.#o.claims.revoke(watch.taskId);
-      watch.settle(this.#failed(watch, `the agent task could not be started: ${errorText(error)}`));
+      watch.settle(this.#failed(watch, `the agent task could not be started: ${error instanceof Error ? error.message : String(error)}`));
     }
   }
 

@@ -109,10 +109,10 @@ class MemoryPlanner implements EcsEnvironmentPlanner {
     this.events.push(`plan ${spec.id}: ${this.cached.has(key) ? 'hit' : 'miss'}`);
     return Promise.resolve(this.cached.has(key) ? { agent } : { setup: spec, agent });
   }
-  saved(plan: EcsEnvironmentPlan): Promise<void> {
+  afterSetup(plan: EcsEnvironmentPlan): Promise<TaskSpec> {
     this.events.push(`saved ${plan.agent.id} (RunTask calls so far: ${ecs.requestsOf('RunTask').length})`);
     this.cached.add(`${plan.setup!.repository.fullName}\n${plan.setup!.setup.script ?? ''}`);
-    return Promise.resolve();
+    return Promise.resolve(plan.agent);
   }
 }
 
@@ -267,9 +267,9 @@ test('a setup task that cannot start fails the task with the stop reason; the ag
 
     // Setup succeeds, then RunTask of the agent task is denied.
     const deniedPlanner = new MemoryPlanner();
-    deniedPlanner.saved = (plan) => {
+    deniedPlanner.afterSetup = (plan) => {
       ecs.failNextRunTask(1, { kind: 'error', type: 'AccessDeniedException', message: 'not authorized to perform: ecs:RunTask' });
-      return MemoryPlanner.prototype.saved.call(deniedPlanner, plan);
+      return MemoryPlanner.prototype.afterSetup.call(deniedPlanner, plan);
     };
     await backend.close();
     const denied = createEcsBackend(ecsConfig(), store, log, { ...timings, environments: deniedPlanner });
@@ -316,6 +316,27 @@ test('cancel during the setup task stops it and starts no agent task', async () 
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(runTasksOf('task_env_cancel')).toHaveLength(1);
     expect(planner.events).toEqual(['plan task_env_cancel: miss']);
+  } finally {
+    await model.close();
+    await backend.close();
+  }
+}, 120_000);
+
+test('when the planner finds no archive after setup, the task fails before any agent task', async () => {
+  const planner = new MemoryPlanner();
+  planner.afterSetup = () => Promise.reject(new Error('the environment archive was not saved (HeadObject: 404)'));
+  const backend = createEcsBackend(ecsConfig(), store, log, { ...timings, environments: planner });
+  mounted = backend.httpHandler;
+  const tokens = new TaskTokens({ persistence: store.tokens });
+  const taskToken = tokens.issue('task_env_unsaved', { budgetTokens: 1_000_000, ttlMs: 3_600_000 });
+  const model = await ScriptedModel.start({ turns: fixTurns() });
+  try {
+    const execution = await backend.start({ spec: spec('task_env_unsaved', model, taskToken, 'echo ok'), onEvent: () => {}, timeoutMs: 120_000 });
+    const result = await execution.result;
+    expect(result.status).toBe('failed');
+    expect(result.failure?.reason).toBe('the agent task could not be started: the environment archive was not saved (HeadObject: 404)');
+    expect(runTasksOf('task_env_unsaved')).toHaveLength(1);
+    expect(model.requests).toHaveLength(0);
   } finally {
     await model.close();
     await backend.close();
