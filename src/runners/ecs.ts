@@ -249,6 +249,13 @@ export function describeStoppedTask(task: Task, containerName: string): string {
   return `the runner task stopped without a result (${[code, details].filter(Boolean).join(': ') || 'no reason given'})`;
 }
 
+/** Whether a task is a setup task: its container override runs {@link SETUP_PHASE_COMMAND}. */
+function isSetupTask(task: Task, containerName: string): boolean {
+  const overrides = task.overrides?.containerOverrides ?? [];
+  const command = (overrides.find((o) => o.name === containerName) ?? overrides[0])?.command;
+  return JSON.stringify(command) === JSON.stringify(SETUP_PHASE_COMMAND);
+}
+
 function taskIdOf(task: Task, containerName: string): string | undefined {
   const overrides = task.overrides?.containerOverrides ?? [];
   const override = overrides.find((o) => o.name === containerName) ?? overrides[0];
@@ -370,6 +377,15 @@ export class EcsRunnerBackend implements RunnerBackend {
       const task = await this.#describe(externalId);
       if (task?.createdAt) timeoutMs = Math.max(1000, hooks.timeoutMs - (Date.now() - task.createdAt.getTime()));
       if (task) watch.lastStatus = task.lastStatus;
+      if (task && isSetupTask(task, this.#o.containerName)) {
+        // The agent task's spec lived in the earlier process: this task cannot go on. Fail it
+        // (a retry plans it again) and stop the setup task if it still runs.
+        watch.lastPhase ??= 'setup';
+        if (task.lastStatus !== 'STOPPED') await this.#stopTask(watch, 'codex-cloud: the app restarted during the setup task');
+        watch.settle(this.#failed(watch, 'the app restarted while the setup task ran; retry the task'));
+        this.#log?.warn({ taskId, taskArn: externalId, lastStatus: task.lastStatus }, 'setup task found on resume; the task fails');
+        return this.#execution(watch);
+      }
       if (!task || task.lastStatus === 'STOPPED') {
         // A result may still be in flight.
         const result = await this.#graceForResult(watch);
