@@ -9,8 +9,9 @@
  *   task's environment is not cached) in the setup security group, HTTPS egress; the **agent task**
  *   in the agent security group, whose only ways out are the app (an internal ALB, reached inside the
  *   VPC under the app's own domain name through a private hosted zone), S3 through the VPC gateway
- *   endpoint (presigned URLs for the environment archive) and the ECR / CloudWatch Logs interface
- *   endpoints (image pull, logs); no secrets, no IAM permissions;
+ *   endpoint (presigned URLs for the environment archive), the ECR / CloudWatch Logs interface
+ *   endpoints (image pull, logs) and the app's agent proxy (Cloud Map `app.codex-cloud.internal`);
+ *   no secrets, no IAM permissions;
  * - the environment archives' S3 bucket (encrypted, private, SSL only, expiring after 2 days); the
  *   app presigns PUT (setup task) and GET (agent task) URLs under `environments/`.
  *
@@ -32,6 +33,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
@@ -116,6 +118,15 @@ export interface CodexCloudStackProps extends StackProps {
    * @default true
    */
   readonly agentNetworkIsolation?: boolean;
+  /**
+   * Port of the app's agent proxy (`CODEX_AGENT_PROXY_PORT`), through which agent tasks reach the
+   * hosts a repository's `agent_network` allowlist names; agent tasks reach it at
+   * `http://app.codex-cloud.internal:<port>` (Cloud Map service discovery, `CODEX_AGENT_PROXY_URL`).
+   * 0: no proxy (`agent_network` allowlists then have no effect on ECS). Only with
+   * `agentNetworkIsolation`.
+   * @default 3128
+   */
+  readonly agentProxyPort?: number;
   /** Days after which environment archives expire from the bucket (S3 lifecycle rule). @default 2 */
   readonly environmentExpirationDays?: number;
   /** NAT gateways (the runner needs egress). 1 is cheapest; use 2 for one per AZ. @default 1 */
@@ -157,6 +168,7 @@ export const CODEX_CLOUD_DEFAULTS = {
   environmentCache: true,
   agentNetworkIsolation: true,
   environmentExpirationDays: 2,
+  agentProxyPort: 3128,
   natGateways: 1,
   logLevel: 'info',
 } as const;
@@ -169,6 +181,8 @@ export const RUNNER_CONTAINER_NAME = 'runner';
 export const APP_CONTAINER_NAME = 'app';
 /** Where the app's EFS volume is mounted (`CODEX_DATA_DIR`). */
 export const DATA_DIR = '/data';
+/** Private DNS namespace (Cloud Map) in which the app registers as `app`, for the agent proxy. */
+export const SERVICE_NAMESPACE = 'codex-cloud.internal';
 /** Key prefix of environment archives in the bucket (the app may presign only under it). */
 export const ENVIRONMENTS_PREFIX = 'environments/';
 /** uid/gid of the image's non-root user (`node` in the official Node.js images). */
@@ -252,6 +266,10 @@ export class CodexCloudStack extends Stack {
       throw new Error(
         `agentNetworkIsolation needs the runner image in Amazon ECR (the agent task has no internet to pull ${runnerImageSource.uri}); push it to ECR (or use an ECR pull-through cache) or turn agentNetworkIsolation off`,
       );
+    }
+    const proxyPort = isolateAgent ? (props.agentProxyPort ?? d.agentProxyPort) : 0;
+    if (!Number.isInteger(proxyPort) || proxyPort < 0 || proxyPort > 65_535 || proxyPort === APP_PORT) {
+      throw new Error(`agentProxyPort must be a port number other than the app's ${APP_PORT} (0: no proxy), got ${proxyPort}`);
     }
     const expirationDays = props.environmentExpirationDays ?? d.environmentExpirationDays;
     if (!Number.isInteger(expirationDays) || expirationDays < 1) {
@@ -455,6 +473,10 @@ export class CodexCloudStack extends Stack {
       environment.CODEX_ENV_BUCKET = this.environmentBucket.bucketName;
       environment.CODEX_ECS_SETUP_SECURITY_GROUPS = this.setupSecurityGroup.securityGroupId;
     }
+    if (proxyPort) {
+      environment.CODEX_AGENT_PROXY_PORT = String(proxyPort);
+      environment.CODEX_AGENT_PROXY_URL = `http://app.${SERVICE_NAMESPACE}:${proxyPort}`;
+    }
     if (props.githubAppId) environment.APP_ID = props.githubAppId;
     if (props.openAiBaseUrl) environment.OPENAI_BASE_URL = props.openAiBaseUrl;
     // The app's own settings; unset ones keep the app's defaults.
@@ -541,6 +563,18 @@ export class CodexCloudStack extends Stack {
       circuitBreaker: { enable: true, rollback: true },
       healthCheckGracePeriod: Duration.seconds(60),
       enableExecuteCommand: false,
+      ...(proxyPort
+        ? {
+            // `app.codex-cloud.internal` (A record of the task's private IP): how agent tasks reach
+            // the agent proxy, which an ALB cannot carry (HTTP CONNECT).
+            cloudMapOptions: {
+              name: 'app',
+              cloudMapNamespace: this.cluster.addDefaultCloudMapNamespace({ name: SERVICE_NAMESPACE, vpc: this.vpc }),
+              dnsRecordType: servicediscovery.DnsRecordType.A,
+              dnsTtl: Duration.seconds(10),
+            },
+          }
+        : {}),
     });
 
     // ── Load balancer ──────────────────────────────────────────────────────────────────────────
@@ -579,6 +613,9 @@ export class CodexCloudStack extends Stack {
     });
 
     if (isolateAgent) this.internalLoadBalancer = this.isolateAgentTasks(props, this.setupSecurityGroup, this.agentSecurityGroup);
+    if (proxyPort) {
+      this.appSecurityGroup.connections.allowFrom(this.agentSecurityGroup, ec2.Port.tcp(proxyPort), 'agent proxy (HTTP CONNECT) from agent tasks');
+    }
 
     if (props.hostedZone) {
       const zone = route53.HostedZone.fromHostedZoneAttributes(this, 'HostedZone', {

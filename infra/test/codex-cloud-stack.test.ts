@@ -317,11 +317,16 @@ describe('app', () => {
     const ingress = resourcesOf(s.template, 'AWS::EC2::SecurityGroupIngress').filter(
       ([, p]) => JSON.stringify(p.GroupId) === JSON.stringify({ 'Fn::GetAtt': [ids.appSg, 'GroupId'] }),
     );
-    expect(ingress.map(([, p]) => p.SourceSecurityGroupId)).toEqual([
+    // (And the agent proxy's port from agent tasks: infra/test/environments.test.ts.)
+    const app = ingress.filter(([, p]) => p.FromPort === 3000);
+    expect(app.map(([, p]) => p.SourceSecurityGroupId)).toEqual([
       { 'Fn::GetAtt': [ids.albSg, 'GroupId'] },
       { 'Fn::GetAtt': [ids.internalAlbSg, 'GroupId'] },
     ]);
-    for (const [, p] of ingress) {
+    expect(ingress.filter(([, p]) => p.FromPort !== 3000).map(([, p]) => [p.FromPort, p.SourceSecurityGroupId])).toEqual([
+      [3128, { 'Fn::GetAtt': [ids.agentSg, 'GroupId'] }],
+    ]);
+    for (const [, p] of app) {
       expect(p).toMatchObject({ IpProtocol: 'tcp', FromPort: 3000, ToPort: 3000 });
       expect(p.CidrIp).toBeUndefined();
     }

@@ -68,7 +68,7 @@ describe('default: setup and agent tasks in separate security groups', () => {
 
   test('the agent task may reach only the internal ALB, the S3 prefix list and the ECR/Logs endpoints, on 443', () => {
     const real = egressOf(s, agentSg);
-    for (const rule of real) expect(rule).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443 });
+    for (const rule of real.filter((r) => r.FromPort !== 3128)) expect(rule).toMatchObject({ IpProtocol: 'tcp', FromPort: 443, ToPort: 443 });
     const endpointSgs = ['EcrApiEndpoint', 'EcrDockerEndpoint', 'LogsEndpoint'].map((id) => {
       const endpoint = s.stack.vpc.node.findChild(id) as unknown as { connections: { securityGroups: { node: { defaultChild?: unknown } }[] } };
       return getAtt(s.logicalId(endpoint.connections.securityGroups[0]!));
@@ -76,7 +76,12 @@ describe('default: setup and agent tasks in separate security groups', () => {
     expect(real.filter((r) => r.DestinationSecurityGroupId).map((r) => r.DestinationSecurityGroupId)).toEqual(
       expect.arrayContaining([getAtt(internalAlbSg), ...endpointSgs]),
     );
-    expect(real.filter((r) => r.DestinationSecurityGroupId)).toHaveLength(4);
+    // …and the app itself only on the agent proxy's port (HTTP CONNECT, `agent_network` allowlists).
+    const appSg = getAtt(s.logicalId(s.stack.appSecurityGroup));
+    expect(real.filter((r) => JSON.stringify(r.DestinationSecurityGroupId) === JSON.stringify(appSg))).toEqual([
+      expect.objectContaining({ FromPort: 3128, ToPort: 3128, IpProtocol: 'tcp' }),
+    ]);
+    expect(real.filter((r) => r.DestinationSecurityGroupId)).toHaveLength(5);
     const prefixLists = real.filter((r) => r.DestinationPrefixListId);
     expect(prefixLists).toHaveLength(1);
     // The region's S3 prefix list, looked up at deploy time.
@@ -163,6 +168,21 @@ describe('default: setup and agent tasks in separate security groups', () => {
     expect(env.CODEX_ECS_SETUP_SECURITY_GROUPS).toEqual(getAtt(setupSg));
   });
 
+  test('the agent proxy: the app registers as app.codex-cloud.internal and gets CODEX_AGENT_PROXY_PORT/URL; only agent tasks may connect', () => {
+    const env = appEnvironment(s);
+    expect(env.CODEX_AGENT_PROXY_PORT).toBe('3128');
+    expect(env.CODEX_AGENT_PROXY_URL).toBe('http://app.codex-cloud.internal:3128');
+    s.template.hasResourceProperties('AWS::ServiceDiscovery::PrivateDnsNamespace', { Name: 'codex-cloud.internal' });
+    s.template.hasResourceProperties('AWS::ServiceDiscovery::Service', {
+      Name: 'app',
+      DnsConfig: Match.objectLike({ DnsRecords: [{ TTL: 10, Type: 'A' }] }),
+    });
+    const appSg = s.logicalId(s.stack.appSecurityGroup);
+    const proxyIngress = ingressOf(s, appSg).filter((r) => r.FromPort === 3128);
+    expect(proxyIngress.map((r) => r.SourceSecurityGroupId)).toEqual([getAtt(agentSg)]);
+    expect(proxyIngress.every((r) => r.CidrIp === undefined)).toBe(true);
+  });
+
   test('the VPC default security group is restricted', () => {
     s.template.resourceCountIs('Custom::VpcRestrictDefaultSG', 1);
   });
@@ -178,6 +198,8 @@ describe('turning it off', () => {
     expect(resourcesOf(s.template, 'AWS::EC2::VPCEndpoint').map(([, p]) => p.VpcEndpointType)).toEqual(['Gateway']);
     s.template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', 1);
     s.template.resourceCountIs('Custom::AWS', 0);
+    s.template.resourceCountIs('AWS::ServiceDiscovery::Service', 0);
+    expect(env.CODEX_AGENT_PROXY_PORT).toBeUndefined();
     expect(env.CODEX_ENV_BUCKET).toBeDefined();
   });
 
@@ -189,6 +211,14 @@ describe('turning it off', () => {
     expect(env.CODEX_ECS_SETUP_SECURITY_GROUPS).toBeUndefined();
     const appRole = s.logicalId(s.stack.appTaskDefinition.taskRole);
     expect(roleGrants(s.template, appRole).statements.flatMap(actionsOf).filter((a) => a.startsWith('s3:'))).toEqual([]);
+  });
+
+  test('agentProxyPort 0: no proxy, no service discovery, no rule to the app', () => {
+    const s = make({ agentProxyPort: 0 });
+    expect(appEnvironment(s).CODEX_AGENT_PROXY_URL).toBeUndefined();
+    s.template.resourceCountIs('AWS::ServiceDiscovery::Service', 0);
+    const appSg = JSON.stringify(getAtt(s.logicalId(s.stack.appSecurityGroup)));
+    expect(egressOf(s, s.logicalId(s.stack.agentSecurityGroup)).filter((r) => JSON.stringify(r.DestinationSecurityGroupId) === appSg)).toEqual([]);
   });
 
   test('environmentExpirationDays sets the lifecycle rule', () => {

@@ -143,6 +143,7 @@ describe('invalid props are refused at synth time', () => {
     ['agent isolation without the environment cache', { environmentCache: false }, /agentNetworkIsolation needs environmentCache/],
     ['agent isolation with a runner image outside ECR', { runnerImage: { kind: 'uri' as const, uri: 'ghcr.io/example/runner:1' } }, /agentNetworkIsolation needs the runner image in Amazon ECR/],
     ['an archive expiry of zero days', { environmentExpirationDays: 0 }, /environmentExpirationDays must be a positive integer/],
+    ['the agent proxy on the app\'s port', { agentProxyPort: 3000 }, /agentProxyPort must be a port number other than the app's 3000/],
   ])('%s', (_name, props, message) => {
     expect(() => buildApp(props)).toThrow(message);
   });
