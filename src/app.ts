@@ -126,8 +126,8 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
             if (!task) return undefined;
             return {
               key: task.logKey,
-              title: task.request.issueTitle,
-              repository: `${task.request.owner}/${task.request.repo}#${task.request.issueNumber}`,
+              title: task.request.target.title,
+              repository: `${task.request.owner}/${task.request.repo}#${task.request.target.number}`,
               state: task.state,
               events: store.events(taskId),
             };

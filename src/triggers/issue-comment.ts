@@ -18,7 +18,7 @@ export async function onIssueComment(deps: TriggerDeps, context: Context<'issue_
     issue: { number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
     sender: { login: comment.user?.login ?? context.payload.sender.login, id: comment.user?.id ?? context.payload.sender.id, type: comment.user?.type },
     text: comment.body ?? '',
-    reactTo: { type: 'comment', id: comment.id },
+    origin: { type: 'comment', id: comment.id },
     commentId: comment.id,
     readConfig: (file) => context.config(file),
     octokit: context.octokit,

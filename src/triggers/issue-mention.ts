@@ -9,7 +9,7 @@ import { gateSender, type Sender } from '../github/permissions.ts';
 import { issueThreadContext } from '../github/thread-context.ts';
 import type { Octokit } from '../github/client.ts';
 import type { TaskService } from '../tasks/service.ts';
-import { FINAL_STATES, type TaskRequest, type TaskSettings } from '../tasks/types.ts';
+import { FINAL_STATES, type TaskOrigin, type TaskSettings } from '../tasks/types.ts';
 import { parseMention } from './mention.ts';
 
 /** App-wide defaults and limits that repository config refines. */
@@ -45,7 +45,8 @@ export interface IssueMention {
   sender: Sender & { id: number };
   /** The text that holds the mention (comment body or issue body). */
   text: string;
-  reactTo: TaskRequest['reactTo'];
+  /** What triggered the request (👀 goes there). */
+  origin: TaskOrigin;
   /** Comment id of the request, to limit the context to what came before it. */
   commentId?: number;
   /** Probot's `context.config`, to read `.github/codex.yml`. */
@@ -130,7 +131,7 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
 
     // Acknowledge at once: 👀 as soon as the sender passed the gate, while the repository config
     // and the thread (two independent reads) are fetched together.
-    const acknowledged = deps.service.acknowledge(m.octokit, { owner: m.owner, repo: m.repo, issueNumber: m.issue.number, reactTo: m.reactTo });
+    const acknowledged = deps.service.acknowledge(m.octokit, { owner: m.owner, repo: m.repo, target: { type: 'issue', number: m.issue.number, title: m.issue.title }, origin: m.origin });
     const thread = issueThreadContext(m.octokit, { owner: m.owner, repo: m.repo, ...m.issue }, { botLogin, beforeCommentId: m.commentId });
     thread.catch(() => undefined); // awaited below; this only keeps an early return from leaving it unhandled
 
@@ -169,12 +170,11 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       installationId: m.installationId,
       owner: m.owner,
       repo: m.repo,
-      issueNumber: m.issue.number,
-      issueTitle: m.issue.title,
+      target: { type: 'issue', number: m.issue.number, title: m.issue.title },
+      origin: m.origin,
       requester: { login: m.sender.login, id: m.sender.id },
       instruction,
       context,
-      reactTo: m.reactTo,
       settings: resolveSettings(settings, repoConfig),
     });
   } catch (error) {

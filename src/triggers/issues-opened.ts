@@ -18,7 +18,7 @@ export async function onIssueOpened(deps: TriggerDeps, context: Context<'issues.
     issue: { number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
     sender: { login: sender.login, id: sender.id, type: sender.type },
     text: issue.body ?? '',
-    reactTo: { type: 'issue' },
+    origin: { type: 'issue', id: issue.id },
     readConfig: (file) => context.config(file),
     octokit: context.octokit,
   });
