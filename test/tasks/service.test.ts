@@ -7,58 +7,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { TaskResult } from '../../src/contract.ts';
 import { TaskTokens } from '../../src/gateway/task-tokens.ts';
 import type { GitHubAccess, Octokit } from '../../src/github/client.ts';
 import { finalReplyMarker } from '../../src/github/thread-reporter.ts';
-import type { RunnerBackend, RunnerExecution, RunnerJob } from '../../src/runners/backend.ts';
 import { TaskService } from '../../src/tasks/service.ts';
 import { SqliteTaskStore } from '../../src/tasks/store.ts';
 import type { TaskRequest } from '../../src/tasks/types.ts';
 import { waitFor } from '../support/app-harness.ts';
+import { FakeBackend, resultFor } from '../support/fake-backend.ts';
 import { GitHubStandIn, ProbotOctokitForTests } from '../support/github-stand-in.ts';
 
 const REPO = 'acme/svc';
 const log = pino({ level: 'silent' });
-
-/** A runner backend whose runs end when the test says so. */
-class FakeBackend implements RunnerBackend {
-  readonly name = 'local' as const;
-  readonly jobs: Array<{ job: RunnerJob; finish: (result: TaskResult) => void; cancelled?: string }> = [];
-  async start(job: RunnerJob): Promise<RunnerExecution> {
-    let finish!: (result: TaskResult) => void;
-    const result = new Promise<TaskResult>((resolve) => (finish = resolve));
-    const entry: (typeof this.jobs)[number] = { job, finish };
-    this.jobs.push(entry);
-    return {
-      externalId: String(this.jobs.length),
-      result,
-      cancel: async (reason: string) => {
-        entry.cancelled = reason;
-        finish(resultFor(job, { status: 'cancelled', changes: [] }));
-      },
-    };
-  }
-}
-
-function resultFor(job: RunnerJob, patch: Partial<TaskResult> = {}): TaskResult {
-  return {
-    version: 1,
-    id: job.spec.id,
-    status: 'succeeded',
-    stopReason: 'completed',
-    baseSha: job.spec.repository.baseSha,
-    summary: '## Summary\nFixed.',
-    changes: [{ action: 'modify', path: 'src/a.js', mode: '100644', contentBase64: Buffer.from('fixed\n').toString('base64') }],
-    commitMessage: 'Fix a',
-    pullRequest: { title: 'Fix a', body: 'Fixed a.' },
-    commands: [],
-    findings: [],
-    plan: [],
-    usage: { inputTokens: 10, cachedInputTokens: 0, outputTokens: 5, reasoningTokens: 0, turns: 1, phaseMs: {}, modelMs: 0, commandMs: 0, totalMs: 1 },
-    ...patch,
-  };
-}
 
 let gh: GitHubStandIn;
 let github: GitHubAccess;
