@@ -20,7 +20,7 @@ import type { TaskTokens } from '../gateway/task-tokens.ts';
 import { errorMessage, statusOf, type GitHubAccess, type Octokit } from '../github/client.ts';
 import { renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
 import { publishPullRequest, workTitle } from '../github/publishers/pull-request.ts';
-import { openFromForkHead, pushToBranch } from '../github/publishers/push-to-branch.ts';
+import { findPushedCommit, openFromForkHead, pushToBranch, type PushOutcome } from '../github/publishers/push-to-branch.ts';
 import { pullRequestBody } from '../github/pull-request-body.ts';
 import { ThreadReporter, withFinalMarker, type DeliveryPolicy, type ReactionTarget } from '../github/thread-reporter.ts';
 import { validateChanges } from '../github/validate-result.ts';
@@ -475,7 +475,7 @@ export class TaskService {
    * task with its final reply. The runner is trusted for its changes and texts only: a result for
    * another task or on another base commit is refused.
    */
-  private async settleResult(task: TaskRecord, result: TaskResult): Promise<void> {
+  private async settleResult(task: TaskRecord, result: TaskResult, resumed = false): Promise<void> {
     if (FINAL_STATES.has(task.state)) return;
     const live = this.track(task);
     task = this.transition(task, 'publishing', { result });
@@ -524,7 +524,7 @@ export class TaskService {
       }
       const octokit = await this.opts.github.forInstallation(request.installationId);
       if (request.target.type === 'pull_request') {
-        await this.publishToPullRequest(octokit, task, request.target, dispatchedSha, result, partial);
+        await this.publishToPullRequest(octokit, task, request.target, dispatchedSha, result, partial, resumed);
         return;
       }
       const pullRequest = await publishPullRequest(
@@ -569,6 +569,7 @@ export class TaskService {
     headSha: string,
     result: TaskResult,
     partial: boolean,
+    resumed: boolean,
   ): Promise<void> {
     const { request } = task;
     const { owner, repo } = request;
@@ -603,7 +604,12 @@ export class TaskService {
       await this.finish(task, partial ? 'failed' : 'succeeded', { pullRequest, forkOf: { number: target.number, branch: opened.branch }, answer: result.pullRequest.body || result.summary, ...(failure ? { failure } : {}) });
       return;
     }
-    const outcome = await pushToBranch(octokit, { owner, repo, branch: target.headRef, dispatchedHeadSha: headSha, changes: result.changes, message, coAuthors });
+    const push = { owner, repo, branch: target.headRef, dispatchedHeadSha: headSha, changes: result.changes };
+    // A process that died after the ref update but before recording it left our commit on the branch.
+    const earlier = resumed ? await findPushedCommit(octokit, push) : undefined;
+    const outcome: PushOutcome = earlier
+      ? { kind: 'pushed', ...earlier, rebased: earlier.parentSha !== headSha }
+      : await pushToBranch(octokit, { ...push, message, coAuthors });
     if (outcome.kind === 'branch_missing') {
       await this.finish(task, 'failed', { failure: { phase: 'publishing', reason: `the branch ${outcome.branch} no longer exists (deleted or merged); nothing was pushed` } });
       return;
@@ -690,7 +696,7 @@ export class TaskService {
       requeue: (task) => this.admit(task, this.track(task)),
       republish: async (task, result) => {
         await this.showProgress(task, this.track(task));
-        void this.settleResult(task, result).catch((error: unknown) => this.log.error({ taskId: task.id, err: errorMessage(error) }, 'task crashed'));
+        void this.settleResult(task, result, true).catch((error: unknown) => this.log.error({ taskId: task.id, err: errorMessage(error) }, 'task crashed'));
       },
       resume: async (task, externalId) => {
         const live = this.track(task);

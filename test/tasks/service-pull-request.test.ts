@@ -5,6 +5,9 @@
  * PR for a fork), a moved branch is handled without force.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { pino } from 'pino';
 import { TaskTokens } from '../../src/gateway/task-tokens.ts';
 import type { GitHubAccess, Octokit } from '../../src/github/client.ts';
@@ -46,8 +49,10 @@ afterAll(async () => {
   await gh?.close();
 });
 
-function setup() {
-  const store = new SqliteTaskStore(':memory:');
+const dataDir = mkdtempSync(path.join(tmpdir(), 'service-pr-test-'));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+function setup(store = new SqliteTaskStore(':memory:')) {
   const backend = new FakeBackend();
   const service = new TaskService({
     store,
@@ -215,6 +220,29 @@ describe('TaskService on a pull request', () => {
     expect(reply).toContain('comes from a fork, which I cannot push to');
     // The fork's branch is untouched.
     expect((await gh.git('outsider/prsvc', 'rev-parse', 'refs/heads/patch-1')).trim()).toBe(forkHead);
+  });
+
+  test('a restart after the push but before it was recorded finds the pushed commit: no second commit, success', async () => {
+    const file = path.join(dataDir, 'restart.db');
+    const a = setup(new SqliteTaskStore(file));
+    const { pull, headSha, branch } = await samePull();
+    const task = (await a.service.submit(request(pull)))!;
+    await waitFor('the runner to start', () => a.backend.jobs[0]);
+    a.backend.jobs[0]!.finish(resultFor(a.backend.jobs[0]!.job, { changes: [change('src/a.js', 'a, finished\n')] }));
+    await replied(a.store, task.id);
+    const pushed = await headOf(branch);
+    expect((await gh.git(REPO, 'rev-parse', `${pushed}^`)).trim()).toBe(headSha);
+    // As a process killed right after the ref update leaves it: publishing, nothing recorded.
+    a.service.close();
+    a.store.update(task.id, {}, 'publishing');
+    const b = setup(new SqliteTaskStore(file));
+    b.store.outbox.delivered(task.id, 0);
+    const commits = gh.requestsTo('POST /repos/{owner}/{repo}/git/commits').length;
+    await b.service.reconcile();
+    await waitFor('success again', () => b.store.get(task.id)!.state === 'succeeded', 10_000);
+    expect(await headOf(branch)).toBe(pushed);
+    expect(gh.requestsTo('POST /repos/{owner}/{repo}/git/commits')).toHaveLength(commits);
+    expect(b.store.get(task.id)!.commitSha).toBe(pushed);
   });
 
   test('a closed pull request fails at dispatch without running', async () => {
