@@ -10,12 +10,12 @@ import type { AppConfig } from './config/env.ts';
 import { createModelGateway } from './gateway/gateway.ts';
 import { TaskTokens } from './gateway/task-tokens.ts';
 import type { RunnerBackend } from './runners/backend.ts';
-import { LocalRunnerBackend } from './runners/local.ts';
+import { defaultRunnerCommand, LocalRunnerBackend } from './runners/local.ts';
+import { assertCanRunAs, hideFromRunnerUser, resolveRunnerUser, type RunnerUser } from './runners/runner-user.ts';
 import { TaskService } from './tasks/service.ts';
 import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
-import { onIssueComment } from './triggers/issue-comment.ts';
-import { onIssueOpened } from './triggers/issues-opened.ts';
-import type { TriggerDeps } from './triggers/issue-mention.ts';
+import { registerTriggers } from './triggers/index.ts';
+import type { TriggerDeps } from './triggers/mention-request.ts';
 import { createTaskPageHandler } from './web/task-page.ts';
 
 /** What the app function built, for the server's start-up and shutdown. */
@@ -35,10 +35,30 @@ export interface CodexAppOptions {
   backend?: RunnerBackend;
 }
 
-/** Builds the runner backend the configuration asks for. */
+/**
+ * Builds the runner backend the configuration asks for. For the local backend with
+ * `CODEX_RUNNER_USER`, checks that runners can be started as that user and hides the data
+ * directory from it; without one, warns when the app runs as root (the runner then shares the app's
+ * user, and an escape from the sandbox could read the app's environment).
+ * @throws RunnerUserError when `CODEX_RUNNER_USER` is unknown, root, or cannot be switched to.
+ */
 export async function createBackend(config: AppConfig, store: TaskStore, log: Logger): Promise<RunnerBackend> {
   if (config.runner.backend === 'local') {
-    return new LocalRunnerBackend({ workRoot: path.join(config.dataDir, 'work'), command: config.runner.command });
+    const workRoot = path.join(config.dataDir, 'work');
+    let runAs: RunnerUser | undefined;
+    if (config.runner.user) {
+      runAs = await resolveRunnerUser(config.runner.user);
+      const program = config.runner.command ? [] : defaultRunnerCommand().slice(1, 2);
+      await hideFromRunnerUser(config.dataDir, workRoot, [process.execPath, ...program]);
+      await assertCanRunAs(runAs, process.execPath, program);
+      log.info({ runnerUser: config.runner.user, uid: runAs.uid, gid: runAs.gid }, 'local runners run as another user');
+    } else if (process.getuid?.() === 0) {
+      log.warn(
+        'the app runs as root and CODEX_RUNNER_USER is not set: local runners run as root too, so an escape from the sandbox ' +
+          "could read the app's environment and files; set CODEX_RUNNER_USER to an unprivileged user (see README)",
+      );
+    }
+    return new LocalRunnerBackend({ workRoot, command: config.runner.command, ...(runAs ? { runAs } : {}) });
   }
   // Loaded only when used, so that the local setup does not load the AWS SDK.
   const { createEcsBackend } = await import('./runners/ecs-factory.ts');
@@ -99,8 +119,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
       log,
     };
 
-    app.on('issue_comment.created', (context) => onIssueComment(deps, context));
-    app.on('issues.opened', (context) => onIssueOpened(deps, context));
+    registerTriggers(app, deps);
 
     addHandler(healthz(handle));
     // The ECS backend serves the runners' claim, progress and result routes.

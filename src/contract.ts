@@ -47,6 +47,12 @@ export const Limits = z.object({
   commandTimeoutMs: z.number().int().positive().default(10 * 60_000),
   /** Timeout of the setup phase, ms. */
   setupTimeoutMs: z.number().int().positive().default(15 * 60_000),
+  /** Processes and threads one sandboxed command may have at once (RLIMIT_NPROC); the runner's default when absent (1024). */
+  maxProcesses: z.number().int().positive().optional(),
+  /** Size of a sandboxed command's private /tmp, bytes; the runner's default when absent (1 GiB). */
+  tmpBytes: z.number().int().min(4096).optional(),
+  /** Disk the checkout and the sandbox home may use together, bytes; the runner's default when absent (10 GiB). */
+  diskBytes: z.number().int().min(4096).optional(),
 });
 export type Limits = z.infer<typeof Limits>;
 

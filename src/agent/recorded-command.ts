@@ -1,6 +1,6 @@
 /** A sandboxed command as the task records it: progress events around it and a CommandRecord. */
 import type { CommandRecord, Phase, ProgressEventInput } from '../contract.ts';
-import type { RunResult, Sandbox } from './sandbox.ts';
+import { DiskLimitError, type RunResult, type Sandbox } from './sandbox.ts';
 
 /** What {@link runRecorded} runs and where it reports. */
 export interface RecordedCommandOptions {
@@ -24,6 +24,8 @@ export interface RecordedCommandOptions {
  * Runs one command in the sandbox between `command_begin` and `command_end` events and appends its
  * CommandRecord. When the command cannot even start, `command_end` is still emitted (exit code null)
  * and the sandbox's error is rethrown (e.g. SandboxPathError for a missing directory).
+ * @throws DiskLimitError when the command took the work directory over its disk limit: the command
+ *   is recorded first, then the error is rethrown so that the phase fails with its message.
  */
 export async function runRecorded(opts: RecordedCommandOptions): Promise<RunResult> {
   const { phase, command, workdir } = opts;
@@ -32,9 +34,17 @@ export async function runRecorded(opts: RecordedCommandOptions): Promise<RunResu
   try {
     result = await opts.sandbox.run({ command, cwd: opts.cwd, timeoutMs: opts.timeoutMs, signal: opts.signal });
   } catch (error) {
-    opts.emit({ type: 'command_end', phase, command, workdir, exitCode: null, durationMs: 0, timedOut: false });
+    if (error instanceof DiskLimitError) appendRecord(opts, error.result);
+    else opts.emit({ type: 'command_end', phase, command, workdir, exitCode: null, durationMs: 0, timedOut: false });
     throw error;
   }
+  appendRecord(opts, result);
+  return result;
+}
+
+/** Appends the command's CommandRecord and emits `command_end`. */
+function appendRecord(opts: RecordedCommandOptions, result: RunResult): void {
+  const { phase, command, workdir } = opts;
   const record: CommandRecord = {
     phase,
     command,
@@ -46,5 +56,4 @@ export async function runRecorded(opts: RecordedCommandOptions): Promise<RunResu
   };
   opts.commands.push(record);
   opts.emit({ type: 'command_end', ...record });
-  return result;
 }

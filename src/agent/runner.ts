@@ -22,6 +22,7 @@ import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
 import { createModelClient, type TokenUsage } from './model.ts';
 import { BASE_INSTRUCTIONS } from './prompts/base.ts';
 import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './sandbox.ts';
+import { readOnlyPathsFromEnv, runnerHiddenPaths } from './sandbox-mounts.ts';
 import { detectSetup, toolPaths } from './setup.ts';
 import { ToolRunner } from './tools/index.ts';
 
@@ -124,11 +125,17 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     home,
     extraPath: toolPaths(root, home),
     extraEnv: { VIRTUAL_ENV: path.join(home, '.venv') },
+    limits: Object.fromEntries(Object.entries({
+      maxProcesses: spec.limits.maxProcesses, tmpBytes: spec.limits.tmpBytes, diskBytes: spec.limits.diskBytes,
+    }).filter(([, v]) => v !== undefined)),
   };
 
   try {
     await mkdir(home, { recursive: true });
     await mkdir(root, { recursive: true });
+    // Nothing of the app, the data directory or other tasks shows inside the sandbox.
+    sandboxBase.hidePaths = runnerHiddenPaths(opts.workDir, root, process.cwd(), process.env);
+    sandboxBase.readOnlyPaths = readOnlyPathsFromEnv(process.env);
     // The sandbox is checked first: no sandbox, no task (never silently unsandboxed).
     let agentSandbox: Sandbox;
     try {

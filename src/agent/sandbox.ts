@@ -2,13 +2,17 @@
  * Sandboxed command execution for the runner: every command the agent (or the setup phase) runs goes
  * through a {@link Sandbox}. Two modes:
  * - `bubblewrap` (local backend): each command runs in a fresh bubblewrap sandbox
- *   (https://github.com/containers/bubblewrap, `bwrap(1)`): the host filesystem read-only, a fresh
- *   /dev and /proc, private /tmp and /run, only the workspace and home writable, new PID/IPC/UTS/
- *   cgroup/(user) namespaces, no network namespace access unless asked for, no capabilities, and an
- *   environment cleared to an allowlist. It works both as root and unprivileged (bwrap then creates
- *   a user namespace by itself).
+ *   (https://github.com/containers/bubblewrap, `bwrap(1)`) that sees only an allowlist of host
+ *   paths, read-only (system programs and libraries, the /etc entries a build needs, the runner's
+ *   Node.js: see sandbox-mounts.ts), the workspace and home writable, a sized private /tmp, fresh
+ *   /dev and /proc; new PID/IPC/UTS/cgroup/(user) namespaces, no network namespace access unless
+ *   asked for, no capabilities, an environment cleared to an allowlist, and per-command resource
+ *   limits (processes and file size through `prlimit(1)`). It works both as root and unprivileged
+ *   (bwrap then creates a user namespace by itself).
  * - `container` (ECS Fargate): the surrounding task is the sandbox; commands run directly, still
  *   with the cleared environment and process-group kill on timeout.
+ * In both modes the disk use of the workspace and home together is capped (measured while and after
+ * each command; {@link DiskLimitError}).
  * Commands are argv arrays passed to execve, never shell strings built here.
  */
 import { spawn } from 'node:child_process';
@@ -17,6 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
+import { measureDiskUsage, type DiskUsage } from './disk-usage.ts';
+import { isInside, planMounts, SandboxLayoutError, SYSTEM_PATHS } from './sandbox-mounts.ts';
 import { charStartAtOrAfter, charStartAtOrBefore, omissionMarker } from './tools/truncate.ts';
 
 /**
@@ -42,12 +48,21 @@ export interface SandboxOptions {
   /** Absolute directories prepended to PATH, first wins (e.g. `$HOME/.venv/bin`). */
   extraPath?: string[];
   /**
-   * Absolute host paths to hide in `bubblewrap` mode, in addition to /run (always hidden, so host
-   * daemon sockets such as docker.sock or D-Bus are unreachable): directories become empty tmpfs,
-   * other files get /dev/null bound over them (unreadable: the mount is nodev). Paths inside the
-   * workspace or home are hidden too. Paths that do not exist are ignored.
+   * Absolute host paths that must stay invisible in `bubblewrap` mode even where they fall inside
+   * an allowed path (the app's directory, the data directory, the runner's work root): directories
+   * become an empty read-only tmpfs, files get /dev/null bound over them. Paths inside the
+   * workspace or home are hidden too; a hidden path that contains the workspace or home leaves
+   * those visible. Paths that do not exist are ignored. Everything outside the allowlist
+   * (sandbox-mounts.ts) is invisible anyway.
    */
   hidePaths?: string[];
+  /**
+   * Extra absolute host paths bound read-only in `bubblewrap` mode (e.g. a toolchain under /opt,
+   * or /etc/pip.conf for a package mirror); missing ones are ignored. Hidden paths inside them stay hidden.
+   */
+  readOnlyPaths?: string[];
+  /** Resource limits of each command; defaults in {@link DEFAULT_SANDBOX_LIMITS}. */
+  limits?: Partial<SandboxLimits>;
   /** bwrap executable: a path, or a name looked up on the runner's PATH. Default `bwrap`. */
   bwrapPath?: string;
   /** Grace between SIGTERM and SIGKILL when a command is stopped, in ms. Default 2000. */
@@ -55,6 +70,36 @@ export interface SandboxOptions {
   /** Memory cap for one command's captured output, in bytes; the middle beyond it is dropped. Default 16 MiB. */
   maxOutputBytes?: number;
 }
+
+/** Resource limits of a {@link Sandbox}. */
+export interface SandboxLimits {
+  /**
+   * RLIMIT_NPROC of each command (`bubblewrap` mode): processes and threads at once. bwrap gives
+   * every command its own user namespace, where the count starts from zero. Not enforced when the
+   * sandbox runs as host root (the kernel exempts uid 0): run the runner as an unprivileged user.
+   */
+  maxProcesses: number;
+  /** Size of the private /tmp of each command, bytes (`bubblewrap` mode; a tmpfs, so memory). */
+  tmpBytes: number;
+  /**
+   * Disk use allowed for the workspace and home together, bytes (both modes). Also the largest
+   * file any command may write (RLIMIT_FSIZE, `bubblewrap` mode).
+   */
+  diskBytes: number;
+  /** How often the disk use is measured while a command runs, ms (at least 10× the time `du` takes). */
+  diskCheckIntervalMs: number;
+}
+
+/** Defaults: 1024 processes, a 1 GiB /tmp, 10 GiB of workspace and home, checked every 5 s. */
+export const DEFAULT_SANDBOX_LIMITS: Readonly<SandboxLimits> = Object.freeze({
+  maxProcesses: 1024,
+  tmpBytes: 1024 ** 3,
+  diskBytes: 10 * 1024 ** 3,
+  diskCheckIntervalMs: 5000,
+});
+
+/** /dev/shm gets this much, or the /tmp size when that is smaller, bytes. */
+const SHM_BYTES = 64 * 1024 * 1024;
 
 /** One command to run in a {@link Sandbox}. */
 export interface RunOptions {
@@ -107,6 +152,27 @@ export class SandboxUnavailableError extends Error {
   override name = 'SandboxUnavailableError';
 }
 
+/**
+ * Thrown by {@link Sandbox.run} when the workspace and home together use more disk than
+ * `limits.diskBytes` (measured while the command runs: it is then stopped; and after it), or when
+ * their disk use can no longer be measured. The task must fail: the runner reports the message.
+ */
+export class DiskLimitError extends Error {
+  override name = 'DiskLimitError';
+  /** Bytes in use when the limit was found exceeded. */
+  readonly usedBytes: number;
+  /** The limit, bytes. */
+  readonly limitBytes: number;
+  /** What happened to the command that hit the limit. */
+  readonly result: RunResult;
+  constructor(message: string, usedBytes: number, limitBytes: number, result: RunResult) {
+    super(message);
+    this.usedBytes = usedBytes;
+    this.limitBytes = limitBytes;
+    this.result = result;
+  }
+}
+
 /** Thrown for a workspace, home or cwd that does not exist, is not a directory, or escapes the workspace. */
 export class SandboxPathError extends Error {
   override name = 'SandboxPathError';
@@ -121,10 +187,11 @@ export interface Sandbox {
    */
   readonly blocksNestedUserNamespaces: boolean;
   /**
-   * Runs one command to completion, timeout or abort. Never rejects because of the command itself
+   * Runs one command to completion, timeout or abort. Never rejects because of the command's exit
    * (a program that cannot be started gives exit code 127 or 126 and the reason in `output`).
    * @throws TypeError / RangeError for an empty command or a bad timeout;
-   *   SandboxPathError when `cwd` does not exist or is outside the workspace.
+   *   SandboxPathError when `cwd` does not exist or is outside the workspace;
+   *   DiskLimitError when the workspace and home use more than `limits.diskBytes` during or after it.
    */
   run(opts: RunOptions): Promise<RunResult>;
 }
@@ -201,10 +268,11 @@ interface Config {
   home: string;
   network: boolean;
   env: Record<string, string>;
-  /** Host paths to hide: directories get a tmpfs, other files /dev/null. */
-  hide: { path: string; dir: boolean }[];
-  /** Read-only re-binds needed inside hidden paths (the resolv.conf target under /run). */
-  roBinds: string[];
+  limits: SandboxLimits;
+  /** bwrap's mount arguments (sandbox-mounts.ts). */
+  mountArgs: string[];
+  /** Absolute host path of prlimit (inside an allowed system directory). */
+  prlimit: string;
   bwrap: string;
   disableUserns: boolean;
   killGraceMs: number;
@@ -245,41 +313,14 @@ function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
-function pathDepth(p: string): number {
-  return p === '/' ? 0 : p.split('/').length - 1;
-}
-
-function isInside(parent: string, child: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-/**
- * bwrap argv for one command. Mounts are sorted parent-first (by path depth, tmpfs before binds at
- * equal depth) so that a workspace under /tmp is bound after the private /tmp is mounted.
- */
+/** bwrap argv for one command: the mounts, namespaces, environment, then prlimit and the command. */
 function bwrapArgs(c: Config, cwd: string, command: string[]): string[] {
-  type Mount = { target: string; order: number; args: string[] };
-  const mounts: Mount[] = [
-    { target: '/', order: 0, args: ['--ro-bind', '/', '/'] },
-    { target: '/dev', order: 0, args: ['--dev', '/dev'] },
-    { target: '/proc', order: 0, args: ['--proc', '/proc'] },
-    { target: '/tmp', order: 0, args: ['--tmpfs', '/tmp'] },
-  ];
-  for (const h of c.hide) {
-    mounts.push({ target: h.path, order: 0, args: h.dir ? ['--tmpfs', h.path] : ['--ro-bind', '/dev/null', h.path] });
-  }
-  for (const p of c.roBinds) mounts.push({ target: p, order: 1, args: ['--ro-bind', p, p] });
-  for (const p of new Set([c.home, c.workspace])) mounts.push({ target: p, order: 2, args: ['--bind', p, p] });
-  mounts.sort((a, b) => pathDepth(a.target) - pathDepth(b.target) || a.order - b.order);
-
-  const args = mounts.flatMap((m) => m.args);
-  args.push('--chdir', cwd, '--unshare-all');
+  const args = [...c.mountArgs, '--chdir', cwd, '--unshare-all'];
   if (c.network) args.push('--share-net');
   if (c.disableUserns) args.push('--unshare-user', '--disable-userns');
   args.push('--die-with-parent', '--new-session', '--cap-drop', 'ALL', '--clearenv');
   for (const [k, v] of Object.entries(c.env)) args.push('--setenv', k, v);
-  args.push('--', ...command);
+  args.push('--', c.prlimit, `--nproc=${c.limits.maxProcesses}`, `--fsize=${c.limits.diskBytes}`, '--', ...command);
   return args;
 }
 
@@ -497,6 +538,19 @@ function resolveCwd(workspace: string, cwd: string | undefined): string {
   return real;
 }
 
+const GIB = 1024 ** 3;
+const MIB = 1024 ** 2;
+
+/** `1.5 GiB`, `12.0 MiB`, `512 bytes`. */
+function formatBytes(bytes: number): string {
+  if (bytes >= GIB) return `${(bytes / GIB).toFixed(1)} GiB`;
+  if (bytes >= MIB) return `${(bytes / MIB).toFixed(1)} MiB`;
+  return `${bytes} bytes`;
+}
+
+/** Longest a single `du` of the work directory may take, ms. */
+const DU_TIMEOUT_MS = 120_000;
+
 class ProcessSandbox implements Sandbox {
   readonly #c: Config;
 
@@ -526,8 +580,70 @@ class ProcessSandbox implements Sandbox {
     }
     const c = this.#c;
     const [file, ...args] = c.mode === 'bubblewrap' ? [c.bwrap, ...bwrapArgs(c, cwd, command)] : command;
-    return runProcess({ file: file as string, args, cwd, env: c.env }, opts, c);
+
+    // The disk use is watched while the command runs; over the limit, the command is stopped.
+    const overLimit = new AbortController();
+    let exceeded: DiskUsage | undefined;
+    let done = false;
+    const watch = (async () => {
+      let wait = c.limits.diskCheckIntervalMs;
+      while (!done) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, wait);
+          overLimit.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+        });
+        if (done) return;
+        const started = performance.now();
+        const usage = await this.#measure().catch(() => undefined);
+        wait = Math.max(c.limits.diskCheckIntervalMs, 10 * (performance.now() - started));
+        if (!done && usage !== undefined && usage.bytes > c.limits.diskBytes) {
+          exceeded = usage;
+          overLimit.abort();
+        }
+      }
+    })();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, overLimit.signal]) : overLimit.signal;
+    let result: RunResult;
+    try {
+      result = await runProcess({ file: file as string, args, cwd, env: c.env }, { ...opts, signal }, c);
+    } finally {
+      done = true;
+      overLimit.abort();
+      await watch;
+    }
+    if (exceeded !== undefined) result = { ...result, aborted: opts.signal?.aborted === true };
+
+    let after: DiskUsage;
+    try {
+      after = await this.#measure();
+    } catch (error) {
+      throw new DiskLimitError(`the disk use of the work directory cannot be measured: ${(error as Error).message}`, 0, c.limits.diskBytes, result);
+    }
+    const used = Math.max(after.bytes, exceeded?.bytes ?? 0);
+    if (used > c.limits.diskBytes) {
+      throw new DiskLimitError(
+        `disk limit exceeded: the workspace and home use ${formatBytes(used)}, more than the task's limit of ` +
+          `${formatBytes(c.limits.diskBytes)}${exceeded ? '; the command was stopped' : ''}`,
+        used, c.limits.diskBytes, result,
+      );
+    }
+    if (after.errors !== '') {
+      throw new DiskLimitError(
+        `the disk use of the work directory cannot be measured completely (make every file in it readable): ${after.errors}`,
+        after.bytes, c.limits.diskBytes, result,
+      );
+    }
+    return result;
   }
+
+  #measure(): Promise<DiskUsage> {
+    return measureDiskUsage([...new Set([this.#c.workspace, this.#c.home])], DU_TIMEOUT_MS);
+  }
+}
+
+function positiveInteger(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${value}`);
+  return value;
 }
 
 /**
@@ -535,9 +651,13 @@ class ProcessSandbox implements Sandbox {
  * works by running `true` inside it (with `--disable-userns` hardening when the host supports it,
  * else without).
  * @throws SandboxUnavailableError when bwrap is missing or cannot create the sandbox (the message
- *   gives bwrap's reason, e.g. user namespaces disabled); never falls back to running unsandboxed.
+ *   gives bwrap's reason, e.g. user namespaces disabled, or an option such as `--size` it does not
+ *   know: `--size` needs a recent bubblewrap, tested with 0.8.0), when prlimit (util-linux) or du (coreutils) is
+ *   missing, or when a hidden path is or contains a system directory the sandbox needs; never
+ *   falls back to running unsandboxed.
  * @throws SandboxPathError when workspace or home does not exist or is not a directory;
  *   TypeError / RangeError for malformed options (relative paths, bad numbers, bad env names).
+ * @throws DiskLimitError when the workspace and home are already over `limits.diskBytes`.
  */
 export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   if (opts.mode !== 'bubblewrap' && opts.mode !== 'container') {
@@ -550,12 +670,24 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   if (!Number.isInteger(killGraceMs) || killGraceMs < 0) throw new RangeError(`killGraceMs must be an integer >= 0, got ${killGraceMs}`);
   if (!Number.isInteger(maxOutputBytes) || maxOutputBytes < 1024) throw new RangeError(`maxOutputBytes must be an integer >= 1024, got ${maxOutputBytes}`);
   const env = sandboxEnv({ home, extraEnv: opts.extraEnv, extraPath: opts.extraPath });
+  const wanted = { ...DEFAULT_SANDBOX_LIMITS, ...opts.limits };
+  const limits: SandboxLimits = {
+    maxProcesses: positiveInteger('limits.maxProcesses', wanted.maxProcesses, 1),
+    tmpBytes: positiveInteger('limits.tmpBytes', wanted.tmpBytes, 4096),
+    diskBytes: positiveInteger('limits.diskBytes', wanted.diskBytes, 4096),
+    diskCheckIntervalMs: positiveInteger('limits.diskCheckIntervalMs', wanted.diskCheckIntervalMs, 1),
+  };
+  try {
+    await measureDiskUsage([...new Set([workspace, home])], DU_TIMEOUT_MS);
+  } catch (error) {
+    throw new SandboxUnavailableError(`the disk use of the workspace cannot be measured: ${(error as Error).message}`);
+  }
 
-  const base: Omit<Config, 'hide' | 'roBinds' | 'bwrap' | 'disableUserns'> = {
-    mode: opts.mode, workspace, home, network: opts.network, env, killGraceMs, maxOutputBytes,
+  const base: Omit<Config, 'mountArgs' | 'prlimit' | 'bwrap' | 'disableUserns'> = {
+    mode: opts.mode, workspace, home, network: opts.network, env, limits, killGraceMs, maxOutputBytes,
   };
   if (opts.mode === 'container') {
-    return new ProcessSandbox({ ...base, hide: [], roBinds: [], bwrap: '', disableUserns: false });
+    return new ProcessSandbox({ ...base, mountArgs: [], prlimit: '', bwrap: '', disableUserns: false });
   }
 
   const bwrapName = opts.bwrapPath ?? 'bwrap';
@@ -566,44 +698,31 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     );
   }
 
-  const hide: Config['hide'] = [];
-  for (const p of ['/run', '/var/run', ...(opts.hidePaths ?? [])]) {
-    assertAbsoluteDir('hidden path', p);
-    let real: string;
-    try {
-      real = realpathSync(p);
-    } catch {
-      continue; // nothing to hide
-    }
-    if (real === '/' || hide.some((h) => h.path === real)) continue;
-    hide.push({ path: real, dir: statSync(real).isDirectory() });
+  // prlimit runs inside the sandbox, so it must live in an allowed system directory.
+  const prlimitHost = findExecutable('prlimit');
+  const prlimit = prlimitHost === undefined ? undefined : realpathSync(prlimitHost);
+  if (prlimit === undefined || !SYSTEM_PATHS.some((dir) => isInside(dir, prlimit))) {
+    throw new SandboxUnavailableError('prlimit (util-linux) is required in /usr/bin or /bin to limit the processes of sandboxed commands');
   }
-  // With network, keep name resolution working when /etc/resolv.conf points into a hidden /run
-  // (systemd-resolved): re-bind the directory holding its target, read-only.
-  const roBinds: string[] = [];
-  // The runner's own Node.js (first on the sandbox's PATH) stays reachable when it is installed
-  // under a path the sandbox replaces (a checkout under /tmp, say): its PATH directory and the
-  // installation it links to are bound back, read-only.
-  const hiddenRoots = ['/tmp', ...hide.filter((h) => h.dir).map((h) => h.path)];
-  const nodeBin = path.dirname(process.execPath);
-  for (const candidate of [nodeBin, path.dirname(path.dirname(realpathSync(process.execPath)))]) {
-    const real = realpathSync(candidate);
-    for (const p of new Set([candidate, real])) {
-      if (hiddenRoots.some((root) => isInside(root, p)) && !roBinds.includes(p)) roBinds.push(p);
-    }
-  }
-  if (opts.network) {
-    try {
-      const resolv = realpathSync('/etc/resolv.conf');
-      if (hide.some((h) => isInside(h.path, resolv))) roBinds.push(path.dirname(resolv));
-    } catch {
-      // No resolv.conf: nothing to keep.
-    }
+  let mountArgs: string[];
+  try {
+    mountArgs = planMounts({
+      workspace,
+      home,
+      protect: opts.hidePaths ?? [],
+      readOnlyPaths: opts.readOnlyPaths ?? [],
+      nodeExecPath: process.execPath,
+      tmpBytes: limits.tmpBytes,
+      shmBytes: Math.min(SHM_BYTES, limits.tmpBytes),
+    });
+  } catch (error) {
+    if (error instanceof SandboxLayoutError) throw new SandboxUnavailableError(error.message);
+    throw error;
   }
 
   const failures: string[] = [];
   for (const disableUserns of [true, false]) {
-    const sandbox = new ProcessSandbox({ ...base, hide, roBinds, bwrap, disableUserns });
+    const sandbox = new ProcessSandbox({ ...base, mountArgs, prlimit, bwrap, disableUserns });
     const probe = await sandbox.run({ command: ['true'], timeoutMs: PROBE_TIMEOUT_MS });
     if (probe.exitCode === 0) return sandbox;
     const why = probe.timedOut ? 'timed out' : probe.exitCode !== null ? `exit code ${probe.exitCode}` : `signal ${probe.signal}`;

@@ -46,6 +46,8 @@ const list = (item: z.ZodString) =>
     )
     .pipe(z.array(item));
 
+/** A POSIX user name (as useradd accepts it) or `uid:gid`. */
+const RUNNER_USER = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10}:\d{1,10})$/;
 const ARGV_MESSAGE = 'expected a JSON array of strings (argv), e.g. ["node","runner.js"]';
 
 /** GitHub login: letters, digits and hyphens, optionally with GitHub Apps' `[bot]` suffix. */
@@ -127,6 +129,16 @@ export const EnvSchema = z.object({
         .refine((argv) => argv[0] !== '', 'expected a program name as the first element'),
     )
     .optional(),
+  /**
+   * The user the local runner runs as (a user name, or `uid:gid`), so that an escape from the
+   * sandbox cannot read the app's process or files; see LocalRunnerOptions.runAs. Never root.
+   */
+  CODEX_RUNNER_USER: z
+    .string()
+    .trim()
+    .regex(RUNNER_USER, 'expected a user name or uid:gid, e.g. codex-runner or 1500:1500')
+    .refine((value) => value !== 'root' && !/^0+:|:0+$/.test(value), 'must not be root (uid 0 or gid 0)')
+    .optional(),
   CODEX_ECS_CLUSTER: z.string().optional(),
   CODEX_ECS_TASK_DEFINITION: z.string().optional(),
   CODEX_ECS_CONTAINER_NAME: z.string().default('runner'),
@@ -144,6 +156,11 @@ export type RunnerConfig =
       backend: 'local';
       /** argv that starts the runner program (default: this package's `codex-cloud runner`). */
       command?: string[];
+      /**
+       * `CODEX_RUNNER_USER`: the user the runner runs as, a user name (resolved when the backend is
+       * created) or `uid:gid`; never root. Unset: the app's own user.
+       */
+      user?: string;
     }
   | {
       backend: 'ecs';
@@ -350,7 +367,11 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
           assignPublicIp: e.CODEX_ECS_ASSIGN_PUBLIC_IP,
           ...(e.AWS_REGION ? { region: e.AWS_REGION } : {}),
         }
-      : { backend: 'local', ...(e.CODEX_RUNNER_COMMAND ? { command: e.CODEX_RUNNER_COMMAND } : {}) };
+      : {
+          backend: 'local',
+          ...(e.CODEX_RUNNER_COMMAND ? { command: e.CODEX_RUNNER_COMMAND } : {}),
+          ...(e.CODEX_RUNNER_USER ? { user: e.CODEX_RUNNER_USER } : {}),
+        };
 
   const base: BaseAppConfig = {
     github: {

@@ -5,8 +5,8 @@
  * does not hit GitHub's rate limits while the final state is never lost.
  *
  * Everything that came from the model or from GitHub users (plan steps, command text, summaries,
- * failure reasons, titles) is treated as hostile: it cannot ping people (`@mentions` and `#123`
- * references get a zero-width joiner), cannot inject HTML (`<details>`, comments, images) and cannot
+ * failure reasons, titles) is treated as hostile: it cannot ping people or link other issues
+ * (mentions, `#123`, `GH-123`, `owner/repo#123` and issue URLs are broken by neutralize.ts), cannot inject HTML (`<details>`, comments, images) and cannot
  * escape the structure of the comment (code spans and fences are sized to their content).
  * Markdown reference: https://github.github.com/gfm/ ; comment size limit (65,536 characters):
  * https://docs.github.com/en/rest/issues/comments#update-an-issue-comment
@@ -14,13 +14,13 @@
 import { fromMarkdown } from 'mdast-util-from-markdown';
 import type { Nodes } from 'mdast';
 import type { PlanStep } from '../contract.ts';
+import { escapeMarkdownText, isIssueUrl, neutralizeReferences } from './neutralize.ts';
 
 /** Largest body GitHub accepts for a comment, in UTF-16 code units (GitHub counts characters). */
 export const GITHUB_COMMENT_MAX_CHARS = 65_536;
 /** What {@link renderProgressComment} stays under: the GitHub limit with a safety margin. */
 export const PROGRESS_COMMENT_MAX_CHARS = 65_000;
 
-const ZWJ = '\u200d';
 const COMMAND_MAX_CHARS = 100;
 const REASON_MAX_CHARS = 1500;
 const PLAN_STEP_MAX_CHARS = 200;
@@ -114,18 +114,13 @@ function truncate(text: string, max: number): string {
   return `${cut}…`;
 }
 
-/** Inserts a zero-width joiner after `@` and `#` where GitHub would make a mention or an issue link. */
-function neutraliseReferences(text: string): string {
-  return text.replace(/@(?=[A-Za-z0-9_-])/g, `@${ZWJ}`).replace(/#(?=\d)/g, `#${ZWJ}`);
-}
-
 /**
  * Escapes untrusted plain text for use inside a markdown line: one line, no markdown or HTML
  * syntax (backslash escapes), no mentions or issue references.
  */
 export function escapeInline(text: string): string {
   const oneLine = text.replace(/[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]+/gu, ' ').trim();
-  return neutraliseReferences(oneLine.replace(/[\\`*_[\]<>#|~$&!]/g, '\\$&'));
+  return neutralizeReferences(oneLine.replace(/[\\`*_[\]<>#|~$&!]/g, '\\$&'));
 }
 
 /**
@@ -164,8 +159,12 @@ function headAndTail(text: string, max: number): string {
 
 /**
  * Makes untrusted markdown (the agent's summary) safe to embed: parses it (CommonMark, via
- * mdast-util-from-markdown) and, outside code, neutralises mentions and issue references and turns
- * raw HTML (tags, comments, `<details>` closers) into literal text. Cuts the source to `maxChars` first
+ * mdast-util-from-markdown) and, outside code, neutralises mentions and issue references (see
+ * neutralize.ts) and turns raw HTML (tags, comments, `<details>` closers) into literal text.
+ * References hidden behind character references or escapes (`&#35;12`, `&commat;bob`, `GH\-12`
+ * render as `#12`, `@bob`, `GH-12`) are caught on the decoded text: such a text is written back
+ * escaped. Links and link definitions whose destination is an issue, pull request or discussion URL
+ * become literal text with the URL broken. Cuts the source to `maxChars` first
  * (adding a note) and closes a code fence the cut left open. The result can grow a little beyond
  * `maxChars` (entities, joiners); callers with a hard limit measure it.
  */
@@ -183,10 +182,19 @@ export function sanitizeMarkdown(markdown: string, maxChars: number): string {
     const start = node.position?.start.offset;
     const end = node.position?.end.offset;
     if (node.type === 'text' && start !== undefined && end !== undefined) {
-      edits.push({ start, end, text: neutraliseReferences(source.slice(start, end)) });
+      const raw = source.slice(start, end);
+      // Escapes and character references decode to other characters: judge the decoded text then.
+      const text = /[&\\]/.test(raw) ? escapeMarkdownText(neutralizeReferences(node.value)) : neutralizeReferences(raw);
+      edits.push({ start, end, text });
     } else if (node.type === 'html' && start !== undefined && end !== undefined) {
-      const literal = source.slice(start, end).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-      edits.push({ start, end, text: neutraliseReferences(literal) });
+      edits.push({ start, end, text: neutralizeReferences(literalHtml(source.slice(start, end))) });
+    } else if ((node.type === 'link' || node.type === 'definition') && isIssueUrl(node.url) && start !== undefined && end !== undefined) {
+      // `[see](https://github.com/o/r/issues/1)`, `[x]: https://…`, `<https://…/pull/2>`: shown as
+      // literal text (a leading `[` escaped, `<` as a reference) with the reference broken. Children
+      // are not visited.
+      const literal = neutralizeReferences(literalHtml(source.slice(start, end)));
+      edits.push({ start, end, text: literal.startsWith('[') ? `\\${literal}` : literal });
+      return;
     } else if (node.type === 'code' && end === source.length && start !== undefined) {
       const raw = source.slice(start, end);
       const open = /^ {0,3}(`{3,}|~{3,})/.exec(raw);
@@ -211,6 +219,11 @@ export function sanitizeMarkdown(markdown: string, maxChars: number): string {
   if (openFence) out += `\n${openFence}`;
   if (truncated) out += '\n\n_(truncated)_';
   return out;
+}
+
+/** Markdown source shown literally where it stands: `&`, `<` and `>` as character references. */
+function literalHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 /** Returns `url` normalised when it is an absolute http(s) URL, else undefined. */

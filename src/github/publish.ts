@@ -11,6 +11,7 @@
 import PQueue from 'p-queue';
 import type { ProbotOctokit } from 'probot';
 import type { FileChange } from '../contract.ts';
+import { neutralizeReferences } from './neutralize.ts';
 
 /** An authenticated Octokit as Probot hands it out (`context.octokit`, `app.auth(installationId)`). */
 export type GitHubClient = InstanceType<typeof ProbotOctokit>;
@@ -63,15 +64,13 @@ export interface CoAuthor {
   id: number;
 }
 
-/** `Fixes #12`, `closes owner/repo#3`, … as GitHub reads them in commit messages. */
-const CLOSING_REFERENCE = /\b(close[sd]?|fix(?:e[sd])?|resolve[sd]?):?\s+((?:[\w.-]+\/[\w.-]+)?#\d+)/gi;
-
 /**
  * The commit message for a change set: the runner's message with trailing whitespace and any
  * `Co-authored-by:` lines removed (attribution is the app's decision, not the runner's), then one
  * `Co-authored-by: login <id+login@users.noreply.github.com>` trailer per co-author (deduplicated by
- * id), after a blank line. Closing references (`Fixes #12`) are made inert: the message is the model's
- * text, and such a line would close that issue on merge. An empty message becomes `Update files`.
+ * id), after a blank line. Mentions and issue references in every form (`@bob`, `#12`, `o/r#12`,
+ * `GH-12`, issue URLs; see neutralize.ts) are made inert: the message is the model's text, a mention
+ * would notify and `Fixes #12` would close that issue on merge. An empty message becomes `Update files`.
  * Trailer format: https://docs.github.com/en/pull-requests/committing-changes-to-your-project/creating-and-editing-commits/creating-a-commit-with-multiple-authors
  * @throws TypeError on a login that is not a GitHub login or an id that is not a positive integer.
  */
@@ -82,10 +81,8 @@ export function commitMessage(message: string, coAuthors: CoAuthor[] = []): stri
       .split('\n')
       .filter((line) => !/^\s*co-authored-by:/i.test(line))
       .join('\n')
-      // A closing keyword would close that issue when the commit reaches the default branch; the
-      // message is the model's text, so references are kept readable but inert.
-      .replace(CLOSING_REFERENCE, (_match, keyword: string, ref: string) => `${keyword} ${ref.replace('#', '#\u200d')}`)
       .trimEnd() || 'Update files';
+  const inert = neutralizeReferences(body);
   const seen = new Set<number>();
   const trailers: string[] = [];
   for (const { login, id } of coAuthors) {
@@ -95,7 +92,7 @@ export function commitMessage(message: string, coAuthors: CoAuthor[] = []): stri
     seen.add(id);
     trailers.push(`Co-authored-by: ${login} <${id}+${login}@users.noreply.github.com>`);
   }
-  return trailers.length ? `${body}\n\n${trailers.join('\n')}` : body;
+  return trailers.length ? `${inert}\n\n${trailers.join('\n')}` : inert;
 }
 
 /** Arguments of {@link createCommit}. */
@@ -249,9 +246,15 @@ export interface OpenPullRequestOptions {
   head: string;
   /** Branch to merge into (usually the default branch). */
   base: string;
-  /** Cut to 256 characters with an ellipsis. */
+  /**
+   * Untrusted (the model's or the issue's): mentions and issue references are made inert (see
+   * neutralize.ts); cut to 256 characters with an ellipsis.
+   */
   title: string;
-  /** Markdown; see pullRequestBody (GitHub refuses bodies over 65,536 characters). */
+  /**
+   * Markdown; see pullRequestBody (GitHub refuses bodies over 65,536 characters). Sent as given: it
+   * holds the app's own `Closes #N`, so untrusted parts must be neutralised when it is built.
+   */
   body: string;
   draft?: boolean;
 }
@@ -276,8 +279,8 @@ export async function openPullRequest(
   };
   const found = await existing();
   if (found) return found;
-  const chars = [...opts.title];
-  const title = chars.length > MAX_TITLE_CHARS ? `${chars.slice(0, MAX_TITLE_CHARS - 1).join('')}…` : opts.title;
+  const chars = [...neutralizeReferences(opts.title)];
+  const title = chars.length > MAX_TITLE_CHARS ? `${chars.slice(0, MAX_TITLE_CHARS - 1).join('')}…` : chars.join('');
   try {
     const { data } = await octokit.rest.pulls.create({ owner, repo, head, base, title, body, draft: opts.draft ?? false });
     return { number: data.number, url: data.html_url, created: true };

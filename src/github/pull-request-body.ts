@@ -15,7 +15,10 @@ const MAX_COMMAND_CHARS = 200;
 
 /** Options of {@link pullRequestBody}. */
 export interface PullRequestBodyOptions {
-  /** The agent's final message (markdown with `## Summary` and `## Testing`); untrusted but shown as is. */
+  /**
+   * The agent's final message (markdown with `## Summary` and `## Testing`); untrusted: shown with
+   * mentions and issue references neutralised and raw HTML made literal (`sanitizeMarkdown`).
+   */
   summary: string;
   /** The issue the work answers; adds `Closes #N` (GitHub closes it when the PR merges). */
   issueNumber?: number;

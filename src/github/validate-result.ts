@@ -35,7 +35,6 @@ export const DEFAULT_MAX_TOTAL_BYTES = 50 * 1024 * 1024;
 /** Symlink hops followed when resolving a link target (Linux's limit is 40 as well). */
 const MAX_SYMLINK_HOPS = 40;
 const SYMLINK_MODE = '120000';
-const WORKFLOWS_DIR = '.github/workflows';
 
 /** Quotes a path for an error message (JSON string syntax, so control characters stay visible). */
 function q(path: string): string {
@@ -43,17 +42,72 @@ function q(path: string): string {
 }
 
 /**
- * True for path segments git itself treats as the repository directory on some file system: `.git`
- * in any case, with trailing dots or spaces (NTFS ignores them), and its 8.3 short name `git~1`.
+ * Invisible characters refused anywhere in a path or symlink target: Unicode format characters
+ * (category Cf: zero-width spaces and joiners U+200B–U+200F, bidi controls U+202A–U+202E and
+ * U+2066–U+2069, U+2060–U+2064, U+206A–U+206F, U+FEFF, …), control characters (Cc) and the line and
+ * paragraph separators. macOS (HFS+) ignores several of them when it compares names, so `.git\u200c`
+ * is `.git` there (git's own `is_hfs_dotgit`); elsewhere they make a path look like another one.
+ * No repository needs them in a file name, so they are refused rather than stripped.
+ */
+const INVISIBLE = /[\p{Cf}\p{Cc}\u2028\u2029]/u;
+
+/** The first invisible character of `text` as `U+XXXX`, or undefined. */
+function invisibleCharacter(text: string): string | undefined {
+  const match = INVISIBLE.exec(text);
+  return match ? `U+${match[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}` : undefined;
+}
+
+/**
+ * A path segment as the least forgiving file system a checkout may land on would compare it: NFKC
+ * compatibility form (`．ｇｉｔ` → `.git`), format characters removed (HFS+ ignores them), lower case
+ * (NTFS, HFS+, APFS fold case), an NTFS alternate data stream suffix (`.git::$INDEX_ALLOCATION`)
+ * dropped, and trailing dots and spaces dropped (NTFS ignores them). Used to compare segments against
+ * protected names, never to rewrite paths.
+ */
+function normalizedSegment(segment: string): string {
+  return segment
+    .normalize('NFKC')
+    .replace(/\p{Cf}/gu, '')
+    .toLowerCase()
+    .replace(/:.*$/s, '')
+    .replace(/[. ]+$/, '');
+}
+
+/** A path with each segment in {@link normalizedSegment} form (for collisions and protected names). */
+function normalizedPath(path: string): string {
+  return path.split('/').map(normalizedSegment).join('/');
+}
+
+/**
+ * True for path segments a file system may treat as the repository directory: `.git` after
+ * {@link normalizedSegment} (so `.GIT`, `.git.`, `.git `, `.git::$INDEX_ALLOCATION`, `.gi\u200ct`,
+ * `．git`), and the NTFS 8.3 short name `git~1` — the names git's `verify_path` refuses
+ * (`is_ntfs_dotgit`, `is_hfs_dotgit`).
  */
 function isDotGitSegment(segment: string): boolean {
-  return /^\.git[. ]*$/i.test(segment) || /^git~1$/i.test(segment);
+  const name = normalizedSegment(segment);
+  return name === '.git' || name === 'git~1';
+}
+
+/** Files git refuses as symlinks (`verify_path`: they are read from the work tree, a link would read elsewhere). */
+const NO_SYMLINK_NAMES = new Set(['.gitmodules', '.gitattributes', '.gitignore', '.mailmap']);
+/** Their NTFS 8.3 short names as git's `is_ntfs_dotgitmodules` and friends know them (`GITMOD~1`, `gi7eba~1`, …). */
+const NO_SYMLINK_SHORT_NAMES = /^(?:gitmod|gi7eba|gitatt|gi7d29|gitign|gi250a|mailma|maba30)~\d$/;
+
+/** True for a path segment that names one of {@link NO_SYMLINK_NAMES} on some file system. */
+function isNoSymlinkName(segment: string): boolean {
+  const name = normalizedSegment(segment);
+  return NO_SYMLINK_NAMES.has(name) || NO_SYMLINK_SHORT_NAMES.test(name);
 }
 
 /** Problems with the shape of one path (relative, normalized, outside `.git`), as rule phrases. */
 function pathProblems(path: string): string[] {
   const problems: string[] = [];
   if (path.includes('\0')) problems.push('path contains a NUL byte');
+  else {
+    const invisible = invisibleCharacter(path);
+    if (invisible) problems.push(`path contains an invisible or control character (${invisible})`);
+  }
   if (path.includes('\\')) problems.push('path contains a backslash');
   if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) problems.push('path must be relative');
   // An absolute path is reported once as such, not also for its leading empty segment.
@@ -64,10 +118,14 @@ function pathProblems(path: string): string[] {
   return problems;
 }
 
-/** True when `path` is `.github/workflows` or below it, compared case-insensitively. */
+/**
+ * True when `path` touches the workflows: it is `.github/workflows` or below it, or it is `.github`
+ * itself (a file, symlink or deletion there replaces the directory and so the workflows in it).
+ * Compared on {@link normalizedSegment} forms, so `.GitHub/Workflows` and `.github./workflows` count.
+ */
 function isWorkflowPath(path: string): boolean {
-  const lower = path.toLowerCase();
-  return lower === WORKFLOWS_DIR || lower.startsWith(`${WORKFLOWS_DIR}/`);
+  const [first, second] = normalizedPath(path).split('/');
+  return first === '.github' && (second === undefined || second === 'workflows');
 }
 
 /** Decodes canonical base64 (what `Buffer#toString('base64')` writes); undefined when it does not round-trip. */
@@ -82,6 +140,32 @@ function ancestors(path: string): string[] {
   const out: string[] = [];
   for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join('/'));
   return out;
+}
+
+/**
+ * Paths among the written ones (with their parent directories) that a case-insensitive or
+ * normalizing file system would take for one another (compared with {@link normalizedPath}), one
+ * error message per colliding spelling. Deletions take no part: a deletion and a write that differ in
+ * case are a case-only rename, which is allowed.
+ */
+function caseCollisions(valid: FileChange[], written: Set<string>): string[] {
+  /** normalized path → the first spelling seen (a file or a directory of one). */
+  const spellings = new Map<string, string>();
+  const reported = new Set<string>();
+  const errors: string[] = [];
+  for (const change of valid) {
+    if (!written.has(change.path)) continue;
+    for (const name of [...ancestors(change.path), change.path]) {
+      const key = normalizedPath(name);
+      const first = spellings.get(key);
+      if (first === undefined) spellings.set(key, name);
+      else if (first !== name && !reported.has(`${first}\0${name}`)) {
+        reported.add(`${first}\0${name}`);
+        errors.push(`${q(change.path)}: ${q(name)} and ${q(first)} differ only in case or Unicode form and collide on macOS and Windows`);
+      }
+    }
+  }
+  return errors;
 }
 
 /**
@@ -118,20 +202,31 @@ function resolveSymlink(linkPath: string, target: string, links: Map<string, str
  * Rules (each error message starts with the JSON-quoted path and names the rule):
  * - each change matches the {@link FileChange} schema (action, mode 100644/100755/120000);
  * - paths are relative and normalized: no leading `/` or drive letter, no empty, `.` or `..` segments,
- *   no backslash, no NUL; no `.git` segment at any depth (also `.GIT`, `.git.`, `git~1`);
- * - changes (add, modify, delete) at or under `.github/workflows/` (case-insensitive) only with
- *   `allowWorkflowChanges`; one error lists every such path and names `allow_workflow_changes`;
- * - no path appears twice;
+ *   no backslash, no NUL, no invisible character (Unicode format characters such as U+200C, controls;
+ *   refused anywhere in the path, see {@link INVISIBLE}); no segment at any depth that a file system
+ *   may take for `.git` (compared after {@link normalizedSegment}: `.GIT`, `.git.`, `.git `,
+ *   `.git::$INDEX_ALLOCATION`, `．git`, and `git~1`), as git's own `verify_path` refuses;
+ * - changes (add, modify, delete; file or symlink) at or under `.github/workflows/`, and any change
+ *   at `.github` itself (a file, symlink or deletion there replaces the directory holding the
+ *   workflows), compared on normalized segments, only with `allowWorkflowChanges`; one error lists
+ *   every such path and names `allow_workflow_changes`;
+ * - no path appears twice; no two written paths, or directories of written paths, differ only in
+ *   case or Unicode form (`README` and `readme`, `Docs/a` and `docs/b`): they collide in checkouts on
+ *   macOS and Windows. A deletion and a write that differ in case (a case-only rename) are allowed;
+ * - `.gitmodules`, `.gitattributes`, `.gitignore` and `.mailmap` (any case, NTFS short names such as
+ *   `GITMOD~1` included) are never symlinks (git refuses them);
  * - no written path (add/modify) is also the parent directory of another written path (deleting a file
  *   and writing files below the same name, or the reverse, is a legitimate type change and allowed);
- * - symlinks (mode 120000): the decoded target is non-empty, relative, has no NUL or backslash, and
- *   resolves inside the repository (not into `.git`) from the link's directory, following the other
- *   symlinks of the same change set;
+ * - symlinks (mode 120000): the decoded target is non-empty, relative, has no NUL, backslash or
+ *   invisible character, and resolves inside the repository (not into `.git`; not to `.github`
+ *   or into `.github/workflows` without `allowWorkflowChanges`) from the link's directory, following
+ *   the other symlinks of the same change set;
  * - no written path goes through a directory that the same change set writes as a symlink;
  * - `contentBase64` is canonical base64; decoded sizes within `maxFileBytes` each and `maxTotalBytes`
  *   together; at most `maxFiles` changes.
  *
- * Symlinks already in the base tree are not known here and are not followed.
+ * Symlinks already in the base tree are not known here and are not followed, and collisions with
+ * paths of the base tree are not checked.
  * @returns `{ ok: true }`, or `{ ok: false, errors }` with every problem found. Never throws.
  */
 export function validateChanges(changes: FileChange[], opts: ValidateChangesOptions): ValidationOutcome {
@@ -187,8 +282,15 @@ export function validateChanges(changes: FileChange[], opts: ValidateChangesOpti
     valid.push(change);
     if (shapeProblems.length) return;
     written.add(path);
-    if (change.mode === SYMLINK_MODE) links.set(path, bytes.toString('utf8'));
+    if (change.mode === SYMLINK_MODE) {
+      links.set(path, bytes.toString('utf8'));
+      if (isNoSymlinkName(path.split('/').at(-1)!)) {
+        errors.push(`${q(path)}: git refuses this file as a symlink`);
+      }
+    }
   });
+
+  errors.push(...caseCollisions(valid, written));
 
   if (totalBytes > maxTotalBytes) {
     errors.push(`changes: ${totalBytes} bytes in total, more than the limit of ${maxTotalBytes} bytes`);
@@ -219,6 +321,9 @@ export function validateChanges(changes: FileChange[], opts: ValidateChangesOpti
     if (target === undefined) continue;
     if (target === '') errors.push(`${q(path)}: symlink target is empty`);
     else if (target.includes('\0')) errors.push(`${q(path)}: symlink target contains a NUL byte`);
+    else if (invisibleCharacter(target)) {
+      errors.push(`${q(path)}: symlink target ${q(target)} contains an invisible or control character (${invisibleCharacter(target)})`);
+    }
     else if (target.includes('\\')) errors.push(`${q(path)}: symlink target ${q(target)} contains a backslash`);
     else if (target.startsWith('/') || /^[A-Za-z]:/.test(target)) errors.push(`${q(path)}: symlink target ${q(target)} is absolute`);
     else {
@@ -226,6 +331,11 @@ export function validateChanges(changes: FileChange[], opts: ValidateChangesOpti
       if ('problem' in resolved) errors.push(`${q(path)}: ${resolved.problem}`);
       else if (resolved.path.split('/').some(isDotGitSegment)) {
         errors.push(`${q(path)}: symlink target ${q(target)} resolves inside a .git directory`);
+      } else if (!opts.allowWorkflowChanges && isWorkflowPath(resolved.path)) {
+        errors.push(
+          `${q(path)}: symlink target ${q(target)} points at .github/workflows, which this repository does not allow changing ` +
+            '(`allow_workflow_changes`)',
+        );
       }
     }
   }

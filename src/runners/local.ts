@@ -1,16 +1,18 @@
 /**
  * The local runner backend: the runner program as a child process of the app, the TaskSpec on its
  * stdin, progress events and the TaskResult as JSON lines on its stdout. Commands the model runs are
- * sandboxed by the runner itself (bubblewrap).
+ * sandboxed by the runner itself (bubblewrap); the runner process runs as another user than the app
+ * when {@link LocalRunnerOptions.runAs} is set (see runner-user.ts for what the host must provide).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ProgressEvent, TaskResult, type Phase } from '../contract.ts';
+import { DEFAULT_MAX_TOTAL_BYTES } from '../github/validate-result.ts';
 import { failedResult, type RunnerBackend, type RunnerExecution, type RunnerJob } from './backend.ts';
+import { unreachableDirectory, type RunnerUser } from './runner-user.ts';
 
 /**
  * Variables the runner process may inherit from the app. Everything else (the GitHub App's private
@@ -32,7 +34,85 @@ export const RUNNER_ENV_ALLOWLIST = [
   'http_proxy',
   'https_proxy',
   'no_proxy',
+  // Operator-listed read-only paths for the sandbox (toolchains); not secrets.
+  'CODEX_SANDBOX_RO_PATHS',
 ];
+
+const MIB = 1024 * 1024;
+
+/**
+ * Default {@link LocalRunnerOptions.maxLineBytes}: 75 MiB, room for the result line of the largest
+ * change set the app publishes (validate-result's 50 MiB in total, base64-encoded: 66.7 MiB) plus
+ * 8 MiB for the result's texts, rounded up to a whole MiB. A longer line cannot be a result the app
+ * would accept.
+ */
+export const DEFAULT_MAX_LINE_BYTES = Math.ceil((Math.ceil(DEFAULT_MAX_TOTAL_BYTES / 3) * 4 + 8 * MIB) / MIB) * MIB;
+
+/** Sizes in messages: `75 MiB`, `512 KiB`, `100 bytes`. */
+function formatSize(bytes: number): string {
+  if (bytes >= MIB) return `${Math.round((bytes / MIB) * 10) / 10} MiB`;
+  if (bytes >= 1024) return `${Math.round((bytes / 1024) * 10) / 10} KiB`;
+  return `${bytes} bytes`;
+}
+
+/**
+ * Splits a byte stream into UTF-8 lines (`\n`, with a trailing `\r` dropped) without ever holding
+ * more than `maxBytes` of one line: once a line passes the limit, `onOverflow` is called once and
+ * everything after is discarded.
+ */
+class BoundedLineSplitter {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private overflowed = false;
+  private readonly maxBytes: number;
+  private readonly onLine: (line: string) => void;
+  private readonly onOverflow: () => void;
+
+  constructor(maxBytes: number, onLine: (line: string) => void, onOverflow: () => void) {
+    this.maxBytes = maxBytes;
+    this.onLine = onLine;
+    this.onOverflow = onOverflow;
+  }
+
+  /** Feeds a chunk of the stream. */
+  push(chunk: Buffer): void {
+    if (this.overflowed) return;
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(0x0a, start);
+      const end = newline === -1 ? chunk.length : newline;
+      if (this.size + (end - start) > this.maxBytes) {
+        this.overflowed = true;
+        this.chunks = [];
+        this.size = 0;
+        this.onOverflow();
+        return;
+      }
+      if (newline === -1) {
+        if (end > start) {
+          this.chunks.push(chunk.subarray(start));
+          this.size += end - start;
+        }
+        return;
+      }
+      this.chunks.push(chunk.subarray(start, end));
+      this.emit();
+      start = newline + 1;
+    }
+  }
+
+  /** Ends the stream: a last line without a newline is still a line. */
+  end(): void {
+    if (!this.overflowed && this.size > 0) this.emit();
+  }
+
+  private emit(): void {
+    const line = Buffer.concat(this.chunks).toString('utf8').replace(/\r$/, '');
+    this.chunks = [];
+    this.size = 0;
+    this.onLine(line);
+  }
+}
 
 /** The default runner command: this package's CLI (compiled when built, else the sources). */
 export function defaultRunnerCommand(): string[] {
@@ -52,6 +132,20 @@ export interface LocalRunnerOptions {
   killGraceMs?: number;
   /** Keep work directories (debugging). */
   keepWorkDirs?: boolean;
+  /**
+   * Longest line (a progress event or the TaskResult) read from the runner's stdout, bytes; a longer
+   * one stops the runner and fails the task while it streams, before it is buffered whole. Default
+   * {@link DEFAULT_MAX_LINE_BYTES}.
+   */
+  maxLineBytes?: number;
+  /**
+   * Run the runner as this user (Node's spawn `uid`/`gid`, no supplementary groups), so that it
+   * cannot read the app's `/proc/<pid>/environ` or files even after escaping the sandbox. Its work
+   * directory is then created mode 0700 and owned by that user inside a `workRoot` of mode 0711
+   * (other tasks' directories cannot be listed), it starts in it and `HOME` points at it. Needs a
+   * privileged app (root or CAP_SETUID/CAP_SETGID). Unset: the app's own user.
+   */
+  runAs?: RunnerUser;
 }
 
 /** Starts each runner as a local child process. */
@@ -66,11 +160,36 @@ export class LocalRunnerBackend implements RunnerBackend {
 
   async start(job: RunnerJob): Promise<RunnerExecution> {
     const workDir = path.join(this.opts.workRoot, job.spec.id.replace(/[^\w.-]/g, '_'));
-    await mkdir(workDir, { recursive: true });
+    const { runAs } = this.opts;
+    if (runAs) {
+      await mkdir(this.opts.workRoot, { recursive: true });
+      await chmod(this.opts.workRoot, 0o711);
+      await mkdir(workDir, { recursive: true, mode: 0o700 });
+      await chown(workDir, runAs.uid, runAs.gid);
+      const blocked = await unreachableDirectory(workDir, runAs);
+      if (blocked) {
+        await rm(workDir, { recursive: true, force: true });
+        throw new Error(
+          `the runner's user (uid ${runAs.uid}) cannot reach its work directory ${workDir}: ${blocked} is not searchable by it ` +
+            '(make it searchable, e.g. chmod o+x, or move CODEX_DATA_DIR)',
+        );
+      }
+    } else {
+      await mkdir(workDir, { recursive: true });
+    }
     const argv = [...(this.opts.command ?? defaultRunnerCommand()), '--workdir', workDir];
     const env: Record<string, string> = {};
     for (const key of RUNNER_ENV_ALLOWLIST) if (process.env[key] !== undefined) env[key] = process.env[key]!;
-    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // The app's HOME is not the runner user's to write; the work directory is.
+    if (runAs) env.HOME = workDir;
+    // The runner hides the app's working directory (.env, key files) from its sandboxes even when it
+    // starts elsewhere (as another user, in its work directory).
+    env.CODEX_SANDBOX_HIDE_PATHS = process.cwd();
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid, cwd: workDir } : {}),
+    });
     const grace = this.opts.killGraceMs ?? 10_000;
     this.children.add(child);
     child.once('close', () => this.children.delete(child));
@@ -80,8 +199,8 @@ export class LocalRunnerBackend implements RunnerBackend {
     let stderrTail = '';
     let stopReason: { status: 'failed' | 'cancelled'; reason: string } | undefined;
 
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
+    const maxLineBytes = this.opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    const onLine = (line: string): void => {
       if (!line.trim()) return;
       let parsed;
       try {
@@ -98,7 +217,16 @@ export class LocalRunnerBackend implements RunnerBackend {
       }
       if (event.type === 'phase') lastPhase = event.phase;
       job.onEvent(event);
+    };
+    const lines = new BoundedLineSplitter(maxLineBytes, onLine, () => {
+      // Nothing of the runner's output is trusted after this: its result would be over the limit.
+      result = undefined;
+      stopReason = { status: 'failed', reason: `the runner's result is larger than ${formatSize(maxLineBytes)}; the runner was stopped` };
+      child.stdout.destroy();
+      kill();
     });
+    child.stdout.on('data', (chunk: Buffer) => lines.push(chunk));
+    child.stdout.once('end', () => lines.end());
     child.stderr.on('data', (chunk: Buffer) => {
       stderrTail = (stderrTail + chunk.toString('utf8')).slice(-4000);
     });
@@ -127,7 +255,6 @@ export class LocalRunnerBackend implements RunnerBackend {
 
     const settled = exited.then(async ({ code, signal }) => {
       clearTimeout(timer);
-      lines.close();
       if (!this.opts.keepWorkDirs) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
       if (stopReason?.status === 'failed') return failedResult(job.spec, lastPhase, stopReason.reason);
       if (result) return result;

@@ -5,11 +5,21 @@
  */
 import { existsSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { ProbotOctokit, run } from 'probot';
+import { ProbotOctokit, run, type ApplicationFunction } from 'probot';
+import { SmeeClient } from 'smee-client';
 import { codexApp, type CodexAppHandle } from '../app.ts';
 import { ConfigError, isSetupMode, loadEnvConfig } from '../config/env.ts';
+import { createWebhookEdge, WEBHOOK_PATH } from './webhook-edge.ts';
 
-/** Paths of secrets the logger never prints (pino redaction). */
+/**
+ * The path Probot's own webhook middleware is given, so that it never answers: it compares it with
+ * the request's parsed URL path, which never holds a raw space (and Node's HTTP parser refuses one in
+ * a request line). Probot's Server always mounts that middleware first; the app's webhook edge
+ * ({@link createWebhookEdge}, mounted with `addHandler`) serves {@link WEBHOOK_PATH} instead.
+ */
+const PROBOT_WEBHOOK_PATH_DISABLED = '/ probot webhook middleware disabled';
+
+/** Paths of secrets and of webhook payloads the logger never prints (pino redaction). */
 export const REDACT_PATHS = [
   'token',
   '*.token',
@@ -24,6 +34,12 @@ export const REDACT_PATHS = [
   'headers.authorization',
   'err.config.headers.authorization',
   'err.request.headers.authorization',
+  // Webhook payloads (Probot logs the event on a handler error and at debug level on receipt).
+  'event',
+  'payload',
+  'err.event',
+  'err.payload',
+  'err.aggregateErrors[*].event',
 ];
 
 /** The app's logger: JSON lines on stdout, secrets redacted. */
@@ -55,14 +71,26 @@ export async function serveCommand(): Promise<number> {
   const Octokit = config.githubThrottle
     ? ProbotOctokit
     : ProbotOctokit.defaults((options: Record<string, unknown>) => ({ ...options, throttle: { enabled: false } }));
-  const server = await run(codexApp({ config, log, handle }), {
-    env: { ...process.env, LOG_FORMAT: 'json' },
+  const appFn = codexApp({ config, log, handle });
+  const withEdge: ApplicationFunction = async (app, options) => {
+    options.addHandler(createWebhookEdge({ receiver: app.webhooks, log }));
+    await appFn(app, options);
+  };
+  const server = await run(withEdge, {
+    // WEBHOOK_PROXY_URL (smee.io, for development) is forwarded below to the edge's path.
+    env: { ...process.env, LOG_FORMAT: 'json', WEBHOOK_PATH: PROBOT_WEBHOOK_PATH_DISABLED, WEBHOOK_PROXY_URL: '' },
     log,
     Octokit: Octokit as typeof ProbotOctokit,
   });
+  let smee: SmeeClient | undefined;
+  if (process.env.WEBHOOK_PROXY_URL) {
+    smee = new SmeeClient({ source: process.env.WEBHOOK_PROXY_URL, target: `http://${server.host}:${server.port}${WEBHOOK_PATH}`, logger: log });
+    await smee.start();
+  }
   await handle.service?.reconcile();
   const stop = async (signal: string) => {
     log.info({ signal }, 'stopping');
+    await smee?.stop().catch(() => undefined);
     await server.stop().catch(() => undefined);
     await handle.backend?.close?.();
     handle.store?.close();

@@ -211,7 +211,7 @@ export class TaskService {
    * Adds 👀 to the request's origin (see {@link reactionTarget}), as soon as the trigger has gated
    * it. Idempotent on GitHub. Never throws; does nothing without an origin.
    */
-  async acknowledge(octokit: Octokit, request: Pick<TaskRequest, 'owner' | 'repo' | 'target' | 'origin'>): Promise<void> {
+  async acknowledge(octokit: Octokit, request: Pick<TaskRequest, 'owner' | 'repo' | 'origin'> & { target: Pick<TaskTarget, 'number'> }): Promise<void> {
     if (!request.origin) return;
     await this.reporter.acknowledge(octokit, { owner: request.owner, repo: request.repo, issueNumber: request.target.number }, reactionTarget(request.origin));
   }

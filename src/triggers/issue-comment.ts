@@ -1,26 +1,41 @@
 /**
- * `issue_comment.created` on an issue: a mention in a new comment.
+ * `issue_comment.created`: a mention in a new comment on an issue, or in a pull request's
+ * conversation (GitHub sends pull request conversation comments as issue comments; `issue.pull_request`
+ * is then set).
  * Payload: https://docs.github.com/en/webhooks/webhook-events-and-payloads#issue_comment
  */
-import type { Context } from 'probot';
-import { handleIssueMention, type TriggerDeps } from './issue-mention.ts';
+import { z } from 'zod';
+import type { Trigger } from './normalize.ts';
+import { GitHubId, WebhookInstallation, WebhookIssue, WebhookRepository, WebhookUser } from './payload.ts';
 
-/** Handles the event; comments on pull requests are left to the pull request triggers. */
-export async function onIssueComment(deps: TriggerDeps, context: Context<'issue_comment.created'>): Promise<void> {
-  const { comment, issue, repository, installation } = context.payload;
-  if (issue.pull_request || !installation) return;
-  await handleIssueMention(deps, {
-    deliveryId: context.id,
-    triggerKey: `issue_comment:${comment.id}`,
-    installationId: installation.id,
-    owner: repository.owner.login,
-    repo: repository.name,
-    issue: { number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
-    sender: { login: comment.user?.login ?? context.payload.sender.login, id: comment.user?.id ?? context.payload.sender.id, type: comment.user?.type },
-    text: comment.body ?? '',
-    origin: { type: 'comment', id: comment.id },
-    commentId: comment.id,
-    readConfig: (file) => context.config(file),
-    octokit: context.octokit,
-  });
-}
+/** The fields of an `issue_comment` payload this trigger reads. */
+export const IssueCommentPayload = z.object({
+  comment: z.object({ id: GitHubId, body: z.string().nullish(), user: WebhookUser.nullish() }),
+  issue: WebhookIssue,
+  repository: WebhookRepository,
+  installation: WebhookInstallation.optional(),
+  sender: WebhookUser,
+});
+
+/** The trigger: the comment is the origin; on a pull request the target is read after the gate. */
+export const issueCommentTrigger: Trigger<typeof IssueCommentPayload> = {
+  event: 'issue_comment.created',
+  schema: IssueCommentPayload,
+  normalize({ comment, issue, repository, installation, sender }) {
+    if (!installation) return undefined;
+    const author = comment.user ?? sender;
+    return {
+      triggerKey: `issue_comment:${comment.id}`,
+      installationId: installation.id,
+      owner: repository.owner.login,
+      repo: repository.name,
+      target:
+        issue.pull_request != null
+          ? { type: 'pull_request', number: issue.number, title: issue.title }
+          : { type: 'issue', number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
+      origin: { type: 'comment', id: comment.id },
+      sender: { login: author.login, id: author.id, type: author.type },
+      body: comment.body ?? '',
+    };
+  },
+};

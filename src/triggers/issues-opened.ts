@@ -2,24 +2,33 @@
  * `issues.opened`: a new issue whose body mentions the app.
  * Payload: https://docs.github.com/en/webhooks/webhook-events-and-payloads#issues
  */
-import type { Context } from 'probot';
-import { handleIssueMention, type TriggerDeps } from './issue-mention.ts';
+import { z } from 'zod';
+import type { Trigger } from './normalize.ts';
+import { WebhookInstallation, WebhookIssue, WebhookRepository, WebhookUser } from './payload.ts';
 
-/** Handles the event. */
-export async function onIssueOpened(deps: TriggerDeps, context: Context<'issues.opened'>): Promise<void> {
-  const { issue, repository, installation, sender } = context.payload;
-  if (!installation) return;
-  await handleIssueMention(deps, {
-    deliveryId: context.id,
-    triggerKey: `issues:${issue.id}`,
-    installationId: installation.id,
-    owner: repository.owner.login,
-    repo: repository.name,
-    issue: { number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
-    sender: { login: sender.login, id: sender.id, type: sender.type },
-    text: issue.body ?? '',
-    origin: { type: 'issue', id: issue.id },
-    readConfig: (file) => context.config(file),
-    octokit: context.octokit,
-  });
-}
+/** The fields of an `issues` payload this trigger reads. */
+export const IssuesOpenedPayload = z.object({
+  issue: WebhookIssue,
+  repository: WebhookRepository,
+  installation: WebhookInstallation.optional(),
+  sender: WebhookUser,
+});
+
+/** The trigger: the issue is the target and the origin (👀 on the issue). */
+export const issuesOpenedTrigger: Trigger<typeof IssuesOpenedPayload> = {
+  event: 'issues.opened',
+  schema: IssuesOpenedPayload,
+  normalize({ issue, repository, installation, sender }) {
+    if (!installation) return undefined;
+    return {
+      triggerKey: `issues:${issue.id}`,
+      installationId: installation.id,
+      owner: repository.owner.login,
+      repo: repository.name,
+      target: { type: 'issue', number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
+      origin: { type: 'issue', id: issue.id },
+      sender: { login: sender.login, id: sender.id, type: sender.type },
+      body: issue.body ?? '',
+    };
+  },
+};

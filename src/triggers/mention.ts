@@ -24,9 +24,21 @@
  * is the task's context. Text before the mention is not part of the instruction (the whole body is
  * thread context anyway). Removing hidden HTML comments and invisible characters before the text
  * reaches the model is the prompt builder's job, not this parser's.
+ *
+ * Bounds (the body is untrusted text): markdown parsing costs grow faster than the input on some
+ * shapes (micromark is quadratic on long runs of nested list or quote markers and of unmatched `*`/`_`
+ * delimiters: 20 KB of `- - - … text` took 50 s, 16 KB of `1. 1. 1. …` 8.6 s, 16 KB of `*a_` 5 s,
+ * while 64 KB of ordinary documentation takes about 100 ms; measured on the 2-core dev VM), so
+ * {@link parseMention} refuses bodies longer than {@link MAX_PARSED_BODY_CHARS} (GitHub's own limit on
+ * comment and issue bodies, so a real body is never refused for its length) and stops the parser
+ * after {@link DEFAULT_PARSE_BUDGET_MS} with a {@link MentionParseError}; callers answer that with a
+ * reply. The walk over the tree is iterative and linear in the number of nodes (no recursion, no
+ * ancestor copies). {@link mayMention} is the cheap linear pre-test callers run before any parsing
+ * (and before the permission check).
  */
+import vm from 'node:vm';
 import { fromMarkdown } from 'mdast-util-from-markdown';
-import type { Nodes, Parents } from 'mdast';
+import type { Nodes, Parents, Root } from 'mdast';
 
 /** The mention the app answers to when none is configured (`CODEX_MENTION`). */
 export const DEFAULT_MENTION = '@codex';
@@ -50,6 +62,8 @@ export type MentionCommand = {
 export type MentionOptions = {
   /** The mention to look for, including the `@`, matched case-insensitively. Default `@codex`. */
   mention?: string;
+  /** How long the markdown parser may run, ms; default {@link DEFAULT_PARSE_BUDGET_MS}. */
+  parseBudgetMs?: number;
 };
 
 /** Where a mention was found: UTF-16 offsets into the body, `end` exclusive. */
@@ -90,23 +104,97 @@ function mentionPattern(mention: string): RegExp {
 type Found = MentionLocation & { ancestors: Parents[] };
 
 /**
+ * The longest body {@link parseMention} parses, in UTF-16 code units: 65,536, GitHub's limit on the
+ * body of a comment, an issue or a pull request.
+ */
+export const MAX_PARSED_BODY_CHARS = 65_536;
+
+/** How long {@link parseMention} lets the markdown parser run by default, ms. */
+const DEFAULT_PARSE_BUDGET_MS = 500;
+
+/**
+ * A body {@link parseMention} will not parse: `reason` is `too_long` (more than
+ * {@link MAX_PARSED_BODY_CHARS} characters) or `too_complex` (the parser ran out of its time budget
+ * or of stack). The message is meant for the person who wrote the body.
+ */
+export class MentionParseError extends Error {
+  readonly reason: 'too_long' | 'too_complex';
+  constructor(reason: 'too_long' | 'too_complex', message: string) {
+    super(message);
+    this.name = 'MentionParseError';
+    this.reason = reason;
+  }
+}
+
+/**
+ * Whether `body` may hold a mention: the mention on its word boundary (see the module comment) on a
+ * line that is not a quoted line (`> …`). Linear in the body's length and parses no markdown, so it
+ * runs on any untrusted text before the permission check. It answers `true` for mentions that
+ * {@link parseMention} would still reject (in code, HTML comments or links).
+ * @throws TypeError when `opts.mention` is empty.
+ */
+export function mayMention(body: string, opts: MentionOptions = {}): boolean {
+  const mention = opts.mention ?? DEFAULT_MENTION;
+  const pattern = mentionPattern(mention);
+  if (!body.toLowerCase().includes(mention.toLowerCase())) return false;
+  let searchFrom = 0;
+  for (;;) {
+    pattern.lastIndex = searchFrom;
+    const match = pattern.exec(body);
+    if (!match) return false;
+    const lineStart = body.lastIndexOf('\n', match.index - 1) + 1;
+    const lineEnd = body.indexOf('\n', match.index);
+    if (!QUOTED_LINE.test(body.slice(lineStart, lineEnd === -1 ? undefined : lineEnd))) return true;
+    // Each line is tested once: skip the rest of a quoted line.
+    if (lineEnd === -1) return false;
+    searchFrom = lineEnd + 1;
+  }
+}
+
+/** Parses `body` with the parser stopped after `budgetMs` (node:vm's timeout interrupts it). */
+function parseBounded(body: string, budgetMs: number): Root {
+  if (body.length > MAX_PARSED_BODY_CHARS) {
+    throw new MentionParseError('too_long', `it is longer than ${MAX_PARSED_BODY_CHARS} characters`);
+  }
+  try {
+    const context = vm.createContext({ parse: () => fromMarkdown(body) });
+    return vm.runInContext('parse()', context, { timeout: budgetMs }) as Root;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_SCRIPT_EXECUTION_TIMEOUT' || error instanceof RangeError || (error as Error)?.name === 'RangeError') {
+      throw new MentionParseError('too_complex', 'its markdown is too complex to read (e.g. very deeply nested lists or quotes)');
+    }
+    throw error;
+  }
+}
+
+/**
  * Finds the first valid mention in `body` (see the module comment for what counts).
  * @returns its offsets, or `null` when there is none.
  * @throws TypeError when `opts.mention` is empty.
+ * @throws MentionParseError when the body is too long or too complex to parse (see the module comment).
  */
 export function locateMention(body: string, opts: MentionOptions = {}): MentionLocation | null {
-  const found = find(body, opts.mention ?? DEFAULT_MENTION);
+  const found = find(body, opts.mention ?? DEFAULT_MENTION, opts.parseBudgetMs ?? DEFAULT_PARSE_BUDGET_MS);
   return found ? { start: found.start, end: found.end } : null;
 }
 
-function find(body: string, mention: string): Found | null {
+/** A node on the walk's stack, with its parent's frame (a linked list: no ancestor arrays copied). */
+type Frame = { node: Nodes; parent: Frame | null; inQuote: boolean };
+
+function ancestorsOf(frame: Frame | null): Parents[] {
+  const ancestors: Parents[] = [];
+  for (let f = frame; f; f = f.parent) ancestors.push(f.node as Parents);
+  return ancestors.reverse();
+}
+
+function find(body: string, mention: string, budgetMs: number): Found | null {
   const pattern = mentionPattern(mention);
   // Fast path: most comments do not mention the app at all.
   if (!body.toLowerCase().includes(mention.toLowerCase())) return null;
-  const tree = fromMarkdown(body);
+  const tree = parseBounded(body, budgetMs);
 
-  const scan = (text: string, offset: number, ancestors: Parents[]): Found | null => {
-    const inQuote = ancestors.some((a) => a.type === 'blockquote');
+  const scan = (text: string, offset: number, inQuote: boolean): MentionLocation | null => {
     for (const match of text.matchAll(pattern)) {
       const start = offset + match.index;
       if (inQuote) {
@@ -114,43 +202,44 @@ function find(body: string, mention: string): Found | null {
         const lineEnd = body.indexOf('\n', start);
         if (QUOTED_LINE.test(body.slice(lineStart, lineEnd === -1 ? undefined : lineEnd))) continue;
       }
-      return { start, end: start + match[0].length, ancestors };
+      return { start, end: start + match[0].length };
     }
     return null;
   };
 
-  const visit = (node: Nodes, ancestors: Parents[]): Found | null => {
-    if (OPAQUE.has(node.type)) return null;
+  // Depth-first, in document order, with an explicit stack: the tree's depth is the input's nesting.
+  const stack: Frame[] = [{ node: tree, parent: null, inQuote: false }];
+  while (stack.length > 0) {
+    const frame = stack.pop()!;
+    const { node } = frame;
+    if (OPAQUE.has(node.type)) continue;
     const { start, end } = node.position ?? {};
+    let hit: MentionLocation | null = null;
     if (node.type === 'text' && start?.offset !== undefined && end?.offset !== undefined) {
       // Scan the source, not `node.value`: offsets must point into the body (values have escapes and
       // entities decoded and container prefixes removed).
-      return scan(body.slice(start.offset, end.offset), start.offset, ancestors);
-    }
-    if (node.type === 'html' && start?.offset !== undefined && end?.offset !== undefined) {
+      hit = scan(body.slice(start.offset, end.offset), start.offset, frame.inQuote);
+    } else if (node.type === 'html' && start?.offset !== undefined && end?.offset !== undefined) {
       const blanked = body
         .slice(start.offset, end.offset)
         .replace(/<!--[\s\S]*?(?:-->|$)/g, (comment) => ' '.repeat(comment.length));
-      return blanked.includes('<') ? null : scan(blanked, start.offset, ancestors);
+      hit = blanked.includes('<') ? null : scan(blanked, start.offset, frame.inQuote);
+    } else if ('children' in node) {
+      const inQuote = frame.inQuote || node.type === 'blockquote';
+      for (let i = node.children.length - 1; i >= 0; i -= 1) stack.push({ node: node.children[i]!, parent: frame, inQuote });
     }
-    if ('children' in node) {
-      const inner = [...ancestors, node];
-      for (const child of node.children) {
-        const hit = visit(child, inner);
-        if (hit) return hit;
-      }
-    }
-    return null;
-  };
-  return visit(tree, []);
+    if (hit) return { ...hit, ancestors: ancestorsOf(frame.parent) };
+  }
+  return null;
 }
 
 /**
  * Whether `body` mentions the app outside code, quotes, comments and links (see the module comment).
  * @throws TypeError when `opts.mention` is empty.
+ * @throws MentionParseError when the body is too long or too complex to parse.
  */
 export function mentionsBot(body: string, opts: MentionOptions = {}): boolean {
-  return find(body, opts.mention ?? DEFAULT_MENTION) !== null;
+  return find(body, opts.mention ?? DEFAULT_MENTION, opts.parseBudgetMs ?? DEFAULT_PARSE_BUDGET_MS) !== null;
 }
 
 /** Drops separators right after the mention on its line: `@codex, do X`, `@codex: X`, `@codex - X`. */
@@ -174,9 +263,11 @@ function stripLeadingSeparators(text: string): string {
  * @returns the command, or `null` when the body does not mention the app (see the module comment for
  *   what counts).
  * @throws TypeError when `opts.mention` is empty.
+ * @throws MentionParseError when the body is longer than {@link MAX_PARSED_BODY_CHARS} or the parser
+ *   needs more than `opts.parseBudgetMs`.
  */
 export function parseMention(body: string, opts: MentionOptions = {}): MentionCommand | null {
-  const found = find(body, opts.mention ?? DEFAULT_MENTION);
+  const found = find(body, opts.mention ?? DEFAULT_MENTION, opts.parseBudgetMs ?? DEFAULT_PARSE_BUDGET_MS);
   if (!found) return null;
 
   let from = found.end;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync,
@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  createSandbox, sandboxEnv, SandboxPathError, SandboxUnavailableError,
+  createSandbox, DEFAULT_SANDBOX_LIMITS, DiskLimitError, sandboxEnv, SandboxPathError, SandboxUnavailableError,
 } from '../../src/agent/sandbox.ts';
 import type { Sandbox, SandboxOptions } from '../../src/agent/sandbox.ts';
 
@@ -181,7 +181,7 @@ describe('bubblewrap sandbox', () => {
     const hostFile = `/tmp/sandbox-test-host-${unique()}`;
     writeFileSync(hostFile, 'host secret');
     try {
-      const r = await offline.run({ command: sh('test -e "$1" && echo visible; ls -A /run', hostFile), timeoutMs: 10_000 });
+      const r = await offline.run({ command: sh('test -e "$1" && echo visible; ls -A /run 2>/dev/null; true', hostFile), timeoutMs: 10_000 });
       expect(r.output).toBe('');
     } finally {
       rmSync(hostFile);
@@ -400,6 +400,23 @@ function readableByOthers(file: string): boolean {
     if (p === '/') return true;
   }
 }
+/** Runs `node script args...` as uid/gid 65534 (nobody) and returns its stdout. @throws Error on a non-zero exit. */
+function runAsNobody(script: string, args: string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, script, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      cwd: '/',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${err}`))));
+  });
+}
+
 const canDropPrivileges =
   process.getuid?.() === 0 && existsSync('/usr/bin/setpriv') && readableByOthers(SANDBOX_MODULE) && readableByOthers(process.execPath);
 (canDropPrivileges ? describe : describe.skip)('bubblewrap sandbox as an unprivileged user', () => {
@@ -413,11 +430,13 @@ const canDropPrivileges =
         mkdirSync(d);
         chownSync(d, 65534, 65534);
       }
+      mkdirSync(path.join(uws, 'hidden'));
+      writeFileSync(path.join(uws, 'hidden', 'secret'), 'x');
       const script = path.join(base, 'check.mjs');
       writeFileSync(script, `
         import { createSandbox } from ${JSON.stringify(SANDBOX_MODULE)};
         const [ws, home, port] = process.argv.slice(2);
-        const sb = await createSandbox({ mode: 'bubblewrap', workspace: ws, home, network: false, extraEnv: { PORT: port } });
+        const sb = await createSandbox({ mode: 'bubblewrap', workspace: ws, home, network: false, extraEnv: { PORT: port }, hidePaths: [ws + '/hidden'] });
         const run = (command) => sb.run({ command, timeoutMs: 20000 });
         const out = {};
         out.id = (await run(['id', '-u'])).output.trim();
@@ -427,21 +446,10 @@ const canDropPrivileges =
         out.caps = (await run(['grep', 'CapEff', '/proc/self/status'])).output.trim();
         out.net = (await run(['node', '-e', ${JSON.stringify(CONNECT_JS)}])).output.trim();
         out.nested = sb.blocksNestedUserNamespaces;
+        out.hidden = (await run(['sh', '-c', 'ls -A hidden; touch hidden/x 2>/dev/null && echo WROTE; echo end'])).output.trim();
         console.log(JSON.stringify(out));
       `);
-      const stdout = await new Promise<string>((resolve, reject) => {
-        const child = spawn('setpriv', ['--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, script, uws, uhome, String(port)], {
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-          cwd: '/',
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let out = '';
-        let err = '';
-        child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-        child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
-        child.on('error', reject);
-        child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${err}`))));
-      });
+      const stdout = await runAsNobody(script, [uws, uhome, String(port)]);
       const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as Record<string, unknown>;
       expect(result).toEqual({
         id: '65534',
@@ -451,12 +459,148 @@ const canDropPrivileges =
         caps: expect.stringMatching(/^CapEff:\s+0+$/),
         net: 'error ECONNREFUSED',
         nested: true,
+        hidden: 'end',
       });
       expect(existsSync('/etc/unpriv-test')).toBe(false);
     } finally {
       rmSync(base, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+describe('limits', () => {
+  /** A fresh workspace and home for one test (disk use is measured over both). */
+  function freshDirs(): { workspace: string; home: string } {
+    const base = mkdtempSync(path.join(root, 'limits-'));
+    mkdirSync(path.join(base, 'ws'));
+    mkdirSync(path.join(base, 'home'));
+    return { workspace: path.join(base, 'ws'), home: path.join(base, 'home') };
+  }
+  const MiB = 1024 * 1024;
+
+  it('has sensible defaults: 1024 processes, a 1 GiB /tmp, files up to the 10 GiB disk limit', async () => {
+    expect(DEFAULT_SANDBOX_LIMITS).toEqual({ maxProcesses: 1024, tmpBytes: 1024 ** 3, diskBytes: 10 * 1024 ** 3, diskCheckIntervalMs: 5000 });
+    const r = await offline.run({ command: sh('grep -E "Max (processes|file size)" /proc/self/limits; df -k /tmp | tail -1'), timeoutMs: 10_000 });
+    expect(r.output).toMatch(/Max file size\s+10737418240\s+10737418240\s+bytes/);
+    expect(r.output).toMatch(/Max processes\s+1024\s+1024\s+processes/);
+    expect(r.output).toMatch(/\s1048576\s/);
+  });
+
+  it('rejects nonsense limits', async () => {
+    await expect(createSandbox(opts({ limits: { maxProcesses: 0 } }))).rejects.toThrow(RangeError);
+    await expect(createSandbox(opts({ limits: { tmpBytes: 1.5 } }))).rejects.toThrow(RangeError);
+    await expect(createSandbox(opts({ limits: { diskBytes: -1 } }))).rejects.toThrow(RangeError);
+  });
+
+  it('sizes /tmp and /dev/shm: writing more than the limit fails', async () => {
+    const sb = await createSandbox(opts({ limits: { tmpBytes: 8 * MiB } }));
+    const r = await sb.run({
+      command: sh('for f in /tmp/big /dev/shm/big /var/tmp/big; do head -c 16777216 /dev/zero > "$f"; echo "$f rc=$?"; done; df -k /tmp | tail -1'),
+      timeoutMs: 20_000,
+    });
+    expect(r.output).toContain('/tmp/big rc=1');
+    expect(r.output).toContain('/dev/shm/big rc=1');
+    expect(r.output).toContain('/var/tmp/big rc=1'); // /var/tmp is the same private /tmp
+    expect(r.output.match(/No space left on device/g)?.length).toBe(3);
+    expect(r.output).toMatch(/\s8192\s/); // df: an 8 MiB filesystem
+  });
+
+  it('fails with DiskLimitError after a command that takes the workspace and home over the disk limit', async () => {
+    const dirs = freshDirs();
+    const sb = await createSandbox(opts({ ...dirs, limits: { diskBytes: 8 * MiB } }));
+    const small = await sb.run({ command: sh('head -c 1048576 /dev/zero > one'), timeoutMs: 20_000 });
+    expect(small.exitCode).toBe(0);
+    const err = await sb.run({ command: sh('for i in 1 2; do head -c 4194304 /dev/zero > "f$i"; done; head -c 1048576 /dev/zero > "$HOME/cache"; echo wrote'), timeoutMs: 20_000 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DiskLimitError);
+    const e = err as DiskLimitError;
+    expect(e.message).toMatch(/^disk limit exceeded: the workspace and home use \d+\.\d MiB, more than the task's limit of 8\.0 MiB$/);
+    expect(e.usedBytes).toBeGreaterThan(8 * MiB);
+    expect(e.limitBytes).toBe(8 * MiB);
+    expect(e.result.exitCode).toBe(0);
+    expect(e.result.output).toBe('wrote\n');
+  });
+
+  it('stops a command that keeps writing once it is over the disk limit', async () => {
+    const dirs = freshDirs();
+    const sb = await createSandbox(opts({ ...dirs, limits: { diskBytes: 8 * MiB, diskCheckIntervalMs: 100 } }));
+    const started = Date.now();
+    const err = await sb.run({
+      command: sh('i=0; while true; do i=$((i+1)); head -c 1048576 /dev/zero > "f$i"; sleep 0.05; done'),
+      timeoutMs: 60_000,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DiskLimitError);
+    expect((err as DiskLimitError).message).toMatch(/the command was stopped$/);
+    expect((err as DiskLimitError).result.timedOut).toBe(false);
+    expect((err as DiskLimitError).result.exitCode).toBeNull();
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+
+  it('caps the size of any one file at the disk limit (RLIMIT_FSIZE)', async () => {
+    const dirs = freshDirs();
+    const sb = await createSandbox(opts({ ...dirs, limits: { diskBytes: 4 * MiB } }));
+    const err = await sb.run({ command: sh('head -c 16777216 /dev/zero > big; echo "rc=$?"'), timeoutMs: 20_000 }).catch((e: unknown) => e);
+    // head dies of SIGXFSZ at 4 MiB; the file is then exactly at the limit, the workspace above it.
+    expect(err).toBeInstanceOf(DiskLimitError);
+    expect((err as DiskLimitError).result.output).toContain(`rc=${128 + os.constants.signals.SIGXFSZ}`);
+    expect(statSync(path.join(dirs.workspace, 'big')).size).toBe(4 * MiB);
+  });
+
+  it('refuses to hide a system directory the sandbox needs', async () => {
+    await expect(createSandbox(opts({ hidePaths: ['/usr/local/..'] }))).rejects.toThrow(/must not be hidden from the sandbox.*\/usr/);
+  });
+});
+
+// RLIMIT_NPROC is not enforced for host root (the kernel exempts uid 0), so the process limit is
+// checked as an unprivileged user: directly when the tests run unprivileged, else through setpriv.
+const FORK_JS = `
+  const { spawn } = require('node:child_process');
+  let ok = 0, failed = 0;
+  const kids = [];
+  for (let i = 0; i < 2000; i++) {
+    const c = spawn('sleep', ['60'], { stdio: 'ignore' });
+    c.on('error', () => {});
+    if (c.pid) { ok++; kids.push(c); } else failed++;
+  }
+  for (const k of kids) k.kill('SIGKILL');
+  console.log(JSON.stringify({ ok, failed }));
+`;
+
+(process.getuid?.() !== 0 || canDropPrivileges ? describe : describe.skip)('process limit', () => {
+  it('bounds a command that tries to start 2,000 processes; the command ends', async () => {
+    const base = mkdtempSync(path.join('/tmp', 'sandbox-test-nproc-'));
+    chmodSync(base, 0o755);
+    try {
+      const uws = path.join(base, 'ws');
+      const uhome = path.join(base, 'home');
+      for (const d of [uws, uhome]) {
+        mkdirSync(d);
+        if (process.getuid?.() === 0) chownSync(d, 65534, 65534);
+      }
+      const script = path.join(base, 'fork.mjs');
+      writeFileSync(script, `
+        import { createSandbox } from ${JSON.stringify(SANDBOX_MODULE)};
+        const [ws, home] = process.argv.slice(2);
+        const sb = await createSandbox({ mode: 'bubblewrap', workspace: ws, home, network: false, limits: { maxProcesses: 64 } });
+        const r = await sb.run({ command: ['node', '-e', ${JSON.stringify(FORK_JS)}], timeoutMs: 60000 });
+        console.log(JSON.stringify({ exitCode: r.exitCode, timedOut: r.timedOut, output: r.output }));
+      `);
+      const stdout = process.getuid?.() === 0
+        ? await runAsNobody(script, [uws, uhome])
+        : await new Promise<string>((resolve, reject) => {
+            execFile(process.execPath, [script, uws, uhome], (error, out) => (error ? reject(error) : resolve(out)));
+          });
+      const run = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { exitCode: number; timedOut: boolean; output: string };
+      expect(run).toMatchObject({ exitCode: 0, timedOut: false });
+      const counts = JSON.parse(run.output.trim().split('\n').at(-1) ?? '{}') as { ok: number; failed: number };
+      expect(counts.ok).toBeGreaterThan(0);
+      expect(counts.ok).toBeLessThan(64); // node's own threads count too
+      expect(counts.ok + counts.failed).toBe(2000);
+      expect(processesMatching('sleep 60').filter((p) => !p.includes('jest'))).toEqual([]);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
 
 // Guard against a silently broken test environment: the suite needs a working bwrap.

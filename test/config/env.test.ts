@@ -98,6 +98,12 @@ describe('loadEnvConfig: defaults and shape', () => {
     });
   });
 
+  test('CODEX_RUNNER_USER: a user name or uid:gid for the local runner', () => {
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_USER: 'codex-runner' })).runner).toEqual({ backend: 'local', user: 'codex-runner' });
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_USER: ' 1500:1600 ' })).runner).toEqual({ backend: 'local', user: '1500:1600' });
+    expect(loadEnvConfig(baseEnv({})).runner).toEqual({ backend: 'local' });
+  });
+
   test('the default public URL follows PORT', () => {
     expect(loadEnvConfig(baseEnv({ PORT: '4567' })).publicUrl).toBe('http://localhost:4567');
   });
@@ -159,6 +165,11 @@ describe('loadEnvConfig: bad values name the variable', () => {
     ['CODEX_RUNNER_COMMAND', '[]', 'expected a non-empty JSON array of strings (argv), got "[]"'],
     ['CODEX_RUNNER_COMMAND', '["node", 1]', 'expected a JSON array of strings (argv), e.g. ["node","runner.js"], got "[\\"node\\", 1]"'],
     ['CODEX_RUNNER_COMMAND', '["", "x"]', 'expected a program name as the first element, got "[\\"\\", \\"x\\"]"'],
+    ['CODEX_RUNNER_USER', 'codex runner', 'expected a user name or uid:gid, e.g. codex-runner or 1500:1500, got "codex runner"'],
+    ['CODEX_RUNNER_USER', '1500', 'expected a user name or uid:gid, e.g. codex-runner or 1500:1500, got "1500"'],
+    ['CODEX_RUNNER_USER', 'root', 'must not be root (uid 0 or gid 0), got "root"'],
+    ['CODEX_RUNNER_USER', '0:1500', 'must not be root (uid 0 or gid 0), got "0:1500"'],
+    ['CODEX_RUNNER_USER', '1500:00', 'must not be root (uid 0 or gid 0), got "1500:00"'],
     ['CODEX_ECS_ASSIGN_PUBLIC_IP', 'maybe', 'expected true or false, got "maybe"'],
     ['CODEX_GITHUB_THROTTLE', 'disabled', 'expected true or false, got "disabled"'],
   ])('%s=%j', (variable, value, message) => {

@@ -45,7 +45,7 @@ function pingable(body: string): string[] {
   const found: string[] = [];
   const walk = (n: Nodes): void => {
     if (n.type === 'link') return;
-    if (n.type === 'text' && (/(^|[^\w`])@[A-Za-z0-9]/.test(n.value) || /#\d/.test(n.value))) found.push(n.value);
+    if (n.type === 'text' && (/(^|[^\w`])@[A-Za-z0-9]/.test(n.value) || /#\d|GH-\d|https?:\/\/[\w.-]+\/\S*\/(?:issues|pulls?)\/\d/i.test(n.value))) found.push(n.value);
     if ('children' in n) for (const c of n.children) walk(c);
   };
   walk(fromMarkdown(body));
@@ -460,5 +460,19 @@ describe('partial work', () => {
     });
     expect(body).toContain('The partial work is in the draft pull request [#12: \\[partial\\] Add pagination](https://github.com/o/r/pull/12)');
     expect(body).toContain('turn limit (60)');
+  });
+});
+
+describe('untrusted text in every part of the comment is neutralised', () => {
+  const hostile = 'Fixes #3, GH-4, acme/calc#5, https://github.com/acme/calc/issues/6 and &#35;7 cc @mallory';
+  test.each<[string, Partial<ProgressView>]>([
+    ['a succeeded task (PR title, answer)', { state: 'succeeded', pullRequest: { number: 9, url: 'https://github.com/o/r/pull/9', title: hostile }, answer: `## Summary\n${hostile}\n\n[x](https://github.com/o/r/issues/8)` }],
+    ['a task with no changes (answer)', { state: 'no_changes', answer: hostile }],
+    ['a running task (plan, notice)', { state: 'running', plan: [{ step: hostile, status: 'in_progress' }], notice: hostile }],
+    ['a failed task with partial work', { state: 'failed', failure: { phase: 'agent', reason: hostile }, pullRequest: { number: 9, url: 'https://github.com/o/r/pull/9', title: hostile } }],
+  ])('%s', (_name, over) => {
+    const body = render(over);
+    expect(body).toContain('\u200d');
+    expect(pingable(body)).toEqual([]);
   });
 });

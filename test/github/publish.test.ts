@@ -288,6 +288,34 @@ describe('publishing through the Git Data API (GitHub stand-in)', () => {
     expect(gh.requestsTo(`POST /repos/${REPO}/pulls`).at(-1)?.status).toBe(422);
   });
 
+  test('what GitHub receives: title, commit message and body carry no live mention or reference but the app\'s Closes #N', async () => {
+    const hostile = 'Fix @alice GH-3 acme/calc#4 #5 https://github.com/o/r/issues/6';
+    const { commitSha } = await createCommit(octokit, {
+      owner,
+      repo,
+      baseSha,
+      changes: [{ action: 'add', path: 'hostile.txt', mode: '100644', contentBase64: b64('h\n') }],
+      message: `${hostile}\n\nCloses #9, fixes: https://github.com/${REPO}/issues/10, cc @octo-org/team`,
+    });
+    const head = await createBranch(octokit, { owner, repo, branch: 'codex/hostile', sha: commitSha });
+    const usage: Usage = { inputTokens: 1, cachedInputTokens: 0, outputTokens: 1, reasoningTokens: 0, turns: 1, phaseMs: {}, modelMs: 0, commandMs: 0, totalMs: 1 };
+    const body = pullRequestBody({
+      summary: `## Summary\n${hostile}\n\nFixes &#35;11 and [this](https://github.com/o/r/pull/12)`,
+      issueNumber: 1,
+      commands: [],
+      model: 'gpt-5-codex',
+      usage,
+    });
+    const pr = await openPullRequest(octokit, { owner, repo, head, base: 'main', title: `[partial] ${hostile}`, body });
+    const stored = (await gh.pulls(REPO)).find((p) => p.number === pr.number)!;
+    expect(liveReferences(String(stored.title))).toEqual([]);
+    expect(String(stored.title).replaceAll('\u200d', '')).toBe(`[partial] ${hostile}`);
+    expect(liveReferences(String(stored.body))).toEqual(['#1']);
+    expect(String(stored.body)).toContain('\nCloses #1\n');
+    const message = await gh.git(REPO, 'log', '-1', '--format=%B', commitSha);
+    expect(liveReferences(message)).toEqual([]);
+  });
+
   test('openPullRequest: drafts, long titles cut, API errors surface', async () => {
     const { commitSha } = await createCommit(octokit, {
       owner,
@@ -310,11 +338,17 @@ describe('publishing through the Git Data API (GitHub stand-in)', () => {
 });
 
 describe('commitMessage', () => {
-  test('closing references from the model are made inert; the issue number stays readable', () => {
-    const message = commitMessage('Fix add\n\nFixes #12 and closes acme/calc#3; see #4', [{ login: 'alice', id: 7 }]);
-    expect(message).not.toMatch(/Fixes #12|closes acme\/calc#3/);
+  test('mentions and references from the model are made inert in every form; the text reads the same', () => {
+    const text = 'Fix add @alice\n\nFixes #12 and closes acme/calc#3; see #4, GH-5,\nResolves https://github.com/acme/calc/issues/6';
+    const message = commitMessage(text, [{ login: 'alice', id: 7 }]);
+    expect(liveReferences(message.replace(/\n\nCo-authored-by: .*$/, ''))).toEqual([]);
     expect(message).toContain('Fixes #\u200d12');
-    expect(message).toContain('see #4');
-    expect(message).toMatch(/\n\nCo-authored-by: alice <7\+alice@users\.noreply\.github\.com>$/);
+    expect(message.replaceAll('\u200d', '')).toBe(`${text}\n\nCo-authored-by: alice <7+alice@users.noreply.github.com>`);
   });
 });
+
+/** Mentions and references GitHub would make live (an approximation of its matchers, see neutralize.test.ts). */
+function liveReferences(text: string): string[] {
+  const patterns = [/(?<![\w`])@[A-Za-z0-9][\w-]*/g, /(?:[\w.-]+\/[\w.-]+)?#\d+/g, /\bGH-\d+/gi, /https?:\/\/[\w.-]+\/[^\s]*?\/(?:issues|pulls?)\/\d+/gi];
+  return patterns.flatMap((p) => Array.from(text.matchAll(p), (m) => m[0]));
+}

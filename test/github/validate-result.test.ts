@@ -76,13 +76,14 @@ describe('validateChanges', () => {
       del('.github/workflows/old.yml'),
       add('.github/CODEOWNERS'),
     ];
-    const errors = errorsOf(changes);
-    expect(errors).toHaveLength(1);
+    const errors = errorsOf(changes).filter((e) => !e.includes('differ only in case'));
     expect(errors[0]).toContain('".github/workflows/ci.yml", ".GitHub/Workflows/release.yml", ".github/workflows/old.yml"');
     expect(errors[0]).toContain('allow_workflow_changes');
     expect(errors[0]).toContain('.github/codex.yml');
     expect(errors[0]).not.toContain('CODEOWNERS');
-    expect(validateChanges(changes, { allowWorkflowChanges: true })).toEqual({ ok: true });
+    // Two spellings of one directory collide (macOS, Windows); each alone is a workflow change.
+    expect(errors.slice(1)).toEqual([]);
+    expect(validateChanges(changes.filter((c) => c.path !== '.GitHub/Workflows/release.yml'), { allowWorkflowChanges: true })).toEqual({ ok: true });
   });
 
   test('duplicate paths are refused', () => {
@@ -125,6 +126,7 @@ describe('validateChanges', () => {
       '"vendor/lib/x.js": path goes through "vendor", a symlink added in the same change',
     ]);
     expect(errorsOf([link('ghw', '.github/workflows'), add('ghw/evil.yml')])).toEqual([
+      expect.stringMatching(/^"ghw": symlink target ".github\/workflows" points at .github\/workflows/),
       '"ghw/evil.yml": path goes through "ghw", a symlink added in the same change',
     ]);
     // Replacing a directory by a symlink deletes the files below it: allowed.
@@ -156,6 +158,79 @@ describe('validateChanges', () => {
     // Defaults: 300 files, 5 MiB per file.
     expect(errorsOf(Array.from({ length: 301 }, (_, i) => del(`f${i}`)))).toEqual([expect.stringContaining('limit of 300')]);
     expect(errorsOf([add('huge', Buffer.alloc(5 * 1024 * 1024 + 1))])).toEqual([expect.stringContaining('limit of 5242880 bytes per file')]);
+  });
+
+  test.each([
+    ['.git\u200c/config', 'U+200C'],
+    ['.gi\u200bt/hooks/pre-commit', 'U+200B'],
+    ['a/\ufeff.git/config', 'U+FEFF'],
+    ['src/\u202etxt.exe', 'U+202E'],
+    ['src/a\u2060b.ts', 'U+2060'],
+    ['docs/a\u0007.md', 'U+0007'],
+    ['x\u2028y', 'U+2028'],
+  ])('refuses the path %j: invisible character %s, wherever it is', (path, code) => {
+    const errors = errorsOf([add(path)]);
+    expect(errors[0]).toBe(`${JSON.stringify(path)}: path contains an invisible or control character (${code})`);
+  });
+
+  test.each([
+    ['.GIT/config'],
+    ['.git /config'],
+    ['.git. . /config'],
+    ['.git::$INDEX_ALLOCATION/config'],
+    ['deep/er/.Git/objects/x'],
+    ['\uff0e\uff47\uff49\uff54/config'],
+    ['Git~1/config'],
+  ])('refuses %j: a .git variant some file system takes for .git', (path) => {
+    expect(errorsOf([add(path)])).toContain(`${JSON.stringify(path)}: path is inside a .git directory`);
+    expect(errorsOf([del(path)])).toContain(`${JSON.stringify(path)}: path is inside a .git directory`);
+  });
+
+  test('names that only resemble .git are allowed', () => {
+    expect(validateChanges([add('.github/x.yml'), add('a/.gitx'), add('git/a'), add('.gitkeep'), add('x.git/a')], { allowWorkflowChanges: false })).toEqual({ ok: true });
+  });
+
+  test.each([
+    ['a file', add('.github', 'not a directory any more\n')],
+    ['a symlink', link('.github', 'docs')],
+    ['a deletion', del('.github')],
+    ['a file in another case', add('.GitHub')],
+    ['a file with a trailing dot', add('.github.')],
+    ['a file at the workflows directory', add('.github/workflows')],
+    ['a symlink at the workflows directory', link('.github/workflows', '../docs')],
+    ['a deletion of the workflows directory', del('.github/workflows')],
+  ])('replacing .github or .github/workflows by %s needs allowWorkflowChanges', (_name, change) => {
+    const errors = errorsOf([change]);
+    expect(errors).toEqual([expect.stringContaining(`${JSON.stringify(change.path)}: changes to .github/workflows are not allowed`)]);
+    expect(validateChanges([change], { allowWorkflowChanges: true })).toEqual({ ok: true });
+  });
+
+  test('a symlink pointing at the workflows needs allowWorkflowChanges; one into .git never passes', () => {
+    expect(errorsOf([link('ci', '.github/workflows')])).toEqual([
+      '"ci": symlink target ".github/workflows" points at .github/workflows, which this repository does not allow changing (`allow_workflow_changes`)',
+    ]);
+    expect(errorsOf([link('docs/ci', '../.GitHub/Workflows/ci.yml')])).toEqual([expect.stringContaining('points at .github/workflows')]);
+    expect(errorsOf([link('gh', '.github')])).toEqual([expect.stringContaining('points at .github/workflows')]);
+    expect(validateChanges([link('ci', '.github/workflows')], { allowWorkflowChanges: true })).toEqual({ ok: true });
+    expect(errorsOf([link('cfg', '.GIT./config')], { allowWorkflowChanges: true })).toEqual([expect.stringContaining('resolves inside a .git directory')]);
+    expect(errorsOf([link('z', 'a\u200c')])).toEqual(['"z": symlink target "a\u200c" contains an invisible or control character (U+200C)']);
+  });
+
+  test('.gitmodules, .gitattributes, .gitignore and .mailmap cannot be symlinks', () => {
+    for (const name of ['.gitmodules', 'sub/.gitattributes', '.GITIGNORE', '.mailmap', '.gitmodules.', 'GITMOD~1', 'gi7eba~2']) {
+      expect(errorsOf([link(name, 'README.md')])).toEqual([`${JSON.stringify(name)}: git refuses this file as a symlink`]);
+    }
+  });
+
+  test('written paths that differ only in case or Unicode form collide; a case-only rename is allowed', () => {
+    expect(errorsOf([add('README.md'), add('readme.md')])).toEqual([
+      '"readme.md": "readme.md" and "README.md" differ only in case or Unicode form and collide on macOS and Windows',
+    ]);
+    expect(errorsOf([add('Docs/a.md'), add('docs/b.md')])).toEqual([expect.stringContaining('"docs" and "Docs" differ only in case')]);
+    // NFC and NFD spellings of "é".
+    expect(errorsOf([add('caf\u00e9.txt'), add('cafe\u0301.txt')])).toEqual([expect.stringContaining('differ only in case or Unicode form')]);
+    expect(validateChanges([del('README'), add('Readme')], { allowWorkflowChanges: false })).toEqual({ ok: true });
+    expect(validateChanges([add('a/x'), add('a/y'), add('a/b/z')], { allowWorkflowChanges: false })).toEqual({ ok: true });
   });
 
   test('all problems are reported at once', () => {

@@ -1,5 +1,13 @@
 import { describe, expect, test } from '@jest/globals';
-import { DEFAULT_MENTION, locateMention, mentionsBot, parseMention } from '../../src/triggers/mention.ts';
+import {
+  DEFAULT_MENTION,
+  locateMention,
+  MAX_PARSED_BODY_CHARS,
+  mayMention,
+  MentionParseError,
+  mentionsBot,
+  parseMention,
+} from '../../src/triggers/mention.ts';
 
 describe('word boundary and case', () => {
   test.each([
@@ -218,5 +226,73 @@ describe('commands', () => {
     ['@codex re-view it', 're-view it'],
   ])('%j is a task, not a command', (body, instruction) => {
     expect(parseMention(body)).toEqual({ command: 'task', instruction });
+  });
+});
+
+describe('the cheap pre-test (mayMention)', () => {
+  test.each([
+    ['@codex fix it', true],
+    ['hey @Codex', true],
+    ['```\n@codex in code\n```', true], // no markdown: code still counts here
+    ['> @codex quoted\nthanks', false],
+    ['> @codex quoted\n@codex for real', true],
+    ['- > @codex quoted in a list', false],
+    ['@codexbot', false],
+    ['mail x@codex.dev', false],
+    ['no mention', false],
+    ['', false],
+  ])('%j → %s', (body, expected) => {
+    expect(mayMention(body)).toBe(expected);
+  });
+
+  test('is linear: 64 KiB of quoted mentions on one line and on many lines', () => {
+    const oneLine = `> ${'@codex '.repeat(9_000)}`;
+    const manyLines = '> @codex\n'.repeat(7_000);
+    const started = performance.now();
+    expect(mayMention(oneLine)).toBe(false);
+    expect(mayMention(manyLines)).toBe(false);
+    // Generous: a quadratic scan of these takes minutes.
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+});
+
+describe('bounds (untrusted bodies)', () => {
+  test('a body longer than GitHub allows is refused with a typed error', () => {
+    const body = `@codex ${'x'.repeat(MAX_PARSED_BODY_CHARS)}`;
+    expect(() => parseMention(body)).toThrow(MentionParseError);
+    try {
+      parseMention(body);
+    } catch (error) {
+      expect((error as MentionParseError).reason).toBe('too_long');
+    }
+    // A body without the mention is not parsed at all, whatever its length.
+    expect(parseMention('x'.repeat(MAX_PARSED_BODY_CHARS * 2))).toBeNull();
+  });
+
+  test('quadratic markdown stops at the time budget with a typed error', () => {
+    for (const body of [`${'1. '.repeat(6_800)}@codex fix`, `${'*a_'.repeat(6_000)} @codex fix`]) {
+      const started = performance.now();
+      let caught: unknown;
+      try {
+        parseMention(body, { parseBudgetMs: 100 });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(MentionParseError);
+      expect((caught as MentionParseError).reason).toBe('too_complex');
+      expect(performance.now() - started).toBeLessThan(3_000);
+    }
+  });
+
+  test('the attack body (10,000 nested list items, 20 KB) is refused at the budget, not after 50 s', () => {
+    const started = performance.now();
+    expect(() => parseMention(`${'- '.repeat(10_000)}@codex fix it`, { parseBudgetMs: 200 })).toThrow(MentionParseError);
+    expect(() => locateMention(`${'> '.repeat(10_000)}@codex`, { parseBudgetMs: 200 })).toThrow(MentionParseError);
+    expect(performance.now() - started).toBeLessThan(3_000);
+  });
+
+  test('moderately nested lists and quotes still parse, in document order', () => {
+    expect(parseMention(`${'- '.repeat(100)}@codex fix it`)).toEqual({ command: 'task', instruction: 'fix it' });
+    expect(parseMention(`${'> '.repeat(100)}@codex quoted\n\n${'  '.repeat(50)}text\n\n@codex real`)).toEqual({ command: 'task', instruction: 'real' });
   });
 });

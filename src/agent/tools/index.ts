@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { CommandRecord, PlanStep, ProgressEventInput } from '../../contract.ts';
-import type { Sandbox } from '../sandbox.ts';
+import { DiskLimitError, type Sandbox } from '../sandbox.ts';
 import { runRecorded } from '../recorded-command.ts';
 import { applyPatch } from './apply-patch.ts';
 import { formatToolOutput } from './truncate.ts';
@@ -52,7 +52,10 @@ export class ToolRunner {
     this.ctx = ctx;
   }
 
-  /** Runs one call and returns the `function_call_output` text. Never throws on bad input. */
+  /**
+   * Runs one call and returns the `function_call_output` text. Never throws on bad input.
+   * @throws DiskLimitError when a command took the work directory over its disk limit (the task fails).
+   */
   async execute(call: FunctionCall): Promise<string> {
     let args: unknown;
     try {
@@ -118,6 +121,8 @@ export class ToolRunner {
         commands: this.commands,
       });
     } catch (error) {
+      // Over the task's disk limit the task fails; the model cannot undo it in time.
+      if (error instanceof DiskLimitError) throw error;
       // e.g. SandboxPathError for a workdir that does not exist: the model can correct it.
       const message = error instanceof Error ? error.message : String(error);
       return `error: the command could not be started: ${message}`;
