@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { TaskTokens } from '../../src/gateway/task-tokens.ts';
+import { failedResult } from '../../src/runners/backend.ts';
 import type { GitHubAccess, Octokit } from '../../src/github/client.ts';
 import { reactionTarget, TaskService } from '../../src/tasks/service.ts';
 import { SqliteTaskStore } from '../../src/tasks/store.ts';
@@ -159,6 +160,16 @@ describe('TaskService on a pull request', () => {
     expect(store.get(task.id)).toMatchObject({ state: 'failed', failure: { phase: 'result' } });
     expect(store.get(task.id)!.failure!.reason).toBe(`the runner's result is based on ${mainSha}, not the dispatched ${headSha}; nothing was published`);
     expect(await headOf(branch)).toBe(headSha);
+  });
+
+  test('a runner that ended without a result fails the task with its own reason, not a base mismatch', async () => {
+    const { service, store, backend } = setup();
+    const { pull } = await samePull();
+    const task = (await service.submit(request(pull)))!;
+    await waitFor('the runner to start', () => backend.jobs[0]);
+    backend.jobs[0]!.finish(failedResult(backend.jobs[0]!.job.spec, 'agent', 'the runner was killed'));
+    await replied(store, task.id);
+    expect(store.get(task.id)).toMatchObject({ state: 'failed', failure: { phase: 'agent', reason: 'the runner was killed' } });
   });
 
   test('the branch moved onto other files: the change is re-applied on top of the new head', async () => {
