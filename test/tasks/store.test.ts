@@ -98,6 +98,27 @@ describe('SqliteTaskStore migrations', () => {
     b.close();
   });
 
+  test('a pull request task keeps its target and origin; its thread is the pull request number', () => {
+    const file = path.join(dir, 'pr.db');
+    const store = new SqliteTaskStore(file);
+    const target = {
+      type: 'pull_request' as const, number: 9, title: 'Add x', baseRef: 'main', baseSha: 'a'.repeat(40), headRef: 'feature', headSha: 'b'.repeat(40),
+      headRepo: 'eve/calc', fork: true, maintainerCanModify: true, commits: 2,
+    };
+    store.create('task_pr', 'key', { ...request, triggerKey: 'pull_request_review_comment:77', target, origin: { type: 'review_comment', id: 77 } });
+    expect(store.get('task_pr')!.request).toMatchObject({ target, origin: { type: 'review_comment', id: 77 } });
+    expect(store.latestForThread('acme', 'calc', 9)?.id).toBe('task_pr');
+    store.close();
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      expect(db.prepare("SELECT issue_number, target_type, origin_type, origin_id FROM tasks WHERE id = 'task_pr'").get()).toEqual({
+        issue_number: 9, target_type: 'pull_request', origin_type: 'review_comment', origin_id: 77,
+      });
+    } finally {
+      db.close();
+    }
+  });
+
   test('the final reply is queued with the final state, once', () => {
     const store = new SqliteTaskStore(':memory:');
     store.create('task_1', 'key', request);
