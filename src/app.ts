@@ -137,21 +137,52 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
             .catch((error: unknown) => log.warn({ taskId, err: String(error) }, 'could not end a task over its token budget')),
       }),
     );
+    // The task page: the stored task, its result and links; base files for the diff read from GitHub.
+    const githubWeb = config.github.host ? `${config.github.protocol}://${config.github.host}` : 'https://github.com';
     addHandler(
       createTaskPageHandler({
+        ...(config.tokenPrices ? { prices: config.tokenPrices } : {}),
         source: {
           get: (taskId) => {
             const task = store.get(taskId);
             if (!task) return undefined;
+            const { owner, repo, target } = task.request;
+            const repoUrl = `${githubWeb}/${owner}/${repo}`;
+            // Issue work: the commit once its pull request exists; pull request work: the commit once pushed.
+            const published = (task.pullRequest || target.type === 'pull_request') && task.commitSha;
             return {
               key: task.logKey,
-              title: task.request.target.title,
-              repository: `${task.request.owner}/${task.request.repo}#${task.request.target.number}`,
+              title: target.title,
+              repository: `${owner}/${repo}#${target.number}`,
               state: task.state,
               events: store.events(taskId),
+              ...(task.result ? { result: task.result } : {}),
+              ...(task.failure ? { failure: task.failure } : {}),
+              model: task.request.settings.model,
+              links: {
+                thread: `${repoUrl}/${target.type === 'pull_request' ? 'pull' : 'issues'}/${target.number}`,
+                ...(task.pullRequest ? { pullRequest: task.pullRequest } : {}),
+                ...(published ? { commit: { sha: task.commitSha!, url: `${repoUrl}/commit/${task.commitSha}` } } : {}),
+              },
             };
           },
           subscribe: (taskId, listener) => service.subscribe(taskId, listener),
+          readBaseFile: async (taskId, baseSha, filePath) => {
+            const task = store.get(taskId);
+            if (!task) return null;
+            const octokit = await app.auth(task.request.installationId);
+            try {
+              const { data } = await octokit.rest.repos.getContent({ owner: task.request.owner, repo: task.request.repo, path: filePath, ref: baseSha });
+              if (Array.isArray(data)) return null;
+              if (data.type === 'symlink') return Buffer.from(data.target);
+              if (data.type !== 'file') return null;
+              if (data.encoding !== 'base64') throw new Error('the file is too large for the contents API');
+              return Buffer.from(data.content, 'base64');
+            } catch (error) {
+              if ((error as { status?: number }).status === 404) return null;
+              throw error;
+            }
+          },
         },
       }),
     );

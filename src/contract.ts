@@ -56,6 +56,41 @@ export const Limits = z.object({
 });
 export type Limits = z.infer<typeof Limits>;
 
+/** An earlier finding of the app on a pull request, given to a re-review (see {@link ReviewSpec}). */
+export const EarlierFinding = z.object({
+  /** The id in its comment's hidden marker; what `resolved_findings` lists. */
+  id: z.string().min(1).max(64),
+  /** Plain-text title (model text from an earlier review: data). */
+  title: z.string(),
+  /** Repository-relative path. */
+  path: z.string(),
+  /** Last line, 1-based. */
+  line: z.number().int().positive(),
+  /** First line of a multi-line finding. */
+  startLine: z.number().int().positive().optional(),
+});
+export type EarlierFinding = z.infer<typeof EarlierFinding>;
+
+/**
+ * What a `review` task needs beyond the repository (TaskSpec `review`): the diff is
+ * `repository.baseSha...repository.headSha` (the merge base), or `sinceSha..headSha` for an
+ * incremental review after a push.
+ */
+export const ReviewSpec = z.object({
+  pullNumber: z.number().int().positive(),
+  /** Head of the last review, for an incremental review of the commits pushed since. */
+  sinceSha: gitSha.optional(),
+  /** The text after `@codex review`, its author, and whether that author may instruct (write access). */
+  focus: z.object({ text: z.string(), requester: z.string(), trust: z.enum(['instruction', 'data']) }).optional(),
+  /** `review.focus` from the repository's config (maintainers' standing instructions). */
+  standingFocus: z.string().optional(),
+  /** `review.paths_ignore` glob patterns. */
+  pathsIgnore: z.array(z.string()).default([]),
+  /** The app's open findings from earlier reviews of this pull request. */
+  earlierFindings: z.array(EarlierFinding).default([]),
+});
+export type ReviewSpec = z.infer<typeof ReviewSpec>;
+
 /**
  * TaskSpec: everything a runner needs for one task. Secrets in it (the clone token, the model token)
  * are short-lived and scoped: a read-only installation token for one repository and a task token for
@@ -138,6 +173,8 @@ export const TaskSpec = z.object({
   sandbox: z.enum(['bubblewrap', 'container']).default('bubblewrap'),
   /** Where to send progress and the result over HTTP(S), in addition to stdout (ECS). */
   report: z.object({ url: z.string().url(), token: z.string().min(1) }).optional(),
+  /** For `review` tasks: the pull request, focus and earlier findings. */
+  review: ReviewSpec.optional(),
 });
 /** Validated TaskSpec (defaults applied). */
 export type TaskSpec = z.infer<typeof TaskSpec>;
@@ -151,6 +188,18 @@ export const PlanStep = z.object({
 });
 export type PlanStep = z.infer<typeof PlanStep>;
 
+/**
+ * What a command wrote (stdout and stderr interleaved), clipped for the record: the whole output when
+ * it is at most 4000 characters (then `tail` is ''), else its first and last 2000 characters.
+ */
+export const CommandOutput = z.object({
+  head: z.string(),
+  tail: z.string().default(''),
+  /** Total UTF-8 bytes written. */
+  bytes: z.number().int().nonnegative(),
+});
+export type CommandOutput = z.infer<typeof CommandOutput>;
+
 /** A command run during the task, with its outcome. */
 export const CommandRecord = z.object({
   phase: Phase,
@@ -161,6 +210,8 @@ export const CommandRecord = z.object({
   exitCode: z.number().int().nullable(),
   durationMs: z.number().nonnegative(),
   timedOut: z.boolean().default(false),
+  /** The command's output, clipped (absent from runners that do not record it). */
+  output: CommandOutput.optional(),
 });
 export type CommandRecord = z.infer<typeof CommandRecord>;
 
@@ -197,7 +248,11 @@ export const FileChange = z.discriminatedUnion('action', [
 ]);
 export type FileChange = z.infer<typeof FileChange>;
 
-/** A review finding (for `review` tasks). Priority 0 (blocker) to 3 (nit). Lines are 1-based. */
+/**
+ * A review finding (for `review` tasks). Priority 0 (blocker) to 3 (nit). Lines are 1-based, in the
+ * reviewed head's version of `path` (relative to the repository root): `line` is the last line,
+ * `startLine` (when the finding spans several lines) the first. `confidence` is 0..1.
+ */
 export const ReviewFinding = z.object({
   title: z.string(),
   body: z.string(),
@@ -208,6 +263,54 @@ export const ReviewFinding = z.object({
   confidence: z.number().min(0).max(1).optional(),
 });
 export type ReviewFinding = z.infer<typeof ReviewFinding>;
+
+const reviewScore = z.number({ error: 'must be a number from 0 to 1' }).min(0, { error: 'must be at least 0' }).max(1, { error: 'must be at most 1' });
+const reviewLine = z.number({ error: 'must be a whole line number' }).int({ error: 'must be a whole line number' }).positive({ error: 'must be at least 1' });
+
+/**
+ * One finding of {@link ReviewOutput}, in the shape of Codex's review output: `priority` 0 (P0,
+ * blocker) to 3 (P3, minor); `confidence_score` 0..1; `code_location.absolute_file_path` absolute in
+ * the checkout or relative to the repository root; `line_range` 1-based and inclusive.
+ */
+export const ReviewOutputFinding = z.object({
+  title: z.string().trim().min(1, { error: 'must not be empty' }),
+  body: z.string(),
+  confidence_score: reviewScore,
+  priority: z.number({ error: 'must be 0, 1, 2 or 3' }).int({ error: 'must be 0, 1, 2 or 3' }).min(0, { error: 'must be 0, 1, 2 or 3' }).max(3, { error: 'must be 0, 1, 2 or 3' }),
+  code_location: z.object({
+    absolute_file_path: z.string().trim().min(1, { error: 'must not be empty' }),
+    line_range: z.object({ start: reviewLine, end: reviewLine }),
+  }),
+});
+export type ReviewOutputFinding = z.infer<typeof ReviewOutputFinding>;
+
+/**
+ * The JSON object a review agent ends with: Codex's review output format
+ * (`findings`, `overall_correctness` = `patch is correct` | `patch is incorrect`,
+ * `overall_explanation`, `overall_confidence_score` 0..1) plus our one addition, `resolved_findings`:
+ * ids of earlier findings (given to the agent) that the reviewed head fixes.
+ */
+export const ReviewOutput = z.object({
+  findings: z.array(ReviewOutputFinding),
+  overall_correctness: z.enum(['patch is correct', 'patch is incorrect'], { error: 'must be "patch is correct" or "patch is incorrect"' }),
+  overall_explanation: z.string(),
+  overall_confidence_score: reviewScore,
+  resolved_findings: z.array(z.string().min(1)).optional(),
+});
+export type ReviewOutput = z.infer<typeof ReviewOutput>;
+
+/** A review's overall verdict, as a TaskResult carries it (from {@link ReviewOutput}). */
+export const ReviewVerdict = z.object({
+  /** The reviewer's verdict on the patch. */
+  correctness: z.enum(['correct', 'incorrect']),
+  /** One to three sentences justifying it (model text, untrusted). */
+  explanation: z.string(),
+  /** 0..1. */
+  confidence: z.number().min(0).max(1),
+  /** Ids of earlier findings the reviewed head fixes (only ids the agent was given count). */
+  resolvedFindings: z.array(z.string()).default([]),
+});
+export type ReviewVerdict = z.infer<typeof ReviewVerdict>;
 
 /** Why the agent loop stopped. */
 export const StopReason = z.enum([
@@ -240,6 +343,8 @@ export const TaskResult = z.object({
   pullRequest: z.object({ title: z.string(), body: z.string() }),
   commands: z.array(CommandRecord),
   findings: z.array(ReviewFinding).default([]),
+  /** For `review` tasks: the overall verdict and the earlier findings now resolved. */
+  review: ReviewVerdict.optional(),
   plan: z.array(PlanStep).default([]),
   usage: Usage,
 });
@@ -280,6 +385,8 @@ export const ProgressEvent = z.discriminatedUnion('type', [
     exitCode: z.number().int().nullable(),
     durationMs: z.number(),
     timedOut: z.boolean(),
+    /** The command's output, clipped as in CommandRecord (optional). */
+    output: CommandOutput.optional(),
   }),
   z.object({
     type: z.literal('patch'),

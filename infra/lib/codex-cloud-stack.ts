@@ -97,6 +97,22 @@ export interface CodexCloudStackProps extends StackProps {
   readonly logLevel?: string;
   /** When set, the stack creates an A alias record `domainName` → ALB in this zone. @default no DNS record */
   readonly hostedZone?: CodexHostedZone;
+  /** Tasks that run at once, i.e. runner tasks at most (`CODEX_CONCURRENCY`). @default the app's (2) */
+  readonly concurrency?: number;
+  /** Default model (`CODEX_MODEL`). @default the app's */
+  readonly model?: string;
+  /** Reasoning effort (`CODEX_REASONING_EFFORT`: minimal, low, medium, high, xhigh). @default the model's */
+  readonly reasoningEffort?: string;
+  /** The mention the app answers to (`CODEX_MENTION`). @default '@codex' */
+  readonly mention?: string;
+  /** Wall-clock limit of one task in minutes (`CODEX_TASK_TIMEOUT_MINUTES`). @default the app's (60) */
+  readonly taskTimeoutMinutes?: number;
+  /** Token budget of one task (`CODEX_MAX_TOKENS`). @default the app's (4,000,000) */
+  readonly maxTokens?: number;
+  /** Bot logins whose mentions may start tasks (`CODEX_ALLOWED_BOTS`). @default none */
+  readonly allowedBots?: readonly string[];
+  /** GitHub Enterprise Server `host[:port]` (`GHE_HOST`). @default github.com */
+  readonly gheHost?: string;
 }
 
 /** Default sizes and settings of {@link CodexCloudStack}. */
@@ -242,9 +258,9 @@ export class CodexCloudStack extends Stack {
       containerName: RUNNER_CONTAINER_NAME,
       image: runnerImage,
       command: ['runner', '--claim'],
-      // The app adds CODEX_TASK_ID, CODEX_APP_URL and CODEX_CLAIM_TICKET as RunTask overrides;
-      // everything else (the TaskSpec) is fetched from the app with the one-time claim ticket.
-      environment: { CODEX_SANDBOX: 'container' },
+      // No environment of its own: the app adds CODEX_TASK_ID, CODEX_APP_URL and CODEX_CLAIM_TICKET
+      // as RunTask overrides; everything else (the TaskSpec, whose `sandbox` is `container` here)
+      // is fetched from the app with the one-time claim ticket.
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.runnerLogGroup, streamPrefix: 'runner' }),
       // Time between SIGTERM (StopTask, e.g. cancel) and SIGKILL, for reporting partial work.
       stopTimeout: Duration.seconds(120),
@@ -349,6 +365,18 @@ export class CodexCloudStack extends Stack {
     };
     if (props.githubAppId) environment.APP_ID = props.githubAppId;
     if (props.openAiBaseUrl) environment.OPENAI_BASE_URL = props.openAiBaseUrl;
+    // The app's own settings; unset ones keep the app's defaults.
+    const settings: Record<string, string | number | undefined> = {
+      CODEX_CONCURRENCY: props.concurrency,
+      CODEX_MODEL: props.model,
+      CODEX_REASONING_EFFORT: props.reasoningEffort,
+      CODEX_MENTION: props.mention,
+      CODEX_TASK_TIMEOUT_MINUTES: props.taskTimeoutMinutes,
+      CODEX_MAX_TOKENS: props.maxTokens,
+      CODEX_ALLOWED_BOTS: props.allowedBots?.length ? props.allowedBots.join(',') : undefined,
+      GHE_HOST: props.gheHost,
+    };
+    for (const [name, value] of Object.entries(settings)) if (value !== undefined) environment[name] = String(value);
 
     const appContainer = this.appTaskDefinition.addContainer(APP_CONTAINER_NAME, {
       containerName: APP_CONTAINER_NAME,
@@ -605,11 +633,6 @@ export class CodexCloudStack extends Stack {
       this.appTaskDefinition,
       'AwsSolutions-ECS2',
       'The plain environment variables are non-secret configuration (ids, URLs, subnet and security group ids); the three secrets come from Secrets Manager.',
-    );
-    ack(
-      this.runnerTaskDefinition,
-      'AwsSolutions-ECS2',
-      'The only variable is the constant CODEX_SANDBOX=container; the runner deliberately holds no secret.',
     );
     const authToken =
       'ecr:GetAuthorizationToken supports no resource-level permissions (Resource must be "*"); image pulls themselves are limited to the image repository.';

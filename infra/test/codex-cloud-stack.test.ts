@@ -173,7 +173,7 @@ describe('runner (no secrets, no permissions)', () => {
     expect(logs?.Resource).toEqual({ 'Fn::GetAtt': [ids.runnerLogs, 'Arn'] });
   });
 
-  test('runner task definition: one container, no secrets, environment only CODEX_SANDBOX', () => {
+  test('runner task definition: one container, no secrets, no environment of its own', () => {
     const [[, td]] = resourcesOf(s.template, 'AWS::ECS::TaskDefinition').filter(
       ([, p]) => p.Family === 'CodexCloud-runner',
     ) as [[string, Record<string, unknown>]];
@@ -183,7 +183,7 @@ describe('runner (no secrets, no permissions)', () => {
     expect(c.Name).toBe('runner');
     expect(c.Command).toEqual(['runner', '--claim']);
     expect(c.Secrets).toBeUndefined();
-    expect(c.Environment).toEqual([{ Name: 'CODEX_SANDBOX', Value: 'container' }]);
+    expect(c.Environment).toBeUndefined();
     expect(c.EnvironmentFiles).toBeUndefined();
     expect(c.PortMappings).toBeUndefined();
     expect(c.LogConfiguration).toEqual({
@@ -254,6 +254,10 @@ describe('app', () => {
       CODEX_ECS_SECURITY_GROUPS: { 'Fn::GetAtt': [ids.runnerSg, 'GroupId'] },
       AWS_REGION: { Ref: 'AWS::Region' },
     });
+    // The app's own settings are left to its defaults unless given.
+    for (const name of ['CODEX_CONCURRENCY', 'CODEX_MODEL', 'CODEX_REASONING_EFFORT', 'CODEX_MENTION', 'CODEX_TASK_TIMEOUT_MINUTES', 'CODEX_MAX_TOKENS', 'CODEX_ALLOWED_BOTS', 'GHE_HOST']) {
+      expect(env[name]).toBeUndefined();
+    }
     const subnets = JSON.stringify(env.CODEX_ECS_SUBNETS);
     expect(subnets).toContain('Fn::Join');
     for (const subnet of s.stack.vpc.privateSubnets) {

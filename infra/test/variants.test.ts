@@ -92,7 +92,32 @@ describe('options', () => {
         { Name: 'LOG_LEVEL', Value: 'debug' },
       ]),
     );
-    expect(containerOf(s, 'CodexCloud-runner').Environment).toEqual([{ Name: 'CODEX_SANDBOX', Value: 'container' }]);
+    expect(containerOf(s, 'CodexCloud-runner').Environment).toBeUndefined();
+  });
+
+  test("the app's settings (concurrency, model, limits, bots, GHE host) reach the app environment only", () => {
+    const s = make({
+      concurrency: 8,
+      model: 'o4-mini',
+      reasoningEffort: 'high',
+      mention: '@helper',
+      taskTimeoutMinutes: 90,
+      maxTokens: 2_000_000,
+      allowedBots: ['renovate[bot]', 'dependabot[bot]'],
+      gheHost: 'github.acme.corp',
+    });
+    const env = Object.fromEntries((containerOf(s, 'CodexCloud-app').Environment as { Name: string; Value: string }[]).map((e) => [e.Name, e.Value]));
+    expect(env).toMatchObject({
+      CODEX_CONCURRENCY: '8',
+      CODEX_MODEL: 'o4-mini',
+      CODEX_REASONING_EFFORT: 'high',
+      CODEX_MENTION: '@helper',
+      CODEX_TASK_TIMEOUT_MINUTES: '90',
+      CODEX_MAX_TOKENS: '2000000',
+      CODEX_ALLOWED_BOTS: 'renovate[bot],dependabot[bot]',
+      GHE_HOST: 'github.acme.corp',
+    });
+    expect(containerOf(s, 'CodexCloud-runner').Environment).toBeUndefined();
   });
 
   test('hostedZone creates an alias record for the domain, without a lookup', () => {

@@ -2,7 +2,8 @@
  * What the model reads before it starts: the repository's AGENTS.md guidance and the task, with
  * untrusted text sanitised and delimited as data.
  */
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResponseInputItem } from 'openai/resources/responses/responses';
 import type { ContextItem } from '../contract.ts';
@@ -20,7 +21,10 @@ export interface AgentsDoc {
 /**
  * Reads AGENTS.md files from the repository root down to `workdir` (inclusive), root first, and
  * stops adding once {@link AGENTS_MD_MAX_BYTES} is reached (the last file is cut, with a marker).
- * Missing files are skipped; `workdir` outside `repoRoot` is treated as the root.
+ * Missing files are skipped; `workdir` outside `repoRoot` is treated as the root. Runs on the host
+ * after untrusted code (the repository, its setup script) wrote the checkout: an AGENTS.md that is
+ * not a regular file or whose symlinks lead out of the repository (`/proc/self/environ`, a key
+ * file) is skipped, and no more than the byte budget is read from any file.
  */
 export async function collectAgentsDocs(repoRoot: string, workdir = repoRoot): Promise<AgentsDoc[]> {
   const root = path.resolve(repoRoot);
@@ -33,10 +37,13 @@ export async function collectAgentsDocs(repoRoot: string, workdir = repoRoot): P
     dirs.push(current);
   }
   const docs: AgentsDoc[] = [];
+  const realRoot = await realpath(root).catch(() => root);
   for (const dir of dirs) {
     const file = path.join(dir, 'AGENTS.md');
     try {
-      docs.push({ path: path.relative(root, file) || 'AGENTS.md', content: await readFile(file, 'utf8') });
+      // At most one byte over the cap is read: capAgentsDocs then cuts with a marker.
+      const read = await readInside(realRoot, file, AGENTS_MD_MAX_BYTES + 1);
+      if (read) docs.push({ path: path.relative(root, file) || 'AGENTS.md', content: read.content });
     } catch {
       continue;
     }
@@ -62,6 +69,29 @@ export function capAgentsDocs(docs: AgentsDoc[]): AgentsDoc[] {
     out.push({ path: doc.path, content });
   }
   return out;
+}
+
+/**
+ * Reads at most `maxBytes` of `file` (UTF-8) when it resolves, symlinks followed, to a regular file
+ * inside `realRoot`; undefined otherwise.
+ * @returns the text and the file's full size in bytes.
+ * @throws Error (ENOENT...) when the file cannot be read.
+ */
+async function readInside(realRoot: string, file: string, maxBytes: number): Promise<{ content: string; bytes: number } | undefined> {
+  const real = await realpath(file);
+  if (real !== realRoot && !real.startsWith(`${realRoot}${path.sep}`)) return undefined;
+  if (!(await stat(real)).isFile()) return undefined;
+  // No symlink is left in `real`; O_NONBLOCK so that a FIFO put there meanwhile cannot block.
+  const handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) return undefined;
+    const buffer = Buffer.alloc(Math.min(info.size, maxBytes));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return { content: buffer.subarray(0, bytesRead).toString('utf8'), bytes: info.size };
+  } finally {
+    await handle.close();
+  }
 }
 
 // Zero-width and bidirectional control characters that can hide text from a human reader.

@@ -15,7 +15,7 @@ import type {
 } from '../contract.ts';
 import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
-import { git } from './git.ts';
+import type { TrustedRepository } from './git.ts';
 import { runRecorded } from './recorded-command.ts';
 import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions.ts';
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
@@ -25,6 +25,7 @@ import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './
 import { readOnlyPathsFromEnv, runnerHiddenPaths } from './sandbox-mounts.ts';
 import { detectSetup, toolPaths } from './setup.ts';
 import { ToolRunner } from './tools/index.ts';
+import { adoptWorkingTree } from './trusted-repo.ts';
 
 /** Thrown inside a phase to fail the task at that phase with a readable reason. */
 export class PhaseError extends Error {
@@ -39,7 +40,10 @@ export class PhaseError extends Error {
 /** Inputs of {@link runTask}. */
 export interface RunTaskOptions {
   spec: TaskSpec;
-  /** Scratch directory of this task: `<workDir>/repo` is the checkout, `<workDir>/home` the sandbox home. */
+  /**
+   * Scratch directory of this task: `<workDir>/repo` is the checkout, `<workDir>/home` the sandbox
+   * home, `<workDir>/git` the private git directory (never writable in the sandbox).
+   */
   workDir: string;
   /**
    * Work in place on an existing directory instead of cloning (`codex-cloud exec`): no checkout and
@@ -96,6 +100,9 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   const commands: CommandRecord[] = [];
   const root = opts.inPlace ? path.resolve(opts.inPlace) : path.join(opts.workDir, 'repo');
   const home = path.join(opts.workDir, 'home');
+  const privateGitDir = path.join(opts.workDir, 'git');
+  // The git directory host-side git uses (never the workspace's .git): set once it exists.
+  let repo: TrustedRepository | undefined;
   let loop: AgentLoopOutcome | undefined;
   let tools: ToolRunner | undefined;
   let failure: { phase: Phase; reason: string } | undefined;
@@ -145,7 +152,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }
 
     if (!opts.inPlace) {
-      baseSha = await phase('checkout', () =>
+      const checkedOut = await phase('checkout', () =>
         checkoutRepository({
           cloneUrl: spec.repository.cloneUrl,
           token: spec.repository.token,
@@ -161,11 +168,19 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
               }
             : {}),
           dir: root,
+          gitDir: privateGitDir,
           timeoutMs: Math.max(1000, Math.min(10 * 60_000, deadline - Date.now())),
           signal: opts.signal,
         }),
       );
+      baseSha = checkedOut.sha;
+      repo = checkedOut.repository;
       await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal));
+    } else {
+      // Before the agent runs: from now on the repository's own .git is the agent's to write.
+      repo = await adoptWorkingTree(root, privateGitDir).catch((error: unknown) => {
+        throw new PhaseError('agent', `the working tree's git repository cannot be used: ${(error as Error).message}`);
+      });
     }
 
     await phase('agent', async () => {
@@ -218,8 +233,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   if (!failure || failure.phase === 'agent') {
     try {
       changes = await phase('result', async () => {
-        if (!(await isGitRepo(root))) return [];
-        const collected = await collectChanges(root, baseSha);
+        if (!repo) return [];
+        const collected = await collectChanges(repo, baseSha);
         for (const s of collected.skipped) emit({ type: 'log', level: 'warn', message: `not included: ${s.path}: ${s.reason}` });
         return collected.changes;
       });
@@ -272,15 +287,6 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       totalMs: Date.now() - taskStart,
     },
   };
-}
-
-async function isGitRepo(dir: string): Promise<boolean> {
-  try {
-    await git(['rev-parse', '--git-dir'], { cwd: dir });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function runSetup(

@@ -50,6 +50,15 @@ const list = (item: z.ZodString) =>
 const RUNNER_USER = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10}:\d{1,10})$/;
 const ARGV_MESSAGE = 'expected a JSON array of strings (argv), e.g. ["node","runner.js"]';
 
+const PRICES_MESSAGE =
+  'expected a JSON object of model name to {"inputPerMillion","cachedInputPerMillion","outputPerMillion"} (USD per million tokens, numbers ≥ 0)';
+const price = z.number({ error: PRICES_MESSAGE }).nonnegative(PRICES_MESSAGE);
+/** Token prices of one model, USD per million tokens. */
+const TokenPrices = z.strictObject(
+  { inputPerMillion: price, cachedInputPerMillion: price, outputPerMillion: price },
+  { error: PRICES_MESSAGE },
+);
+
 /** GitHub login: letters, digits and hyphens, optionally with GitHub Apps' `[bot]` suffix. */
 const GITHUB_LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?$/;
 
@@ -107,6 +116,23 @@ export const EnvSchema = z.object({
   CODEX_ALLOWED_BOTS: list(z.string().regex(GITHUB_LOGIN, 'expected comma-separated GitHub logins')).default([]),
   CODEX_TASK_TIMEOUT_MINUTES: positiveInt().default(60),
   CODEX_MAX_TOKENS: positiveInt().default(4_000_000),
+  /**
+   * Token prices per model for the task page's estimated cost (JSON, USD per million tokens), e.g.
+   * `{"gpt-5.1-codex":{"inputPerMillion":1.25,"cachedInputPerMillion":0.125,"outputPerMillion":10}}`.
+   * Unset: the page shows tokens and no cost.
+   */
+  CODEX_TOKEN_PRICES: z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: PRICES_MESSAGE });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string(), TokenPrices, { error: PRICES_MESSAGE }))
+    .optional(),
   /** Retries of one model request in the runner (429, 5xx, cut streams). */
   CODEX_MODEL_RETRIES: z.coerce.number({ error: 'expected an integer from 0 to 10' }).int('expected an integer from 0 to 10').min(0, 'expected an integer from 0 to 10').max(10, 'expected an integer from 0 to 10').default(4),
   /** First retry delay of a model request, ms (doubles each retry). */
@@ -220,6 +246,8 @@ type BaseAppConfig = {
   taskTimeoutMs: number;
   /** Token budget of one task (input + output tokens). */
   maxTokens: number;
+  /** Token prices per model name, USD per million tokens (`CODEX_TOKEN_PRICES`), for estimated costs. */
+  tokenPrices?: Record<string, { inputPerMillion: number; cachedInputPerMillion: number; outputPerMillion: number }>;
   /** Retry policy of the runner's model requests (`CODEX_MODEL_RETRIES`, `CODEX_MODEL_RETRY_BASE_MS`). */
   modelRetry: { retries: number; baseMs: number };
   runner: RunnerConfig;
@@ -393,6 +421,7 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     allowedBots: e.CODEX_ALLOWED_BOTS,
     taskTimeoutMs: e.CODEX_TASK_TIMEOUT_MINUTES * 60_000,
     maxTokens: e.CODEX_MAX_TOKENS,
+    ...(e.CODEX_TOKEN_PRICES ? { tokenPrices: e.CODEX_TOKEN_PRICES } : {}),
     modelRetry: { retries: e.CODEX_MODEL_RETRIES, baseMs: e.CODEX_MODEL_RETRY_BASE_MS },
     runner,
   };

@@ -17,8 +17,20 @@
  * draft_pull_requests: false
  * auto_install: true       # without a setup script, detect the package manager and install
  * review:
- *   auto: false            # review pull requests without being asked
- *   focus: security        # what reviews should look at first
+ *   auto: false            # review pull requests when opened, reopened or marked ready
+ *   on_push: false         # with auto: also review each push (the new commits only)
+ *   drafts: false          # with auto: review draft pull requests too
+ *   min_priority: P1       # post findings at or above this priority: P0 | P1 | P2 | P3
+ *   paths_ignore: ["docs/**"]            # glob patterns of files reviews skip
+ *   authors_ignore: ["dependabot[bot]"]  # authors whose pull requests are not auto-reviewed
+ *   focus: security        # standing instructions for every review
+ *   model: gpt-5.1-codex-mini            # model for reviews
+ *   max_turns: 40          # 1..500
+ *   timeout_minutes: 15    # 1..360
+ * autofix:
+ *   enabled: false         # fix failing checks of pull requests without being asked
+ *   max_attempts: 2        # 1..10 automatic attempts per pull request and check name
+ *   checks: [test, "lint*"] # check names or globs (`*`, `?`) to fix; default all
  * ```
  *
  * A key with an empty value (YAML `null`, e.g. `model:` with nothing after it) counts as not set.
@@ -48,13 +60,68 @@ export const RepoLimits = z.strictObject({
   max_tokens: int(1).optional(),
 });
 
-/** Review settings (for automatic reviews of pull requests). */
+/** A list of up to 200 non-empty strings. */
+const stringList = () => z.array(z.string().trim().min(1, { error: 'entries must not be empty' })).max(200, { error: 'must have at most 200 entries' });
+
+/**
+ * Review settings (`review:`): automatic reviews of pull requests and how every review (asked or
+ * automatic) is run and published. Priorities are `P0` (highest) … `P3`.
+ */
 export const RepoReview = z.strictObject({
-  /** Review every pull request when it is opened or updated. Default false. */
+  /** Review a pull request when it is opened, reopened or marked ready for review. Default false. */
   auto: z.boolean().default(false),
-  /** Extra focus for reviews, e.g. `security`. */
-  focus: z.string().optional(),
+  /** With `auto`: also review each push to the pull request (only the commits since the last review). Default false. */
+  on_push: z.boolean().default(false),
+  /** With `auto`: review draft pull requests too. Default false. */
+  drafts: z.boolean().default(false),
+  /** Post findings at or above this priority (P0 highest); the others are only counted. Default `P1`. */
+  min_priority: z.enum(['P0', 'P1', 'P2', 'P3']).default('P1'),
+  /** Glob patterns (repository-relative paths) of files reviews skip, e.g. `docs/**`. Default none. */
+  paths_ignore: stringList().default([]),
+  /** Logins whose pull requests are not reviewed automatically, e.g. `dependabot[bot]`. Default none. */
+  authors_ignore: stringList().default([]),
+  /** Standing instructions for every review, e.g. `security and error handling`. */
+  focus: z.string().trim().min(1, { error: 'must not be empty' }).max(4000, { error: 'must be at most 4000 characters' }).optional(),
+  /** Model name for reviews (overrides `model` and `CODEX_MODEL` for reviews). */
+  model: z.string().trim().min(1, { error: 'must not be empty' }).optional(),
+  /** Model requests (turns) of a review at most, 1..500 (the app caps it with its review default). */
+  max_turns: int(1, 500).optional(),
+  /** Wall-clock budget of a review, minutes, 1..360. */
+  timeout_minutes: int(1, 360).optional(),
 });
+/** Validated `review:` settings, defaults applied. */
+export type RepoReview = z.infer<typeof RepoReview>;
+
+/**
+ * Automatic fixing of failing checks on pull requests (`autofix:`). When the key is absent,
+ * {@link autofixSettings} gives {@link DEFAULT_AUTOFIX}.
+ */
+export const RepoAutofix = z.strictObject({
+  /** Fix failing checks of pull requests from this repository without being asked. Default false. */
+  enabled: z.boolean().default(false),
+  /** Automatic attempts per pull request and check name, 1..10. Default 2. */
+  max_attempts: int(1, 10).default(2),
+  /**
+   * Check names or globs to fix (`*` any characters, `?` one; case-insensitive; a plain name also
+   * matches its matrix variants `name (…)`). Absent: every failing check.
+   */
+  checks: z
+    .array(z.string().trim().min(1, { error: 'must not be empty' }).max(200, { error: 'must be at most 200 characters' }), {
+      error: 'must be a list of check names or globs',
+    })
+    .min(1, { error: 'must list at least one check name or glob (leave the key out for all checks)' })
+    .optional(),
+});
+/** Validated `autofix:` settings, defaults applied. */
+export type RepoAutofix = z.infer<typeof RepoAutofix>;
+
+/** `autofix:` when the file does not set it: disabled, 2 attempts, every check. */
+export const DEFAULT_AUTOFIX: RepoAutofix = { enabled: false, max_attempts: 2 };
+
+/** The repository's autofix settings: `autofix:` of the file with its defaults, or {@link DEFAULT_AUTOFIX}. */
+export function autofixSettings(config: RepoConfig): RepoAutofix {
+  return config.autofix ?? DEFAULT_AUTOFIX;
+}
 
 /** Schema of `.github/codex.yml` (YAML keys, snake_case). Defaults are applied by parsing. */
 export const RepoConfig = z.strictObject({
@@ -71,7 +138,9 @@ export const RepoConfig = z.strictObject({
   draft_pull_requests: z.boolean().default(false),
   /** Without a `setup` script, detect the package manager and install dependencies. Default true. */
   auto_install: z.boolean().default(true),
-  review: RepoReview.default({ auto: false }),
+  review: RepoReview.default(() => RepoReview.parse({})),
+  /** Automatic fixing of failing checks; see {@link autofixSettings} for the defaults when absent. */
+  autofix: RepoAutofix.optional(),
 });
 /** A validated `.github/codex.yml`, defaults applied. */
 export type RepoConfig = z.infer<typeof RepoConfig>;
@@ -122,6 +191,7 @@ const EXPECTED: Record<string, string> = {
   int: 'a whole number',
   boolean: 'true or false',
   object: 'a mapping of keys to values',
+  array: 'a list',
 };
 
 /** Allowed keys of the object schema at `path`, for unknown-key messages. */

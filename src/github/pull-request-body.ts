@@ -74,8 +74,8 @@ function count(n: number): string {
   return n.toLocaleString('en-US');
 }
 
-/** The collapsed list of agent-phase commands, or '' when there are none. */
-function commandsSection(commands: CommandRecord[]): string {
+/** The collapsed list of agent-phase commands (each with its exit code and duration), or `''` when there are none. */
+export function commandsSection(commands: CommandRecord[]): string {
   const agent = commands.filter((c) => c.phase === 'agent');
   if (!agent.length) return '';
   const failed = agent.filter((c) => c.timedOut || c.exitCode !== 0).length;

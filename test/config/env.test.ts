@@ -76,6 +76,7 @@ describe('loadEnvConfig: defaults and shape', () => {
         CODEX_MAX_TOKENS: '123456',
         CODEX_RUNNER_COMMAND: '["node","dist/cli.js","runner"]',
         CODEX_GITHUB_THROTTLE: 'false',
+        CODEX_TOKEN_PRICES: '{"o4-mini":{"inputPerMillion":1.1,"cachedInputPerMillion":0.275,"outputPerMillion":4.4}}',
       }),
     );
     expect(config).toMatchObject({
@@ -95,6 +96,7 @@ describe('loadEnvConfig: defaults and shape', () => {
       maxTokens: 123_456,
       runner: { backend: 'local', command: ['node', 'dist/cli.js', 'runner'] },
       githubThrottle: false,
+      tokenPrices: { 'o4-mini': { inputPerMillion: 1.1, cachedInputPerMillion: 0.275, outputPerMillion: 4.4 } },
     });
   });
 
@@ -136,6 +138,9 @@ describe('loadEnvConfig: defaults and shape', () => {
   });
 });
 
+const PRICES_MESSAGE =
+  'expected a JSON object of model name to {"inputPerMillion","cachedInputPerMillion","outputPerMillion"} (USD per million tokens, numbers ≥ 0)';
+
 describe('loadEnvConfig: bad values name the variable', () => {
   test.each([
     ['CODEX_CONCURRENCY', 'abc', 'expected a positive integer, got "abc"'],
@@ -172,6 +177,9 @@ describe('loadEnvConfig: bad values name the variable', () => {
     ['CODEX_RUNNER_USER', '1500:00', 'must not be root (uid 0 or gid 0), got "1500:00"'],
     ['CODEX_ECS_ASSIGN_PUBLIC_IP', 'maybe', 'expected true or false, got "maybe"'],
     ['CODEX_GITHUB_THROTTLE', 'disabled', 'expected true or false, got "disabled"'],
+    ['CODEX_TOKEN_PRICES', '1.25', `${PRICES_MESSAGE}, got "1.25"`],
+    ['CODEX_TOKEN_PRICES', '{"m":{"inputPerMillion":1}}', `${PRICES_MESSAGE}, got "{\\"m\\":{\\"inputPerMillion\\":1}}"`],
+    ['CODEX_TOKEN_PRICES', '{"m":{"inputPerMillion":-1,"cachedInputPerMillion":0,"outputPerMillion":1}}', expect.stringMatching(/^expected a JSON object of model name/)],
   ])('%s=%j', (variable, value, message) => {
     expect(issuesOf(baseEnv({ [variable]: value }))).toEqual([{ variable, message }]);
   });

@@ -3,6 +3,8 @@ import { Context, type ProbotOctokit } from 'probot';
 import { pino } from 'pino';
 import YAML from 'yaml';
 import {
+  autofixSettings,
+  DEFAULT_AUTOFIX,
   loadRepoConfig,
   parseRepoConfig,
   RepoConfig,
@@ -15,8 +17,9 @@ const DEFAULTS = {
   allow_workflow_changes: false,
   draft_pull_requests: false,
   auto_install: true,
-  review: { auto: false },
+  review: { auto: false, on_push: false, drafts: false, min_priority: 'P1', paths_ignore: [], authors_ignore: [] },
 };
+const REVIEW_DEFAULTS = DEFAULTS.review;
 
 function issuesOf(raw: unknown): RepoConfigIssue[] {
   try {
@@ -82,7 +85,7 @@ review:
       allow_workflow_changes: true,
       draft_pull_requests: true,
       auto_install: false,
-      review: { auto: true, focus: 'security' },
+      review: { ...REVIEW_DEFAULTS, auto: true, focus: 'security' },
     });
   });
 
@@ -103,8 +106,28 @@ review:
     expect(parseRepoConfig(YAML.parse('model:\nsetup:\nlimits:\nreview:\n  focus:\n'))).toEqual(DEFAULTS);
   });
 
+  test('every review key, as the README documents them', () => {
+    const raw = YAML.parse(`
+review:
+  auto: true
+  on_push: true
+  drafts: true
+  min_priority: P2
+  paths_ignore: ["docs/**", "*.lock"]
+  authors_ignore: ["dependabot[bot]"]
+  focus: security and error handling
+  model: gpt-5.1-codex-mini
+  max_turns: 40
+  timeout_minutes: 15
+`);
+    expect(parseRepoConfig(raw).review).toEqual({
+      auto: true, on_push: true, drafts: true, min_priority: 'P2', paths_ignore: ['docs/**', '*.lock'], authors_ignore: ['dependabot[bot]'],
+      focus: 'security and error handling', model: 'gpt-5.1-codex-mini', max_turns: 40, timeout_minutes: 15,
+    });
+  });
+
   test('review defaults auto to false when only a focus is given', () => {
-    expect(parseRepoConfig({ review: { focus: 'perf' } }).review).toEqual({ auto: false, focus: 'perf' });
+    expect(parseRepoConfig({ review: { focus: 'perf' } }).review).toEqual({ ...REVIEW_DEFAULTS, focus: 'perf' });
   });
 
   test.each([
@@ -127,6 +150,17 @@ review:
     [{ review: { auto: 'on' } }, 'review.auto', 'must be true or false, got a string'],
     [{ review: true }, 'review', 'must be a mapping of keys to values, got a boolean'],
     [{ review: { focus: 3 } }, 'review.focus', 'must be a string, got a number'],
+    [{ review: { focus: ' ' } }, 'review.focus', 'must not be empty'],
+    [{ review: { on_push: 'yes' } }, 'review.on_push', 'must be true or false, got a string'],
+    [{ review: { drafts: 1 } }, 'review.drafts', 'must be true or false, got a number'],
+    [{ review: { min_priority: 'P4' } }, 'review.min_priority', 'must be one of P0, P1, P2, P3'],
+    [{ review: { min_priority: 1 } }, 'review.min_priority', 'must be one of P0, P1, P2, P3'],
+    [{ review: { paths_ignore: 'docs/**' } }, 'review.paths_ignore', 'must be a list, got a string'],
+    [{ review: { paths_ignore: ['docs/**', ''] } }, 'review.paths_ignore.1', 'entries must not be empty'],
+    [{ review: { authors_ignore: [7] } }, 'review.authors_ignore.0', 'must be a string, got a number'],
+    [{ review: { model: '' } }, 'review.model', 'must not be empty'],
+    [{ review: { max_turns: 0 } }, 'review.max_turns', 'must be at least 1'],
+    [{ review: { timeout_minutes: 361 } }, 'review.timeout_minutes', 'must be at most 360'],
     [['model'], '(root)', 'must be a mapping of keys to values, got a list'],
     [42, '(root)', 'must be a mapping of keys to values, got a number'],
   ])('%j is rejected at %s', (raw, key, message) => {
@@ -140,10 +174,10 @@ review:
       {
         key: 'modle',
         message:
-          'unknown key (allowed here: setup, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review)',
+          'unknown key (allowed here: setup, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review, autofix)',
       },
       { key: 'limits.max_turn', message: 'unknown key (allowed here: max_turns, timeout_minutes, max_tokens)' },
-      { key: 'review.automatic', message: 'unknown key (allowed here: auto, focus)' },
+      { key: 'review.automatic', message: 'unknown key (allowed here: auto, on_push, drafts, min_priority, paths_ignore, authors_ignore, focus, model, max_turns, timeout_minutes)' },
     ]));
   });
 
@@ -244,7 +278,7 @@ describe('loadRepoConfig with a real Probot Context against the GitHub stand-in'
   });
 
   test('a valid file', async () => {
-    expect(await loadRepoConfig(contextFor('acme/good'))).toEqual({ ...DEFAULTS, model: 'o4', review: { auto: true } });
+    expect(await loadRepoConfig(contextFor('acme/good'))).toEqual({ ...DEFAULTS, model: 'o4', review: { ...REVIEW_DEFAULTS, auto: true } });
   });
 
   test('no file', async () => {
@@ -273,5 +307,35 @@ describe('loadRepoConfig with a real Probot Context against the GitHub stand-in'
     const error = await loadRepoConfig(contextFor('acme/good')).catch((e: unknown) => e);
     expect(error).not.toBeInstanceOf(RepoConfigError);
     expect((error as { status?: number }).status).toBe(500);
+  });
+});
+
+describe('autofix settings', () => {
+  test('absent: disabled, 2 attempts, every check; the parsed defaults stay without the key', () => {
+    expect(parseRepoConfig({}).autofix).toBeUndefined();
+    expect(autofixSettings(parseRepoConfig({}))).toEqual(DEFAULT_AUTOFIX);
+    expect(DEFAULT_AUTOFIX).toEqual({ enabled: false, max_attempts: 2 });
+  });
+
+  test('a full autofix block is accepted, and partial ones get their defaults', () => {
+    const full = parseRepoConfig(YAML.parse('autofix:\n  enabled: true\n  max_attempts: 3\n  checks: [test, "lint*"]\n'));
+    expect(autofixSettings(full)).toEqual({ enabled: true, max_attempts: 3, checks: ['test', 'lint*'] });
+    expect(autofixSettings(parseRepoConfig({ autofix: { enabled: true } }))).toEqual({ enabled: true, max_attempts: 2 });
+    expect(autofixSettings(parseRepoConfig({ autofix: {} }))).toEqual({ enabled: false, max_attempts: 2 });
+    expect(autofixSettings(parseRepoConfig(YAML.parse('autofix:\n  enabled: true\n  checks:\n')))).toEqual({ enabled: true, max_attempts: 2 });
+  });
+
+  test('bad values are named by key', () => {
+    expect(issuesOf({ autofix: { enabled: 'yes' } })).toEqual([{ key: 'autofix.enabled', message: 'must be true or false, got a string' }]);
+    expect(issuesOf({ autofix: { max_attempts: 0 } })).toEqual([{ key: 'autofix.max_attempts', message: 'must be at least 1' }]);
+    expect(issuesOf({ autofix: { max_attempts: 11 } })).toEqual([{ key: 'autofix.max_attempts', message: 'must be at most 10' }]);
+    expect(issuesOf({ autofix: { max_attempts: 1.5 } })).toEqual([{ key: 'autofix.max_attempts', message: 'must be a whole number, got a number' }]);
+    expect(issuesOf({ autofix: { checks: 'test' } })).toEqual([{ key: 'autofix.checks', message: 'must be a list, got a string' }]);
+    expect(issuesOf({ autofix: { checks: [] } })).toEqual([
+      { key: 'autofix.checks', message: 'must list at least one check name or glob (leave the key out for all checks)' },
+    ]);
+    expect(issuesOf({ autofix: { checks: ['test', ' '] } })).toEqual([{ key: 'autofix.checks.1', message: 'must not be empty' }]);
+    expect(issuesOf({ autofix: true })).toEqual([{ key: 'autofix', message: 'must be a mapping of keys to values, got a boolean' }]);
+    expect(issuesOf({ autofix: { enable: true } })).toEqual([{ key: 'autofix.enable', message: 'unknown key (allowed here: enabled, max_attempts, checks)' }]);
   });
 });

@@ -45,7 +45,7 @@ export interface EcsStandInOptions {
   cwd?: string;
   /**
    * Task definitions (default: family `codex-cloud-runner`, container `runner` running
-   * `[process.execPath, 'src/cli.ts', 'runner', '--claim']` with `CODEX_SANDBOX=container`).
+   * `[process.execPath, 'src/cli.ts', 'runner', '--claim']`, no environment of its own, as infra/ defines it).
    */
   taskDefinitions?: StandInTaskDefinition[];
   /** Variables added to every task process (e.g. `TMPDIR`); the ECS agent adds a few of its own too. */
@@ -149,7 +149,7 @@ export class EcsStandIn {
     const defs = opts.taskDefinitions ?? [
       {
         family: 'codex-cloud-runner',
-        containers: [{ name: 'runner', command: [process.execPath, 'src/cli.ts', 'runner', '--claim'], environment: { CODEX_SANDBOX: 'container' } }],
+        containers: [{ name: 'runner', command: [process.execPath, 'src/cli.ts', 'runner', '--claim'], environment: {} }],
       },
     ];
     for (const def of defs) this.registerTaskDefinition(def);

@@ -77,6 +77,25 @@ describe('GitHubStandIn pull requests', () => {
     expect(comments).toMatchObject([{ body: '[P1] off by one', start_line: 11, line: 12, pull_request_review_id: review.id }]);
   });
 
+  test('creating a review: one request, inline comments on diff lines; a line outside the diff fails it whole (422)', async () => {
+    const pull = (await octokit.rest.pulls.get({ owner: 'octo', repo: 'pulls', pull_number: pullNumber })).data;
+    const before = gh.reviews(REPO, pullNumber).length;
+    const create = (comments: Array<{ path: string; line: number; start_line?: number; side?: 'RIGHT'; body: string }>) =>
+      octokit.rest.pulls.createReview({ owner: 'octo', repo: 'pulls', pull_number: pullNumber, commit_id: pull.head.sha, event: 'COMMENT', body: 'Review', comments });
+    const error = await create([{ path: 'src/x.ts', line: 12, body: 'ok' }, { path: 'src/x.ts', line: 2, body: 'not in the diff' }]).catch((e: unknown) => e);
+    expect(error).toMatchObject({ status: 422, response: { data: { message: 'Unprocessable Entity', errors: ['Line could not be resolved'] } } });
+    expect(await statusOf(create([{ path: 'README.md', line: 1, body: 'file not in the diff' }]))).toBe(422);
+    expect(gh.reviews(REPO, pullNumber)).toHaveLength(before);
+    const { data } = await create([
+      { path: 'src/x.ts', line: 12, start_line: 10, side: 'RIGHT', body: 'range' },
+      { path: 'new.txt', line: 1, body: 'single' },
+    ]);
+    expect(data).toMatchObject({ state: 'COMMENTED', commit_id: pull.head.sha, body: 'Review', user: { login: gh.botLogin } });
+    const { data: comments } = await octokit.rest.pulls.listCommentsForReview({ owner: 'octo', repo: 'pulls', pull_number: pullNumber, review_id: data.id });
+    expect(comments.map((c) => [c.path, c.start_line, c.line, c.side])).toEqual([['src/x.ts', 10, 12, 'RIGHT'], ['new.txt', null, 1, 'RIGHT']]);
+    expect(gh.requestsTo('POST /repos/octo/pulls/pulls/{n}/reviews')).toHaveLength(3);
+  });
+
   test('fork pull requests: head in the fork, reachable as refs/pull/N/head, not writable with the base token', async () => {
     await gh.addFork(REPO, 'mallory/pulls');
     const forkHead = await gh.commitFiles('mallory/pulls', 'patch-1', { 'src/x.ts': 'fork\n' });

@@ -428,6 +428,7 @@ export class GitHubStandIn {
     });
     this.#user(this.botLogin, 'Bot');
     this.#defineRoutes();
+    this.#defineCheckRoutes();
   }
 
   /**
@@ -466,6 +467,7 @@ export class GitHubStandIn {
   async close(): Promise<void> {
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await this.#logHost?.close();
     await rm(this.root, { recursive: true, force: true });
   }
 
@@ -1564,6 +1566,62 @@ export class GitHubStandIn {
       const page = paginate(reviewsOf(repo, issue), ctx.query, `${this.apiUrl}/repos/${repo.fullName}/pulls/${issue.number}/reviews`);
       return { status: 200, body: page.items.map((r) => this.#reviewJson(r)), headers: page.headers };
     });
+    this.#route('POST', `${R}/pulls/:number/reviews`, 'token', async (ctx) => {
+      // https://docs.github.com/en/rest/pulls/reviews#create-a-review-for-a-pull-request: all or nothing;
+      // a comment on a line outside the diff fails the whole review with 422 "Line could not be resolved".
+      const repo = this.#repoFor(ctx, ['pull_requests', 'write']);
+      const issue = pullOf(repo, ctx);
+      const b = ctx.body;
+      const event = b.event === undefined ? undefined : String(b.event);
+      if (event !== undefined && !['APPROVE', 'REQUEST_CHANGES', 'COMMENT'].includes(event)) throw validation(`event is not one of APPROVE, REQUEST_CHANGES, COMMENT`, 'PullRequestReview', 'event');
+      const body = typeof b.body === 'string' ? b.body : '';
+      if ((event === 'COMMENT' || event === 'REQUEST_CHANGES') && !body && !Array.isArray(b.comments)) {
+        throw new ApiError(422, 'Unprocessable Entity', { errors: [`Review body is required for ${event}`] });
+      }
+      const { head, mergeBase } = await this.#pullShas(repo, issue);
+      let commitId = head;
+      if (b.commit_id !== undefined) {
+        if (!isSha(b.commit_id) || !(await this.#resolveCommit(repo, b.commit_id))) throw new ApiError(422, 'Unprocessable Entity', { errors: ['Commit is not part of the pull request'] });
+        commitId = b.commit_id;
+      }
+      const comments = Array.isArray(b.comments) ? (b.comments as Json[]) : [];
+      const lineError = (): ApiError => new ApiError(422, 'Unprocessable Entity', { errors: ['Line could not be resolved'] });
+      const parsed: Array<{ body: string; path: string; line: number; startLine?: number; side: 'LEFT' | 'RIGHT'; diff: { commitId: string; text: string } }> = [];
+      const diffs = new Map<string, string>();
+      for (const c of comments) {
+        if (typeof c.body !== 'string' || !c.body) throw validation('body is missing', 'PullRequestReviewComment', 'body');
+        if (typeof c.path !== 'string' || !c.path) throw validation('path is missing', 'PullRequestReviewComment', 'path');
+        if (c.position !== undefined) throw new ApiError(422, 'Unprocessable Entity', { errors: ['the stand-in supports line/side comments only, not position'] });
+        if (typeof c.line !== 'number' || !Number.isSafeInteger(c.line) || c.line < 1) throw lineError();
+        const side = c.side === 'LEFT' ? 'LEFT' : 'RIGHT';
+        let diff = diffs.get(c.path);
+        if (diff === undefined) {
+          diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', mergeBase, commitId, '--', c.path]);
+          diffs.set(c.path, diff);
+        }
+        const hunk = diffHunkFor(diff, c.line, side);
+        if (hunk === undefined) throw lineError();
+        let startLine: number | undefined;
+        if (c.start_line !== undefined) {
+          if (typeof c.start_line !== 'number' || c.start_line >= c.line) throw validation('start_line must precede line', 'PullRequestReviewComment', 'start_line');
+          const startHunk = diffHunkFor(diff, c.start_line, c.start_side === 'LEFT' ? 'LEFT' : side);
+          if (startHunk === undefined) throw lineError();
+          if (startHunk.split('\n')[0] !== hunk.split('\n')[0]) {
+            throw new ApiError(422, 'Unprocessable Entity', { errors: ['start_line must be part of the same hunk as the line.'] });
+          }
+          startLine = c.start_line;
+        }
+        parsed.push({ body: c.body, path: c.path, line: c.line, side, diff: { commitId, text: diff }, ...(startLine !== undefined ? { startLine } : {}) });
+      }
+      const review: ReviewState = {
+        id: this.#id(), repoKey: repo.fullName.toLowerCase(), pullNumber: issue.number, user: this.botLogin, body,
+        state: event === 'APPROVE' ? 'APPROVED' : event === 'REQUEST_CHANGES' ? 'CHANGES_REQUESTED' : event === 'COMMENT' ? 'COMMENTED' : 'PENDING',
+        commitId, submittedAt: Date.now(), viaApp: true,
+      };
+      this.#reviews.set(review.id, review);
+      for (const c of parsed) await this.#newReviewComment(repo, issue, this.botLogin, { ...c, reviewId: review.id }, true);
+      return { status: 200, body: this.#reviewJson(review) };
+    });
     this.#route('GET', `${R}/pulls/:number/reviews/:id`, 'token', (ctx) => {
       const repo = this.#repoFor(ctx, ['pull_requests', 'read']);
       const review = reviewsOf(repo, pullOf(repo, ctx)).find((r) => r.id === Number(ctx.params.id));
@@ -2120,7 +2178,11 @@ export class GitHubStandIn {
     repo: RepoState,
     issue: IssueState,
     user: string,
-    c: { body: string; path?: string; line?: number; startLine?: number; side?: 'LEFT' | 'RIGHT'; reviewId?: number; inReplyTo?: number },
+    c: {
+      body: string; path?: string; line?: number; startLine?: number; side?: 'LEFT' | 'RIGHT'; reviewId?: number; inReplyTo?: number;
+      /** The file's diff (merge base → `commitId`) when the caller computed it already (a review with many comments). */
+      diff?: { commitId: string; text: string };
+    },
     viaApp: boolean,
   ): Promise<ReviewCommentState> {
     if (typeof c.body !== 'string' || !c.body) throw validation('body is missing', 'PullRequestReviewComment', 'body');
@@ -2136,8 +2198,15 @@ export class GitHubStandIn {
       const side = c.side ?? 'RIGHT';
       if (typeof c.path !== 'string' || !c.path) throw validation('path is missing', 'PullRequestReviewComment', 'path');
       if (!Number.isSafeInteger(c.line) || (c.line as number) < 1) throw validation('line is missing', 'PullRequestReviewComment', 'line');
-      const { head, mergeBase } = await this.#pullShas(repo, issue);
-      const diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', mergeBase, head, '--', c.path]);
+      let head: string;
+      let diff: string;
+      if (c.diff) {
+        ({ commitId: head, text: diff } = c.diff);
+      } else {
+        const shas = await this.#pullShas(repo, issue);
+        head = shas.head;
+        diff = await this.#gitText(repo, ['diff', '--no-ext-diff', '--no-color', shas.mergeBase, head, '--', c.path]);
+      }
       const hunk = diffHunkFor(diff, c.line as number, side);
       const startOk = c.startLine === undefined || (c.startLine < (c.line as number) && diffHunkFor(diff, c.startLine, side) !== undefined);
       if (hunk === undefined || !startOk) {
@@ -2224,6 +2293,520 @@ export class GitHubStandIn {
       submitted_at: iso(r.submittedAt),
       commit_id: r.commitId,
     };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Checks and Actions: check suites, check runs, annotations, workflow runs, jobs and job logs
+  // (https://docs.github.com/en/rest/checks, https://docs.github.com/en/rest/actions/workflow-runs,
+  // https://docs.github.com/en/rest/actions/workflow-jobs). A GitHub Actions job is also a check run
+  // with the same id (as on GitHub); its log is served, like GitHub's, through a 302 redirect to a
+  // presigned URL on another origin (the stand-in's log host, see {@link logHostUrl}).
+
+  readonly #checkSuites = new Map<number, CheckSuiteState>();
+  readonly #checkRuns = new Map<number, CheckRunState>();
+  readonly #workflowRuns = new Map<number, WorkflowRunState>();
+  readonly #jobs = new Map<number, JobState>();
+  #logHost: LogHost | undefined;
+
+  /** Requests that reached the log host (the presigned-URL origin of job logs), in order. */
+  get logRequests(): LogRequestRecord[] {
+    return this.#logHost?.requests ?? [];
+  }
+
+  /** Origin of the log host (`http://127.0.0.1:PORT`, another port than {@link url}); undefined until a workflow run exists. */
+  get logHostUrl(): string | undefined {
+    return this.#logHost?.url;
+  }
+
+  /**
+   * Adds a completed (by default) check run on `headSha` for `app` (default a third-party CI app,
+   * {@link STAND_IN_CI_APP}; `'own'` is this App, `'github-actions'` GitHub Actions), in that app's
+   * check suite for the commit (created on first use). `conclusion` defaults to `failure`.
+   * @returns the REST check run object.
+   */
+  addCheckRun(fullName: string, spec: CheckRunSpec): Json {
+    const repo = this.#repo(fullName);
+    const app = resolveCheckApp(spec.app ?? STAND_IN_CI_APP, this);
+    const suite = this.#suiteFor(repo, app, spec.headSha, spec.headBranch);
+    const run = this.#newCheckRun(repo, suite, {
+      name: spec.name,
+      status: spec.status ?? 'completed',
+      conclusion: (spec.status ?? 'completed') === 'completed' ? (spec.conclusion === undefined ? 'failure' : spec.conclusion) : null,
+      output: spec.output ?? {},
+      annotations: spec.annotations ?? [],
+      detailsUrl: spec.detailsUrl ?? null,
+      externalId: spec.externalId ?? '',
+      startedAt: spec.startedAt ?? Date.now(),
+      completedAt: spec.completedAt ?? Date.now(),
+    });
+    this.#refreshSuite(suite);
+    return this.#checkRunJson(run);
+  }
+
+  /**
+   * Adds a completed GitHub Actions workflow run on `headSha` with its jobs: a check suite of the
+   * `github-actions` app, one check run per job (same id as the job), each job's steps with times and a
+   * log in GitHub's format (BOM, ISO timestamps with 7 fractional digits on every line, `##[group]Run …`
+   * / `##[endgroup]` around each step's header, `##[error]Process completed with exit code 1.` at the
+   * end of a failed step; see {@link actionsJobLog}), unless a job gives its own `log`. A failed job's
+   * check run carries GitHub's usual annotation (`Process completed with exit code 1.` on `.github`).
+   * @returns the REST workflow run, its jobs, their check runs and the suite.
+   */
+  async addWorkflowRun(
+    fullName: string,
+    spec: WorkflowRunSpec,
+  ): Promise<{ run: Json; jobs: Json[]; checkRuns: Json[]; suite: Json }> {
+    const repo = this.#repo(fullName);
+    this.#logHost ??= await LogHost.start();
+    const app = resolveCheckApp('github-actions', this);
+    const headBranch = spec.headBranch ?? this.#branchOfHead(repo, spec.headSha) ?? repo.defaultBranch;
+    const suite = this.#suiteFor(repo, app, spec.headSha, headBranch, true);
+    const runId = this.#id();
+    const started = spec.startedAt ?? Date.now() - 60_000;
+    const jobs: JobState[] = [];
+    let at = started;
+    for (const jobSpec of spec.jobs) {
+      const built = actionsJobLog(jobSpec.steps ?? DEFAULT_STEPS, at);
+      const failed = built.steps.some((s) => s.conclusion === 'failure');
+      const conclusion = jobSpec.conclusion ?? (failed ? 'failure' : 'success');
+      const run = this.#newCheckRun(repo, suite, {
+        name: jobSpec.name,
+        status: 'completed',
+        conclusion,
+        output: jobSpec.output ?? {},
+        annotations: [
+          ...(jobSpec.annotations ?? []),
+          ...(conclusion === 'failure' ? [{ path: '.github', startLine: 1, level: 'failure' as const, message: 'Process completed with exit code 1.' }] : []),
+        ],
+        detailsUrl: null,
+        externalId: randomUUID(),
+        startedAt: built.startedAt,
+        completedAt: built.completedAt,
+        runId,
+      });
+      const job: JobState = {
+        id: run.id,
+        runId,
+        repoKey: repo.fullName.toLowerCase(),
+        name: jobSpec.name,
+        conclusion,
+        startedAt: built.startedAt,
+        completedAt: built.completedAt,
+        steps: built.steps,
+        log: jobSpec.log ?? built.log,
+        logStatus: jobSpec.logStatus,
+      };
+      this.#jobs.set(job.id, job);
+      jobs.push(job);
+      at = built.completedAt + 1000;
+    }
+    const conclusion = spec.conclusion ?? (jobs.some((j) => j.conclusion === 'failure') ? 'failure' : jobs.some((j) => j.conclusion === 'timed_out') ? 'timed_out' : 'success');
+    const wr: WorkflowRunState = {
+      id: runId,
+      repoKey: repo.fullName.toLowerCase(),
+      name: spec.name ?? 'CI',
+      path: spec.path ?? '.github/workflows/ci.yml',
+      headSha: spec.headSha,
+      headBranch,
+      event: spec.event ?? 'pull_request',
+      conclusion,
+      suiteId: suite.id,
+      runNumber: [...this.#workflowRuns.values()].filter((r) => r.repoKey === repo.fullName.toLowerCase()).length + 1,
+      workflowId: 100 + [...(spec.path ?? '.github/workflows/ci.yml')].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 1_000_000, 7),
+      createdAt: started,
+      updatedAt: at,
+      actor: spec.actor ?? repo.owner,
+    };
+    this.#workflowRuns.set(wr.id, wr);
+    this.#refreshSuite(suite);
+    return {
+      run: await this.#workflowRunJson(wr),
+      jobs: jobs.map((j) => this.#jobJson(j)),
+      checkRuns: jobs.map((j) => this.#checkRunJson(this.#checkRuns.get(j.id)!)),
+      suite: this.#checkSuiteJson(suite),
+    };
+  }
+
+  /** The REST check suite object. @throws Error if unknown. */
+  checkSuite(suiteId: number): Json {
+    const suite = this.#checkSuites.get(suiteId);
+    if (!suite) throw new Error(`no check suite ${suiteId}`);
+    return this.#checkSuiteJson(suite);
+  }
+
+  /** The REST workflow run object. @throws Error if unknown. */
+  async workflowRun(runId: number): Promise<Json> {
+    const run = this.#workflowRuns.get(runId);
+    if (!run) throw new Error(`no workflow run ${runId}`);
+    return this.#workflowRunJson(run);
+  }
+
+  /** Check runs on a commit (REST objects, every attempt, oldest first). */
+  checkRuns(fullName: string, headSha: string): Json[] {
+    const key = this.#repo(fullName).fullName.toLowerCase();
+    return [...this.#checkRuns.values()].filter((c) => c.repoKey === key && c.headSha === headSha).map((c) => this.#checkRunJson(c));
+  }
+
+  /**
+   * Makes a job's log endpoint answer `status` from now on (404: expired or deleted logs, 410, 500…),
+   * or serve the log again with `undefined`.
+   */
+  setJobLogStatus(jobId: number, status: number | undefined): void {
+    const job = this.#jobs.get(jobId);
+    if (!job) throw new Error(`no job ${jobId}`);
+    job.logStatus = status;
+  }
+
+  #suiteFor(repo: RepoState, app: CheckAppState, headSha: string, headBranch?: string, fresh = false): CheckSuiteState {
+    const key = repo.fullName.toLowerCase();
+    if (!fresh) {
+      const existing = [...this.#checkSuites.values()].find((s) => s.repoKey === key && s.app.id === app.id && s.headSha === headSha);
+      if (existing) return existing;
+    }
+    const now = Date.now();
+    const suite: CheckSuiteState = {
+      id: this.#id(),
+      repoKey: key,
+      app,
+      headSha,
+      headBranch: headBranch ?? this.#branchOfHead(repo, headSha) ?? repo.defaultBranch,
+      status: 'queued',
+      conclusion: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    this.#checkSuites.set(suite.id, suite);
+    return suite;
+  }
+
+  /** Recomputes a suite's status and conclusion from its latest check runs, as GitHub does. */
+  #refreshSuite(suite: CheckSuiteState): void {
+    const runs = latestRuns([...this.#checkRuns.values()].filter((c) => c.suiteId === suite.id));
+    suite.updatedAt = Date.now();
+    if (!runs.length || runs.some((r) => r.status !== 'completed')) {
+      suite.status = runs.some((r) => r.status === 'in_progress') ? 'in_progress' : 'queued';
+      suite.conclusion = null;
+      return;
+    }
+    suite.status = 'completed';
+    const order = ['action_required', 'cancelled', 'timed_out', 'failure', 'neutral', 'skipped', 'stale', 'success'];
+    const worst = runs.map((r) => r.conclusion ?? 'success').sort((a, b) => order.indexOf(a) - order.indexOf(b))[0]!;
+    suite.conclusion = worst === 'skipped' || worst === 'neutral' || worst === 'stale' ? 'success' : worst;
+  }
+
+  #newCheckRun(
+    repo: RepoState,
+    suite: CheckSuiteState,
+    c: Omit<CheckRunState, 'id' | 'repoKey' | 'suiteId' | 'headSha' | 'app' | 'annotations'> & { annotations: AnnotationSpec[] },
+  ): CheckRunState {
+    const run: CheckRunState = {
+      ...c,
+      id: this.#id(),
+      repoKey: repo.fullName.toLowerCase(),
+      suiteId: suite.id,
+      headSha: suite.headSha,
+      app: suite.app,
+      annotations: c.annotations.map((a) => ({ ...a, endLine: a.endLine ?? a.startLine })),
+    };
+    this.#checkRuns.set(run.id, run);
+    return run;
+  }
+
+  /** The head branch of a same-repository open pull request whose head is `sha`, if any. */
+  #branchOfHead(repo: RepoState, sha: string): string | undefined {
+    for (const issue of repo.issues.values()) {
+      if (issue.pull && !issue.pull.headRepoKey && issue.pull.headSha === sha) return issue.pull.headRef;
+    }
+    return undefined;
+  }
+
+  /** `pull_requests` of a check run, suite or workflow run: open same-repository pull requests whose head is `sha`. */
+  #pullRefsFor(repo: RepoState, sha: string): Json[] {
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const repoRef = { id: repo.id, url: api, name: repo.name };
+    return [...repo.issues.values()]
+      .filter((i) => i.pull && !i.pull.headRepoKey && i.state === 'open' && i.pull.headSha === sha)
+      .map((i) => ({
+        url: `${api}/pulls/${i.number}`,
+        id: i.pull!.id,
+        number: i.number,
+        head: { ref: i.pull!.headRef, sha: i.pull!.headSha, repo: repoRef },
+        base: { ref: i.pull!.baseRef, sha: i.pull!.baseSha, repo: repoRef },
+      }));
+  }
+
+  #checkAppJson(app: CheckAppState): Json {
+    if (app.id === this.appId) return this.#appJson();
+    const owner = this.#userJson(app.slug === 'github-actions' ? 'github' : app.slug);
+    return {
+      id: app.id,
+      slug: app.slug,
+      node_id: nodeId('App', app.id),
+      client_id: `Iv1.${app.id.toString(16).padStart(16, '0')}`,
+      owner,
+      name: app.name,
+      description: '',
+      external_url: app.slug === 'github-actions' ? 'https://help.github.com/en/actions' : `${this.url}/apps/${app.slug}`,
+      html_url: `${this.url}/apps/${app.slug}`,
+      created_at: iso(this.#createdAt),
+      updated_at: iso(this.#createdAt),
+      permissions: { actions: 'write', checks: 'write', contents: 'write', metadata: 'read' },
+      events: ['check_run', 'check_suite', 'pull_request', 'push', 'workflow_dispatch'],
+    };
+  }
+
+  #checkRunJson(c: CheckRunState): Json {
+    const repo = this.#repo(c.repoKey);
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const html = c.runId !== undefined ? `${this.url}/${repo.fullName}/actions/runs/${c.runId}/job/${c.id}` : `${this.url}/${repo.fullName}/runs/${c.id}`;
+    return {
+      id: c.id,
+      head_sha: c.headSha,
+      node_id: nodeId('CheckRun', c.id),
+      external_id: c.externalId,
+      url: `${api}/check-runs/${c.id}`,
+      html_url: html,
+      details_url: c.detailsUrl ?? html,
+      status: c.status,
+      conclusion: c.conclusion,
+      started_at: iso(c.startedAt),
+      completed_at: c.status === 'completed' ? iso(c.completedAt) : null,
+      output: {
+        title: c.output.title ?? null,
+        summary: c.output.summary ?? null,
+        text: c.output.text ?? null,
+        annotations_count: c.annotations.length,
+        annotations_url: `${api}/check-runs/${c.id}/annotations`,
+      },
+      name: c.name,
+      check_suite: { id: c.suiteId },
+      app: this.#checkAppJson(c.app),
+      pull_requests: this.#pullRefsFor(repo, c.headSha),
+    };
+  }
+
+  #annotationJson(repo: RepoState, c: CheckRunState, a: CheckRunState['annotations'][number]): Json {
+    return {
+      path: a.path,
+      blob_href: `${this.url}/${repo.fullName}/blob/${c.headSha}/${a.path}`,
+      start_line: a.startLine,
+      end_line: a.endLine,
+      start_column: null,
+      end_column: null,
+      annotation_level: a.level ?? 'failure',
+      title: a.title ?? '',
+      message: a.message,
+      raw_details: a.rawDetails ?? '',
+    };
+  }
+
+  #checkSuiteJson(s: CheckSuiteState): Json {
+    const repo = this.#repo(s.repoKey);
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    return {
+      id: s.id,
+      node_id: nodeId('CheckSuite', s.id),
+      head_branch: s.headBranch,
+      head_sha: s.headSha,
+      status: s.status,
+      conclusion: s.conclusion,
+      url: `${api}/check-suites/${s.id}`,
+      before: null,
+      after: s.headSha,
+      pull_requests: this.#pullRefsFor(repo, s.headSha),
+      app: this.#checkAppJson(s.app),
+      repository: this.#repoJson(repo),
+      created_at: iso(s.createdAt),
+      updated_at: iso(s.updatedAt),
+      rerequestable: true,
+      runs_rerequestable: true,
+      latest_check_runs_count: latestRuns([...this.#checkRuns.values()].filter((c) => c.suiteId === s.id)).length,
+      check_runs_url: `${api}/check-suites/${s.id}/check-runs`,
+    };
+  }
+
+  async #headCommitJson(repo: RepoState, sha: string): Promise<Json | null> {
+    if ((await this.#objectType(repo, sha)) !== 'commit') return null;
+    const c = await this.#commitJson(repo, sha);
+    return { id: sha, tree_id: (c.tree as Json).sha, message: c.message, timestamp: (c.committer as Json | undefined)?.date, author: c.author, committer: c.committer };
+  }
+
+  async #workflowRunJson(r: WorkflowRunState): Promise<Json> {
+    const repo = this.#repo(r.repoKey);
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const headCommit = await this.#headCommitJson(repo, r.headSha);
+    this.#user(r.actor);
+    return {
+      id: r.id,
+      name: r.name,
+      node_id: nodeId('WorkflowRun', r.id),
+      head_branch: r.headBranch,
+      head_sha: r.headSha,
+      path: r.path,
+      display_title: String(headCommit?.message ?? r.name).split('\n')[0],
+      run_number: r.runNumber,
+      event: r.event,
+      status: 'completed',
+      conclusion: r.conclusion,
+      workflow_id: r.workflowId,
+      check_suite_id: r.suiteId,
+      check_suite_node_id: nodeId('CheckSuite', r.suiteId),
+      url: `${api}/actions/runs/${r.id}`,
+      html_url: `${this.url}/${repo.fullName}/actions/runs/${r.id}`,
+      pull_requests: this.#pullRefsFor(repo, r.headSha),
+      created_at: iso(r.createdAt),
+      updated_at: iso(r.updatedAt),
+      actor: this.#userJson(r.actor),
+      triggering_actor: this.#userJson(r.actor),
+      run_attempt: 1,
+      referenced_workflows: [],
+      run_started_at: iso(r.createdAt),
+      jobs_url: `${api}/actions/runs/${r.id}/jobs`,
+      logs_url: `${api}/actions/runs/${r.id}/logs`,
+      check_suite_url: `${api}/check-suites/${r.suiteId}`,
+      artifacts_url: `${api}/actions/runs/${r.id}/artifacts`,
+      cancel_url: `${api}/actions/runs/${r.id}/cancel`,
+      rerun_url: `${api}/actions/runs/${r.id}/rerun`,
+      previous_attempt_url: null,
+      workflow_url: `${api}/actions/workflows/${r.workflowId}`,
+      head_commit: headCommit,
+      repository: this.#repoJson(repo),
+      head_repository: this.#repoJson(repo),
+    };
+  }
+
+  #jobJson(j: JobState): Json {
+    const repo = this.#repo(j.repoKey);
+    const api = `${this.apiUrl}/repos/${repo.fullName}`;
+    const run = this.#workflowRuns.get(j.runId);
+    return {
+      id: j.id,
+      run_id: j.runId,
+      workflow_name: run?.name ?? 'CI',
+      head_branch: run?.headBranch ?? null,
+      run_url: `${api}/actions/runs/${j.runId}`,
+      run_attempt: 1,
+      node_id: nodeId('CheckRun', j.id),
+      head_sha: this.#checkRuns.get(j.id)?.headSha,
+      url: `${api}/actions/jobs/${j.id}`,
+      html_url: `${this.url}/${repo.fullName}/actions/runs/${j.runId}/job/${j.id}`,
+      status: 'completed',
+      conclusion: j.conclusion,
+      created_at: iso(j.startedAt),
+      started_at: iso(j.startedAt),
+      completed_at: iso(j.completedAt),
+      name: j.name,
+      steps: j.steps.map((s) => ({ ...s })),
+      check_run_url: `${api}/check-runs/${j.id}`,
+      labels: ['ubuntu-latest'],
+      runner_id: 1,
+      runner_name: 'GitHub Actions 1',
+      runner_group_id: 1,
+      runner_group_name: 'GitHub Actions',
+    };
+  }
+
+  #defineCheckRoutes(): void {
+    const R = '/repos/:owner/:repo';
+    const checksRead: Array<[string, 'read' | 'write']> = [['checks', 'read']];
+    const actionsRead: Array<[string, 'read' | 'write']> = [['actions', 'read']];
+    const runsOf = (repo: RepoState, ctx: Ctx, all: CheckRunState[]): CheckRunState[] => {
+      const name = ctx.query.get('check_name');
+      const status = ctx.query.get('status');
+      const appId = ctx.query.get('app_id');
+      let runs = ctx.query.get('filter') === 'all' ? all : latestRuns(all);
+      if (name) runs = runs.filter((c) => c.name === name);
+      if (status) runs = runs.filter((c) => c.status === status);
+      if (appId) runs = runs.filter((c) => String(c.app.id) === appId);
+      return runs.sort((a, b) => b.id - a.id);
+    };
+    const listRuns = (repo: RepoState, ctx: Ctx, all: CheckRunState[], base: string): Result => {
+      const runs = runsOf(repo, ctx, all);
+      const page = paginate(runs, ctx.query, base);
+      return { status: 200, body: { total_count: runs.length, check_runs: page.items.map((c) => this.#checkRunJson(c)) }, headers: page.headers };
+    };
+    this.#route('GET', `${R}/commits/:ref/check-runs`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ...checksRead);
+      const sha = await this.#resolveCommit(repo, ctx.params.ref!);
+      if (!sha) throw new ApiError(422, `No commit found for SHA: ${ctx.params.ref}`);
+      const key = repo.fullName.toLowerCase();
+      const all = [...this.#checkRuns.values()].filter((c) => c.repoKey === key && c.headSha === sha);
+      return listRuns(repo, ctx, all, `${this.apiUrl}/repos/${repo.fullName}/commits/${encodeURIComponent(ctx.params.ref!)}/check-runs`);
+    });
+    this.#route('GET', `${R}/commits/:ref/check-suites`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ...checksRead);
+      const sha = await this.#resolveCommit(repo, ctx.params.ref!);
+      if (!sha) throw new ApiError(422, `No commit found for SHA: ${ctx.params.ref}`);
+      const key = repo.fullName.toLowerCase();
+      const appId = ctx.query.get('app_id');
+      const suites = [...this.#checkSuites.values()].filter((s) => s.repoKey === key && s.headSha === sha && (!appId || String(s.app.id) === appId));
+      const page = paginate(suites, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/commits/${encodeURIComponent(ctx.params.ref!)}/check-suites`);
+      return { status: 200, body: { total_count: suites.length, check_suites: page.items.map((s) => this.#checkSuiteJson(s)) }, headers: page.headers };
+    });
+    const suiteIn = (repo: RepoState, id: number): CheckSuiteState => {
+      const s = this.#checkSuites.get(id);
+      if (!s || s.repoKey !== repo.fullName.toLowerCase()) throw new ApiError(404, 'Not Found');
+      return s;
+    };
+    const runIn = (repo: RepoState, id: number): CheckRunState => {
+      const c = this.#checkRuns.get(id);
+      if (!c || c.repoKey !== repo.fullName.toLowerCase()) throw new ApiError(404, 'Not Found');
+      return c;
+    };
+    this.#route('GET', `${R}/check-suites/:id`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...checksRead);
+      return { status: 200, body: this.#checkSuiteJson(suiteIn(repo, Number(ctx.params.id))) };
+    });
+    this.#route('GET', `${R}/check-suites/:id/check-runs`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...checksRead);
+      const suite = suiteIn(repo, Number(ctx.params.id));
+      const all = [...this.#checkRuns.values()].filter((c) => c.suiteId === suite.id);
+      return listRuns(repo, ctx, all, `${this.apiUrl}/repos/${repo.fullName}/check-suites/${suite.id}/check-runs`);
+    });
+    this.#route('GET', `${R}/check-runs/:id`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...checksRead);
+      return { status: 200, body: this.#checkRunJson(runIn(repo, Number(ctx.params.id))) };
+    });
+    this.#route('GET', `${R}/check-runs/:id/annotations`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...checksRead);
+      const run = runIn(repo, Number(ctx.params.id));
+      const page = paginate(run.annotations, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/check-runs/${run.id}/annotations`);
+      return { status: 200, body: page.items.map((a) => this.#annotationJson(repo, run, a)), headers: page.headers };
+    });
+    const workflowRunIn = (repo: RepoState, id: number): WorkflowRunState => {
+      const r = this.#workflowRuns.get(id);
+      if (!r || r.repoKey !== repo.fullName.toLowerCase()) throw new ApiError(404, 'Not Found');
+      return r;
+    };
+    const jobIn = (repo: RepoState, id: number): JobState => {
+      const j = this.#jobs.get(id);
+      if (!j || j.repoKey !== repo.fullName.toLowerCase()) throw new ApiError(404, 'Not Found');
+      return j;
+    };
+    this.#route('GET', `${R}/actions/runs/:id`, 'token', async (ctx) => {
+      const repo = this.#repoFor(ctx, ...actionsRead);
+      return { status: 200, body: await this.#workflowRunJson(workflowRunIn(repo, Number(ctx.params.id))) };
+    });
+    this.#route('GET', `${R}/actions/runs/:id/jobs`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...actionsRead);
+      const run = workflowRunIn(repo, Number(ctx.params.id));
+      const jobs = [...this.#jobs.values()].filter((j) => j.runId === run.id);
+      const page = paginate(jobs, ctx.query, `${this.apiUrl}/repos/${repo.fullName}/actions/runs/${run.id}/jobs`);
+      return { status: 200, body: { total_count: jobs.length, jobs: page.items.map((j) => this.#jobJson(j)) }, headers: page.headers };
+    });
+    this.#route('GET', `${R}/actions/jobs/:id`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...actionsRead);
+      return { status: 200, body: this.#jobJson(jobIn(repo, Number(ctx.params.id))) };
+    });
+    this.#route('GET', `${R}/actions/jobs/:id/logs`, 'token', (ctx) => {
+      const repo = this.#repoFor(ctx, ...actionsRead);
+      const job = jobIn(repo, Number(ctx.params.id));
+      if (job.logStatus !== undefined) {
+        throw new ApiError(job.logStatus, job.logStatus === 404 ? 'Not Found' : job.logStatus === 410 ? 'Gone' : 'Server Error');
+      }
+      const location = this.#logHost!.presign(job.log);
+      return { status: 302, headers: { location } };
+    });
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -2645,5 +3228,315 @@ export async function statusOf(p: Promise<unknown>): Promise<number> {
     return 200;
   } catch (err) {
     return (err as { status?: number }).status ?? -1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Checks and Actions: types and helpers (see the class section of the same name)
+
+/** Conclusion of a check run, check suite, workflow run or job (https://docs.github.com/en/rest/checks/runs). */
+export type CheckConclusion = 'action_required' | 'cancelled' | 'failure' | 'neutral' | 'success' | 'skipped' | 'stale' | 'timed_out';
+
+/** The app a check run belongs to: this App (`own`), GitHub Actions, or another app. */
+export type CheckApp = 'own' | 'github-actions' | { id: number; slug: string; name: string };
+
+/** GitHub Actions' app, as GitHub.com reports it (`app` of its check runs and suites). */
+export const GITHUB_ACTIONS_APP = { id: 15368, slug: 'github-actions', name: 'GitHub Actions' } as const;
+/** The default third-party CI app of {@link GitHubStandIn.addCheckRun}. */
+export const STAND_IN_CI_APP = { id: 4242, slug: 'stand-in-ci', name: 'Stand-in CI' } as const;
+
+/** An annotation of a check run (lines 1-based). */
+export interface AnnotationSpec {
+  path: string;
+  startLine: number;
+  endLine?: number;
+  level?: 'notice' | 'warning' | 'failure';
+  title?: string;
+  message: string;
+  rawDetails?: string;
+}
+
+/** Input of {@link GitHubStandIn.addCheckRun}. */
+export interface CheckRunSpec {
+  headSha: string;
+  name: string;
+  /** Default `completed`. */
+  status?: 'queued' | 'in_progress' | 'completed';
+  /** Default `failure` (when completed). */
+  conclusion?: CheckConclusion | null;
+  /** Default {@link STAND_IN_CI_APP}. */
+  app?: CheckApp;
+  output?: { title?: string; summary?: string; text?: string };
+  annotations?: AnnotationSpec[];
+  detailsUrl?: string;
+  externalId?: string;
+  headBranch?: string;
+  /** Epoch ms. */
+  startedAt?: number;
+  completedAt?: number;
+}
+
+/** One step of a job for {@link actionsJobLog}. */
+export interface StepSpec {
+  name: string;
+  /** Default `success`. */
+  conclusion?: 'success' | 'failure' | 'skipped' | 'cancelled';
+  /** The command shown in the step's `##[group]Run <command>` header (a `run:` step); default: the name without `Run ` when it starts with `Run `. */
+  command?: string;
+  /** Output lines of the step (without timestamps). */
+  lines?: string[];
+  /** Duration, ms; default 1 s + 2 ms per line. */
+  durationMs?: number;
+}
+
+/** One job of {@link WorkflowRunSpec}. */
+export interface WorkflowJobSpec {
+  name: string;
+  /** Default: Set up job, Run actions/checkout@v4, Run npm test, Post Run actions/checkout@v4, Complete job (all successful). */
+  steps?: StepSpec[];
+  /** Default: `failure` when a step failed, else `success`. */
+  conclusion?: CheckConclusion;
+  /** Output of the job's check run (GitHub Actions leaves it empty). */
+  output?: { title?: string; summary?: string; text?: string };
+  /** Extra annotations (a failed job also gets `Process completed with exit code 1.`). */
+  annotations?: AnnotationSpec[];
+  /** Raw log text instead of the generated one. */
+  log?: string;
+  /** Status the log endpoint answers instead of the redirect (404 expired logs, 500…). */
+  logStatus?: number;
+}
+
+/** Input of {@link GitHubStandIn.addWorkflowRun}. */
+export interface WorkflowRunSpec {
+  headSha: string;
+  /** Default: the head branch of an open pull request with that head, else the default branch. */
+  headBranch?: string;
+  /** Workflow name; default `CI`. */
+  name?: string;
+  /** Workflow file; default `.github/workflows/ci.yml`. */
+  path?: string;
+  /** Default `pull_request`. */
+  event?: string;
+  /** Default: from the jobs. */
+  conclusion?: CheckConclusion;
+  /** Login that triggered it; default the repository owner. */
+  actor?: string;
+  /** Epoch ms of the first job's start; default a minute ago. */
+  startedAt?: number;
+  jobs: WorkflowJobSpec[];
+}
+
+/** A request that reached the log host. */
+export interface LogRequestRecord {
+  method: string;
+  /** Path and query. */
+  url: string;
+  /** The `Authorization` header, if any (GitHub's presigned URLs need none). */
+  authorization?: string;
+  status: number;
+}
+
+/** A job's step as the API lists it (times at second precision, as GitHub gives them). */
+export interface JobStepJson {
+  name: string;
+  status: 'completed';
+  conclusion: string;
+  number: number;
+  started_at: string;
+  completed_at: string;
+}
+
+interface CheckAppState {
+  id: number;
+  slug: string;
+  name: string;
+}
+
+interface CheckSuiteState {
+  id: number;
+  repoKey: string;
+  app: CheckAppState;
+  headSha: string;
+  headBranch: string;
+  status: 'queued' | 'in_progress' | 'completed';
+  conclusion: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+interface CheckRunState {
+  id: number;
+  repoKey: string;
+  suiteId: number;
+  headSha: string;
+  app: CheckAppState;
+  name: string;
+  status: 'queued' | 'in_progress' | 'completed';
+  conclusion: string | null;
+  output: { title?: string; summary?: string; text?: string };
+  annotations: Array<AnnotationSpec & { endLine: number }>;
+  detailsUrl: string | null;
+  externalId: string;
+  startedAt: number;
+  completedAt: number;
+  /** For GitHub Actions jobs: the workflow run. */
+  runId?: number;
+}
+
+interface WorkflowRunState {
+  id: number;
+  repoKey: string;
+  name: string;
+  path: string;
+  headSha: string;
+  headBranch: string;
+  event: string;
+  conclusion: string;
+  suiteId: number;
+  runNumber: number;
+  workflowId: number;
+  createdAt: number;
+  updatedAt: number;
+  actor: string;
+}
+
+interface JobState {
+  id: number;
+  runId: number;
+  repoKey: string;
+  name: string;
+  conclusion: string;
+  startedAt: number;
+  completedAt: number;
+  steps: JobStepJson[];
+  log: string;
+  logStatus: number | undefined;
+}
+
+const DEFAULT_STEPS: StepSpec[] = [
+  { name: 'Set up job' },
+  { name: 'Run actions/checkout@v4' },
+  { name: 'Run npm test', lines: ['> test', '> node --test', '# pass 1'] },
+  { name: 'Post Run actions/checkout@v4' },
+  { name: 'Complete job' },
+];
+
+function resolveCheckApp(app: CheckApp, standIn: GitHubStandIn): CheckAppState {
+  if (app === 'own') return { id: standIn.appId, slug: standIn.appSlug, name: standIn.appName };
+  if (app === 'github-actions') return { ...GITHUB_ACTIONS_APP };
+  return { ...app };
+}
+
+/** The most recent check run per (app, name), as `filter=latest` returns them. */
+function latestRuns(runs: CheckRunState[]): CheckRunState[] {
+  const latest = new Map<string, CheckRunState>();
+  for (const run of runs) {
+    const key = `${run.app.id}\0${run.name}`;
+    const seen = latest.get(key);
+    if (!seen || run.id > seen.id) latest.set(key, run);
+  }
+  return [...latest.values()];
+}
+
+/** A log line's timestamp as GitHub writes it: ISO 8601 with 7 fractional digits. */
+function logTimestamp(ms: number): string {
+  return new Date(ms).toISOString().replace('Z', '0000Z');
+}
+
+/**
+ * A job log in GitHub Actions' format (a UTF-8 BOM, then every line prefixed with its ISO timestamp)
+ * and the job's steps as the API lists them. `Set up job` gets the runner preamble; a step named
+ * `Run <command>` (or with `command`) gets the `##[group]Run <command>` … `##[endgroup]` header; a
+ * failed step ends with `##[error]Process completed with exit code 1.`; `Complete job` gets the
+ * cleanup line; skipped steps have no lines.
+ * @param startMs epoch ms of the job's start.
+ */
+export function actionsJobLog(steps: StepSpec[], startMs: number): { log: string; steps: JobStepJson[]; startedAt: number; completedAt: number } {
+  const out: string[] = [];
+  const json: JobStepJson[] = [];
+  let at = Math.floor(startMs / 1000) * 1000;
+  steps.forEach((step, i) => {
+    const conclusion = step.conclusion ?? 'success';
+    let lines: string[] = [];
+    if (conclusion !== 'skipped') {
+      const command = step.command ?? (step.name.startsWith('Run ') ? step.name.slice(4) : undefined);
+      if (step.name === 'Set up job') {
+        lines.push("Current runner version: '2.321.0'", '##[group]Operating System', 'Ubuntu', '24.04.1', 'LTS', '##[endgroup]', '##[group]Runner Image', 'Image: ubuntu-24.04', '##[endgroup]', 'Secret source: Actions', 'Prepare workflow directory', 'Prepare all required actions', 'Complete job name: job');
+      } else if (step.name === 'Complete job') {
+        lines.push('Cleaning up orphan processes');
+      } else if (command !== undefined) {
+        lines.push(`##[group]Run ${command.split('\n')[0]}`, ...command.split('\n'), 'shell: /usr/bin/bash -e {0}', '##[endgroup]');
+      }
+      lines.push(...(step.lines ?? []));
+      if (conclusion === 'failure') lines.push('##[error]Process completed with exit code 1.');
+    } else {
+      lines = [];
+    }
+    const duration = conclusion === 'skipped' ? 0 : (step.durationMs ?? 1000 + 2 * lines.length);
+    const start = at;
+    lines.forEach((line, k) => out.push(`${logTimestamp(start + Math.floor((k * duration) / Math.max(1, lines.length)))} ${line}`));
+    at = start + duration;
+    json.push({ name: step.name, status: 'completed', conclusion, number: i + 1, started_at: iso(start), completed_at: iso(at) });
+  });
+  return { log: `\uFEFF${out.join('\n')}\n`, steps: json, startedAt: Math.floor(startMs / 1000) * 1000, completedAt: at };
+}
+
+/**
+ * The origin job logs are redirected to (GitHub uses a blob store with presigned URLs): serves a log
+ * at `/logs/<id>?se=<expiry>&sig=<signature>` for 60 s, answers 403 when expired or the signature is
+ * wrong, and records whether the request carried an `Authorization` header.
+ */
+class LogHost {
+  readonly url: string;
+  readonly requests: LogRequestRecord[] = [];
+  readonly #server: Server;
+  readonly #blobs = new Map<string, { text: string; sig: string; expiresAt: number }>();
+
+  private constructor(server: Server, url: string) {
+    this.#server = server;
+    this.url = url;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const url = new URL(req.url ?? '/', this.url);
+      const record: LogRequestRecord = { method: req.method ?? 'GET', url: `${url.pathname}${url.search}`, status: 0 };
+      if (req.headers.authorization !== undefined) record.authorization = req.headers.authorization;
+      this.requests.push(record);
+      req.resume();
+      const blob = this.#blobs.get(url.pathname.replace(/^\/logs\//, ''));
+      let status = 200;
+      if (!blob) status = 404;
+      else if (url.searchParams.get('sig') !== blob.sig || blob.expiresAt <= Date.now()) status = 403;
+      record.status = status;
+      if (status !== 200) {
+        res.writeHead(status, { 'content-type': 'application/xml' }).end('<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code></Error>');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(blob!.text);
+    });
+  }
+
+  static async start(): Promise<LogHost> {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = new LogHost(server, `http://127.0.0.1:${port}`);
+    server.unref();
+    return host;
+  }
+
+  /** A presigned URL for `text`, valid 60 s. */
+  presign(text: string): string {
+    const id = randomUUID();
+    const sig = randomBytes(16).toString('base64url');
+    const expiresAt = Date.now() + 60_000;
+    this.#blobs.set(id, { text, sig, expiresAt });
+    return `${this.url}/logs/${id}?sv=2024-11-04&se=${encodeURIComponent(iso(expiresAt))}&sp=r&sig=${sig}`;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 }

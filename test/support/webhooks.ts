@@ -438,3 +438,64 @@ export function pullRequestReviewSubmitted(opts: PullRequestReviewOptions): Deli
   payload.review = { ...(payload.review as Json), ...structuredClone(opts.review), state: String(opts.review.state ?? 'commented').toLowerCase() };
   return createDelivery('pull_request_review', payload, opts);
 }
+
+/** Options of {@link checkSuiteCompleted}. */
+export interface CheckSuiteCompletedOptions extends DeliveryOptions {
+  repo: WebhookRepo;
+  /** The stand-in's REST check suite object (`standIn.checkSuite(id)`, `addWorkflowRun(...).suite`), laid over the example's. */
+  suite: Json;
+  /** Sender; default the suite's app bot (`<slug>[bot]`). */
+  sender?: WebhookUser;
+  installationId: number;
+}
+
+/**
+ * `check_suite` `completed`: every check run of `suite` finished
+ * (https://docs.github.com/en/webhooks/webhook-events-and-payloads#check_suite). The webhook's
+ * `check_suite` has no `repository` (the payload's `repository` is the repository).
+ */
+export function checkSuiteCompleted(opts: CheckSuiteCompletedOptions): Delivery {
+  const b = basesOf(opts.repo, opts.baseUrl);
+  const app = opts.suite.app as Json | undefined;
+  const sender: WebhookUser = opts.sender ?? { login: `${String(app?.slug ?? 'github-actions')}[bot]`, type: 'Bot' };
+  const payload = baseRewrite(examplePayload('check_suite', 'completed'), b, opts.installationId, sender);
+  const suite = { ...(payload.check_suite as Json), ...structuredClone(opts.suite) };
+  delete suite.repository;
+  payload.check_suite = suite;
+  return createDelivery('check_suite', payload, opts);
+}
+
+/** Options of {@link workflowRunCompleted}. */
+export interface WorkflowRunCompletedOptions extends DeliveryOptions {
+  repo: WebhookRepo;
+  /** The stand-in's REST workflow run object (`addWorkflowRun(...).run`, `standIn.workflowRun(id)`), laid over the example's. */
+  run: Json;
+  /** Sender; default the run's actor. */
+  sender?: WebhookUser;
+  installationId: number;
+}
+
+/**
+ * `workflow_run` `completed`: a GitHub Actions workflow run finished
+ * (https://docs.github.com/en/webhooks/webhook-events-and-payloads#workflow_run), with its `workflow`
+ * (id, name, path) derived from the run.
+ */
+export function workflowRunCompleted(opts: WorkflowRunCompletedOptions): Delivery {
+  const b = basesOf(opts.repo, opts.baseUrl);
+  const payload = baseRewrite(examplePayload('workflow_run', 'completed'), b, opts.installationId, opts.sender ?? senderOf(opts.run.actor));
+  payload.workflow_run = { ...(payload.workflow_run as Json), ...structuredClone(opts.run) };
+  const path = String(opts.run.path ?? '.github/workflows/ci.yml');
+  const apiRepo = `${b.api}/repos/${b.fullName}`;
+  payload.workflow = {
+    ...(payload.workflow as Json),
+    id: opts.run.workflow_id,
+    node_id: b64(`08:Workflow${String(opts.run.workflow_id)}`),
+    name: opts.run.name,
+    path,
+    state: 'active',
+    url: `${apiRepo}/actions/workflows/${String(opts.run.workflow_id)}`,
+    html_url: `${b.html}/${b.fullName}/blob/${String((b.repo?.default_branch as string | undefined) ?? 'main')}/${path}`,
+    badge_url: `${b.html}/${b.fullName}/workflows/${encodeURIComponent(String(opts.run.name))}/badge.svg`,
+  };
+  return createDelivery('workflow_run', payload, opts);
+}
