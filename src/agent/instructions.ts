@@ -2,11 +2,11 @@
  * What the model reads before it starts: the repository's AGENTS.md guidance and the task, with
  * untrusted text sanitised and delimited as data.
  */
-import { constants } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResponseInputItem } from 'openai/resources/responses/responses';
 import type { ContextItem } from '../contract.ts';
+import { readInside } from './repo-files.ts';
 
 /** Cap on the AGENTS.md guidance sent to the model, bytes (UTF-8), as in the Codex CLI. */
 export const AGENTS_MD_MAX_BYTES = 32 * 1024;
@@ -69,29 +69,6 @@ export function capAgentsDocs(docs: AgentsDoc[]): AgentsDoc[] {
     out.push({ path: doc.path, content });
   }
   return out;
-}
-
-/**
- * Reads at most `maxBytes` of `file` (UTF-8) when it resolves, symlinks followed, to a regular file
- * inside `realRoot`; undefined otherwise.
- * @returns the text and the file's full size in bytes.
- * @throws Error (ENOENT...) when the file cannot be read.
- */
-async function readInside(realRoot: string, file: string, maxBytes: number): Promise<{ content: string; bytes: number } | undefined> {
-  const real = await realpath(file);
-  if (real !== realRoot && !real.startsWith(`${realRoot}${path.sep}`)) return undefined;
-  if (!(await stat(real)).isFile()) return undefined;
-  // No symlink is left in `real`; O_NONBLOCK so that a FIFO put there meanwhile cannot block.
-  const handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) return undefined;
-    const buffer = Buffer.alloc(Math.min(info.size, maxBytes));
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
-    return { content: buffer.subarray(0, bytesRead).toString('utf8'), bytes: info.size };
-  } finally {
-    await handle.close();
-  }
 }
 
 // Zero-width and bidirectional control characters that can hide text from a human reader.

@@ -2,7 +2,8 @@
  * The setup phase: the repository's setup script, or with none, a dependency install chosen from the
  * repository's lockfiles and manifests (as Codex Cloud does), so the agent can run the tests offline.
  */
-import { access, readFile } from 'node:fs/promises';
+import { access, realpath } from 'node:fs/promises';
+import { readInside } from './repo-files.ts';
 import { constants } from 'node:fs';
 import path from 'node:path';
 
@@ -37,7 +38,10 @@ export async function onPath(name: string, pathList: string): Promise<boolean> {
 
 async function hasNodeDependencies(root: string): Promise<boolean> {
   try {
-    const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
+    // Only a regular file inside the checkout, at most 1 MiB: a symlink to /dev/zero or a secret is not read.
+    const read = await readInside(await realpath(root), path.join(root, 'package.json'), 1024 * 1024);
+    if (!read || read.bytes > 1024 * 1024) return false;
+    const pkg = JSON.parse(read.content) as Record<string, unknown>;
     return ['dependencies', 'devDependencies', 'optionalDependencies'].some(
       (key) => pkg[key] && typeof pkg[key] === 'object' && Object.keys(pkg[key] as object).length > 0,
     );
