@@ -14,9 +14,8 @@ import { defaultRunnerCommand, LocalRunnerBackend } from './runners/local.ts';
 import { assertCanRunAs, hideFromRunnerUser, resolveRunnerUser, type RunnerUser } from './runners/runner-user.ts';
 import { TaskService } from './tasks/service.ts';
 import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
-import { onIssueComment } from './triggers/issue-comment.ts';
-import { onIssueOpened } from './triggers/issues-opened.ts';
-import type { TriggerDeps } from './triggers/issue-mention.ts';
+import { registerTriggers } from './triggers/index.ts';
+import type { TriggerDeps } from './triggers/mention-request.ts';
 import { createTaskPageHandler } from './web/task-page.ts';
 
 /** What the app function built, for the server's start-up and shutdown. */
@@ -120,8 +119,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
       log,
     };
 
-    app.on('issue_comment.created', (context) => onIssueComment(deps, context));
-    app.on('issues.opened', (context) => onIssueOpened(deps, context));
+    registerTriggers(app, deps);
 
     addHandler(healthz(handle));
     // The ECS backend serves the runners' claim, progress and result routes.
@@ -148,20 +146,21 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
           get: (taskId) => {
             const task = store.get(taskId);
             if (!task) return undefined;
-            const { owner, repo, issueNumber } = task.request;
+            const { owner, repo, target } = task.request;
             const repoUrl = `${githubWeb}/${owner}/${repo}`;
-            const published = task.pullRequest && task.commitSha;
+            // Issue work: the commit once its pull request exists; pull request work: the commit once pushed.
+            const published = (task.pullRequest || target.type === 'pull_request') && task.commitSha;
             return {
               key: task.logKey,
-              title: task.request.issueTitle,
-              repository: `${owner}/${repo}#${issueNumber}`,
+              title: target.title,
+              repository: `${owner}/${repo}#${target.number}`,
               state: task.state,
               events: store.events(taskId),
               ...(task.result ? { result: task.result } : {}),
               ...(task.failure ? { failure: task.failure } : {}),
               model: task.request.settings.model,
               links: {
-                thread: `${repoUrl}/issues/${issueNumber}`,
+                thread: `${repoUrl}/${target.type === 'pull_request' ? 'pull' : 'issues'}/${target.number}`,
                 ...(task.pullRequest ? { pullRequest: task.pullRequest } : {}),
                 ...(published ? { commit: { sha: task.commitSha!, url: `${repoUrl}/commit/${task.commitSha}` } } : {}),
               },

@@ -133,6 +133,12 @@ export const TaskSpec = z.object({
     /** For pull request work: the pull request's number of commits (GitHub's `commits`), to size the fetch depth. */
     prCommits: z.number().int().positive().optional(),
   }),
+  /**
+   * AGENTS.md guidance chosen by the app, used INSTEAD of the checkout's AGENTS.md files: for a pull
+   * request from a fork, the base branch's (the fork's own files are untrusted). Absent: the runner
+   * reads AGENTS.md from the checkout. Content is capped by the runner like the checkout's (32 KiB).
+   */
+  agentsDocs: z.array(z.object({ path: z.string().min(1), content: z.string() })).optional(),
   /** What the requester asked for (untrusted text). */
   instruction: z.string(),
   /** Thread context, oldest first (untrusted text). */
@@ -325,6 +331,10 @@ export const TaskResult = z.object({
   status: z.enum(['succeeded', 'no_changes', 'failed', 'cancelled']),
   stopReason: StopReason,
   failure: z.object({ phase: Phase, reason: z.string() }).optional(),
+  /**
+   * The commit the changes are against: the checked-out commit, i.e. the spec's `repository.headSha`
+   * for pull request work, else `repository.baseSha`. The app refuses a result on any other commit.
+   */
   baseSha: z.string(),
   /** The agent's final message (markdown with Summary and Testing sections). */
   summary: z.string(),

@@ -17,7 +17,7 @@ import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
 import type { TrustedRepository } from './git.ts';
 import { runRecorded } from './recorded-command.ts';
-import { collectAgentsDocs, buildTaskInput } from './instructions.ts';
+import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions.ts';
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
 import { createModelClient, type TokenUsage } from './model.ts';
 import { BASE_INSTRUCTIONS } from './prompts/base.ts';
@@ -158,6 +158,15 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           token: spec.repository.token,
           baseSha: spec.repository.baseSha,
           baseRef: spec.repository.baseRef,
+          // Pull request work: the head the app dispatched, with the history of the pull request.
+          ...(spec.repository.headSha
+            ? {
+                headSha: spec.repository.headSha,
+                ...(spec.repository.headRef ? { headRef: spec.repository.headRef } : {}),
+                ...(spec.repository.fetchRef ? { fetchRef: spec.repository.fetchRef } : {}),
+                ...(spec.repository.prCommits ? { prCommits: spec.repository.prCommits } : {}),
+              }
+            : {}),
           dir: root,
           gitDir: privateGitDir,
           timeoutMs: Math.max(1000, Math.min(10 * 60_000, deadline - Date.now())),
@@ -175,7 +184,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }
 
     await phase('agent', async () => {
-      const agentsDocs = await collectAgentsDocs(root);
+      // AGENTS.md chosen by the app (a fork's pull request: the base branch's) wins over the checkout's.
+      const agentsDocs = spec.agentsDocs ? capAgentsDocs(spec.agentsDocs) : await collectAgentsDocs(root);
       const client = createModelClient({ baseUrl: spec.model.baseUrl, apiKey: spec.model.apiKey });
       const commandSignal = opts.signal
         ? AbortSignal.any([opts.signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))])

@@ -250,7 +250,7 @@ export class EcsRunnerBackend implements RunnerBackend {
   async start(job: RunnerJob): Promise<RunnerExecution> {
     const spec = job.spec;
     const ticket = this.#o.claims.issue(this.claimSpec(spec), this.#o.claimTtlMs);
-    const watch = this.#watch(spec.id, spec.repository.baseSha, job.onEvent);
+    const watch = this.#watch(spec.id, spec.repository.headSha ?? spec.repository.baseSha, job.onEvent);
     let arn: string;
     try {
       arn = await this.#runTask(spec, ticket, job.onEvent);

@@ -463,6 +463,41 @@ describe('partial work', () => {
   });
 });
 
+describe('pull request work', () => {
+  const sha = 'c'.repeat(40);
+  test('a pushed commit: its short SHA linked, the branch, the files listed (at most 30)', () => {
+    const files = Array.from({ length: 32 }, (_, i) => `src/f${i}.ts`);
+    const body = render({ state: 'succeeded', pushed: { sha, url: `https://github.com/o/r/commit/${sha}`, branch: 'feature', files, rebased: false }, answer: 'Done.' });
+    expect(body).toContain(`Pushed commit [\`ccccccc\`](https://github.com/o/r/commit/${sha}) to \`feature\`:`);
+    expect(body).toContain('- `src/f29.ts`');
+    expect(body).not.toContain('src/f30.ts');
+    expect(body).toContain('- … and 2 more');
+    expect(body).not.toContain('re-applied');
+  });
+
+  test('a rebased push says so; a SHA that is not 40 hex is not shown', () => {
+    expect(render({ state: 'succeeded', pushed: { sha, url: 'https://x/c', branch: 'b', files: ['a'], rebased: true } })).toContain('re-applied on top of commits pushed meanwhile');
+    expect(render({ state: 'succeeded', pushed: { sha: 'not-a-sha', url: 'https://x/c', branch: 'b', files: ['a'], rebased: false } })).not.toContain('Pushed commit');
+  });
+
+  test('a fork pull request: the new pull request is linked and the reply says why', () => {
+    const body = render({ state: 'succeeded', pullRequest: { number: 13, url: 'https://github.com/o/r/pull/13', title: 'Fix' }, forkOf: { number: 12, branch: 'codex/pr-12-fix' } });
+    expect(body).toContain('comes from a fork, which I cannot push to');
+    expect(body).toContain('`codex/pr-12-fix`');
+    expect(body).toContain('[#13: Fix](https://github.com/o/r/pull/13)');
+  });
+
+  test('file names and branches cannot ping or inject markup', () => {
+    const body = render({ state: 'succeeded', pushed: { sha, url: 'https://x/c', branch: 'x`@mallory', files: ['<img src=x>@mallory #5'], rebased: false } });
+    // Only inside code spans (where GitHub makes no mentions, links or HTML): no text or HTML node holds them.
+    const all = nodes(fromMarkdown(body));
+    expect(all.filter((n) => n.type === 'inlineCode').map((n) => (n as { value: string }).value)).toEqual(
+      expect.arrayContaining(['x`@mallory', '<img src=x>@mallory #5']),
+    );
+    for (const n of all) if (n.type === 'text' || n.type === 'html') expect((n as { value: string }).value).not.toMatch(/@mallory|<img/);
+  });
+});
+
 describe('untrusted text in every part of the comment is neutralised', () => {
   const hostile = 'Fixes #3, GH-4, acme/calc#5, https://github.com/acme/calc/issues/6 and &#35;7 cc @mallory';
   test.each<[string, Partial<ProgressView>]>([
