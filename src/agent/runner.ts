@@ -9,6 +9,7 @@ import type {
   FileChange,
   Phase,
   ProgressEventInput,
+  SetupStatus,
   StopReason,
   TaskResult,
   TaskSpec,
@@ -24,6 +25,7 @@ import { BASE_INSTRUCTIONS } from './prompts/base.ts';
 import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './sandbox.ts';
 import { readOnlyPathsFromEnv, runnerHiddenPaths } from './sandbox-mounts.ts';
 import { detectSetup, toolPaths } from './setup.ts';
+import { setupEnvironment } from './setup-env.ts';
 import { ToolRunner } from './tools/index.ts';
 
 /** Thrown inside a phase to fail the task at that phase with a readable reason. */
@@ -101,6 +103,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   let failure: { phase: Phase; reason: string } | undefined;
   let changes: FileChange[] = [];
   let baseSha = spec.repository.baseSha;
+  let setup: SetupStatus | undefined;
   const cancelled = () => opts.signal?.aborted === true;
 
   async function phase<T>(name: Phase, body: () => Promise<T>): Promise<T> {
@@ -156,7 +159,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           signal: opts.signal,
         }),
       );
-      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal));
+      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal, (s) => (setup = s)));
     }
 
     await phase('agent', async () => {
@@ -253,6 +256,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     commands: allCommands,
     findings: [],
     plan: tools?.plan ?? [],
+    ...(setup ? { setup } : {}),
     usage: {
       ...usage,
       turns: loop?.turns ?? 0,
@@ -282,17 +286,35 @@ async function runSetup(
   commands: CommandRecord[],
   emit: (event: ProgressEventInput) => void,
   signal: AbortSignal | undefined,
+  report: (status: SetupStatus) => void,
 ): Promise<void> {
-  const sandbox = await createSandbox({ ...sandboxBase, network: true });
+  // Only the setup phase sees the host's CA and proxy variables (and CODEX_SETUP_ENV's), and the CA files.
+  const hostEnv = setupEnvironment(process.env);
+  for (const r of hostEnv.refused) emit({ type: 'log', level: 'warn', message: `setup environment: ${r}` });
+  const sandbox = await createSandbox({
+    ...sandboxBase,
+    network: true,
+    extraEnv: { ...hostEnv.env, ...sandboxBase.extraEnv },
+    readOnlyPaths: [...(sandboxBase.readOnlyPaths ?? []), ...hostEnv.readOnlyPaths],
+  });
+  const failures: string[] = [];
   const setupDeadline = Math.min(deadline, Date.now() + spec.limits.setupTimeoutMs);
   const run = async (command: string[], label: string, required: boolean) => {
     const remaining = setupDeadline - Date.now();
-    if (remaining <= 0) throw new PhaseError('setup', `the setup phase timed out after ${spec.limits.setupTimeoutMs} ms`);
+    if (remaining <= 0) {
+      const reason = `the setup phase timed out after ${Math.round(spec.limits.setupTimeoutMs / 1000)} s`;
+      report({ status: 'failed', reason });
+      throw new PhaseError('setup', reason);
+    }
     const result = await runRecorded({ sandbox, phase: 'setup', command, cwd: root, workdir: '.', timeoutMs: remaining, signal, emit, commands });
     if (result.exitCode !== 0) {
       const tail = result.output.trim().split('\n').slice(-15).join('\n');
       const what = result.timedOut ? 'timed out' : `exited with ${result.exitCode ?? result.signal}`;
-      if (required) throw new PhaseError('setup', `${label} ${what}:\n${tail}`);
+      if (required) {
+        report({ status: 'failed', reason: `${label} ${what}` });
+        throw new PhaseError('setup', `${label} ${what}:\n${tail}`);
+      }
+      failures.push(`${label} ${what}`);
       emit({ type: 'log', level: 'warn', message: `${label} ${what}; the agent goes on without it.\n${tail}` });
     }
   };
@@ -300,11 +322,15 @@ async function runSetup(
     const script = path.join(home, '.codex-setup.sh');
     await writeFile(script, spec.setup.script, { mode: 0o700 });
     await run(['bash', '-eo', 'pipefail', script], 'the setup script', true);
+    report({ status: 'succeeded' });
     return;
   }
-  if (!spec.setup.autoInstall) return;
+  if (!spec.setup.autoInstall) return report({ status: 'skipped', reason: 'auto_install is off and there is no setup script' });
   const env = sandboxEnv({ home, extraEnv: sandboxBase.extraEnv, extraPath: sandboxBase.extraPath });
   const { steps, missing } = await detectSetup(root, home, env.PATH ?? '');
   for (const m of missing) emit({ type: 'log', level: 'warn', message: `setup skipped: ${m}` });
   for (const step of steps) await run(step.command, step.label, false);
+  if (failures.length) report({ status: 'failed', reason: `${failures.join('; ')}; the agent went on without it` });
+  else if (steps.length) report({ status: 'succeeded' });
+  else report({ status: 'skipped', reason: missing.length ? missing.join('; ') : 'nothing to install was found' });
 }
