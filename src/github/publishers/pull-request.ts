@@ -157,6 +157,7 @@ export async function publishPullRequest(
     summary: result.pullRequest.body || result.summary,
     issueNumber: work.issueNumber,
     commands: result.commands,
+    setup: result.setup,
     model: work.model,
     usage: result.usage,
     taskUrl: work.taskUrl,
