@@ -16,6 +16,7 @@ import type {
 } from '../contract.ts';
 import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
+import { commitMessageOf, parseFinalMessage } from './final-message.ts';
 import { git } from './git.ts';
 import { runRecorded } from './recorded-command.ts';
 import { collectAgentsDocs, buildTaskInput } from './instructions.ts';
@@ -52,28 +53,6 @@ export interface RunTaskOptions {
   emit: (event: ProgressEventInput) => void;
   /** Aborting cancels the task; the result then has status `cancelled` with the partial work. */
   signal?: AbortSignal;
-}
-
-/** A parsed final message: the pull request title and the markdown body (Summary, Testing). */
-export interface ParsedFinalMessage {
-  title: string;
-  body: string;
-}
-
-/**
- * Splits the agent's final message into a PR title (its leading `# heading`) and a body. Without a
- * heading, the title is derived from `fallback` (the instruction), cut to 72 characters.
- */
-export function parseFinalMessage(message: string, fallback: string): ParsedFinalMessage {
-  const text = message.trim();
-  const match = /^#\s+(.+)\n?([\s\S]*)$/.exec(text);
-  if (match) return { title: clip(match[1]!.trim(), 72), body: match[2]!.trim() };
-  const first = fallback.trim().split('\n')[0] ?? '';
-  return { title: clip(first || 'Changes by Codex', 72), body: text };
-}
-
-function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
 }
 
 const STOP_TEXT: Record<StopReason, string> = {
@@ -234,8 +213,10 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
         : 'no_changes';
 
   const finalMessage = loop?.finalMessage ?? '';
-  const parsed = parseFinalMessage(finalMessage, spec.instruction || 'Resolve the issue');
-  let summary = parsed.body;
+  // The title comes from the final message, else the issue's title; never from the raw instruction.
+  const threadTitle = spec.context.find((c) => (c.kind === 'issue' || c.kind === 'pull_request') && c.title?.trim())?.title ?? '';
+  const parsed = parseFinalMessage(finalMessage, threadTitle);
+  let summary = parsed.body || finalMessage.trim();
   if (status === 'failed' || status === 'cancelled') {
     const why = status === 'cancelled' ? 'The task was cancelled.' : `The task failed at the ${failure!.phase} phase: ${failure!.reason}`;
     summary = [why, parsed.body ? `\nThe agent's last message:\n\n${parsed.body}` : ''].join('\n').trim();
@@ -251,7 +232,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     baseSha,
     summary,
     changes,
-    commitMessage: parsed.body ? `${parsed.title}\n\n${parsed.body}` : parsed.title,
+    commitMessage: commitMessageOf(parsed),
     pullRequest: { title: parsed.title, body: parsed.body },
     commands: allCommands,
     findings: [],

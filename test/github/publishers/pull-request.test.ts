@@ -4,6 +4,7 @@ import {
   branchDecision,
   nextBranchName,
   publishPullRequest,
+  workCommitMessage,
   workTitle,
   type PublishCheckpoint,
   type PullRequestWork,
@@ -31,6 +32,12 @@ describe('pure parts', () => {
   test('workTitle: the runner title, else the issue title', () => {
     expect(workTitle({ pullRequest: { title: 'Fix add', body: '' } }, 'Issue')).toBe('Fix add');
     expect(workTitle({ pullRequest: { title: '  ', body: '' } }, 'Issue')).toBe('Issue');
+  });
+
+  test("workCommitMessage: the runner's message, else the title as subject and the pull request body as the commit body", () => {
+    expect(workCommitMessage({ commitMessage: 'Fix add\n\nBody', pullRequest: { title: 'Fix add', body: 'Body' } }, 'Fix add')).toBe('Fix add\n\nBody');
+    expect(workCommitMessage({ commitMessage: '', pullRequest: { title: '', body: '## Summary\n- x' } }, 'Issue')).toBe('Issue\n\n## Summary\n- x');
+    expect(workCommitMessage({ commitMessage: ' ', pullRequest: { title: '', body: '' } }, 'Issue')).toBe('Issue');
   });
 });
 
