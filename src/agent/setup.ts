@@ -19,7 +19,7 @@ export interface SetupStep {
  * minutes), so a registry that cannot be reached fails the step in seconds, not minutes.
  * See https://docs.npmjs.com/cli/using-npm/config#fetch-retries.
  */
-export const NPM_FAIL_FAST = ['--no-audit', '--no-fund', '--fetch-retries=1', '--fetch-retry-maxtimeout=10000'];
+export const NPM_FAIL_FAST = ['--no-audit', '--no-fund', '--fetch-retries=1', '--fetch-retry-mintimeout=2000', '--fetch-retry-maxtimeout=10000'];
 
 /**
  * pip flags of every install: one retry per connection, a 15 s socket timeout (pip's defaults: 5

@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -166,6 +167,52 @@ describe('setup phase behind a private CA', () => {
       expect(seen.env).not.toContain(caFile);
     } finally {
       await model.close();
+    }
+  }, 120_000);
+
+  test('through an HTTPS_PROXY (a CONNECT proxy): the install tunnels through it; the agent phase does not get the variable', async () => {
+    const connects: string[] = [];
+    const proxy = http.createServer((_req, res) => {
+      res.statusCode = 405;
+      res.end();
+    });
+    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+      connects.push(req.url ?? '');
+      const [host, port] = (req.url ?? '').split(':');
+      const upstream = net.connect(Number(port), host, () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on('error', () => client.destroy());
+      client.on('error', () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const seen: { env?: string; load?: string } = {};
+    const model = await ScriptedModel.start({ turns: agentTurns(seen), requireAuth: TASK_TOKEN });
+    try {
+      registryRequests.length = 0;
+      const env = { ...process.env };
+      for (const k of ['NO_PROXY', 'no_proxy', 'HTTP_PROXY', 'http_proxy', 'https_proxy']) delete env[k];
+      const cli = await runCli(['runner', '--workdir', path.join(dir, 'runs', 'proxy')], {
+        stdin: JSON.stringify(spec(model)),
+        env: { ...env, NODE_EXTRA_CA_CERTS: caFile, HTTPS_PROXY: proxyUrl },
+      });
+      const result = resultOf(cli.stdout);
+      expect(result.failure).toBeUndefined();
+      expect(result.setup).toEqual({ status: 'succeeded' });
+      expect(connects.length).toBeGreaterThan(0);
+      expect(new Set(connects)).toEqual(new Set([new URL(registryUrl).host]));
+      expect(registryRequests).toContain(`/${PACKAGE}/-/${PACKAGE}-1.0.0.tgz`);
+      expect(seen.load).toContain('tiny-dep works');
+      expect(seen.env).not.toContain('HTTPS_PROXY');
+      expect(seen.env).not.toContain(proxyUrl);
+    } finally {
+      await model.close();
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
     }
   }, 120_000);
 
