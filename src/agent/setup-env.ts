@@ -8,6 +8,10 @@
  * `PIP_INDEX_URL`, `GOPROXY`, …), never for secrets: the setup phase runs the repository's own
  * script and install hooks, which can read and send anything in their environment. Names that look
  * like secrets (containing TOKEN, SECRET, PASSWORD, KEY, CREDENTIAL, AUTH, …) are refused.
+ * npm needs no `cafile` of its own: it runs on Node.js, which adds `NODE_EXTRA_CA_CERTS` to its
+ * trust store (checked end to end with npm 11 in test/agent/setup-network.test.ts); pip reads
+ * `PIP_CERT`/`REQUESTS_CA_BUNDLE`, git `GIT_SSL_CAINFO`, curl `CURL_CA_BUNDLE`, OpenSSL-based tools
+ * `SSL_CERT_FILE`/`SSL_CERT_DIR`.
  * A proxy URL with a password in it (`http://user:pass@proxy:3128`) is visible to the setup phase in
  * the same way: prefer a proxy that authenticates the host instead.
  */

@@ -192,6 +192,24 @@ describe('codex-cloud runner', () => {
       await model.close();
     }
   });
+
+  test('the setup phase has its own time limit: a script running past it fails the task at setup, saying so', async () => {
+    const model = await ScriptedModel.start({ turns: [] });
+    try {
+      const s = spec(model, { setup: { script: 'echo started\nsleep 60\n' }, limits: { setupTimeoutMs: 1500 } });
+      const started = Date.now();
+      const result = resultOf((await runCli(['runner'], { stdin: JSON.stringify(s) })).stdout);
+      expect(Date.now() - started).toBeLessThan(50_000);
+      expect(result.status).toBe('failed');
+      expect(result.failure?.phase).toBe('setup');
+      expect(result.failure?.reason).toMatch(/^the setup script timed out/);
+      expect(result.setup).toEqual({ status: 'failed', reason: 'the setup script timed out' });
+      expect(result.commands[0]).toMatchObject({ phase: 'setup', timedOut: true });
+      expect(model.requests).toHaveLength(0);
+    } finally {
+      await model.close();
+    }
+  });
 });
 
 describe('codex-cloud exec', () => {
