@@ -15,6 +15,7 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { SETUP_CA_VARIABLES, SETUP_PROXY_VARIABLES } from '../../src/agent/setup-env.ts';
 import { ProgressEvent, TaskResult, type TaskSpecInput } from '../../src/contract.ts';
 import { runCli } from '../support/cli.ts';
 import { createBareRepo, GitHttpServer } from '../support/git-http.ts';
@@ -32,6 +33,7 @@ let registryUrl: string;
 const registryRequests: string[] = [];
 let git: GitHttpServer;
 let baseSha: string;
+let noNpmrcSha: string;
 
 /** A CA and a server certificate for 127.0.0.1 signed by it, with the openssl CLI. */
 async function makeCertificates(into: string): Promise<{ ca: string; key: string; cert: string }> {
@@ -93,9 +95,15 @@ beforeAll(async () => {
     'index.js': "console.log(require('tiny-dep'));\n",
   });
   baseSha = repo.headSha;
+  // The same project with no .npmrc: the registry comes from CODEX_SETUP_ENV.
+  const bare = await createBareRepo(path.join(dir, 'repos'), 'acme/uses-dep-env', {
+    'package.json': `${JSON.stringify({ name: 'uses-dep', version: '0.0.0', private: true, dependencies: { [PACKAGE]: '^1.0.0' } }, null, 2)}\n`,
+    'index.js': "console.log(require('tiny-dep'));\n",
+  });
+  noNpmrcSha = bare.headSha;
   git = await GitHttpServer.start({
     root: path.join(dir, 'repos'),
-    tokens: new Map([[CLONE_TOKEN, { repos: ['acme/uses-dep'], write: false }]]),
+    tokens: new Map([[CLONE_TOKEN, { repos: ['acme/uses-dep', 'acme/uses-dep-env'], write: false }]]),
   });
 }, 60_000);
 
@@ -105,11 +113,12 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function spec(model: ScriptedModel): TaskSpecInput {
+function spec(model: ScriptedModel, repo: 'acme/uses-dep' | 'acme/uses-dep-env' = 'acme/uses-dep'): TaskSpecInput {
+  const sha = repo === 'acme/uses-dep' ? baseSha : noNpmrcSha;
   return {
     id: `task-${Math.random().toString(36).slice(2)}`,
     kind: 'task',
-    repository: { cloneUrl: git.cloneUrl('acme/uses-dep'), fullName: 'acme/uses-dep', token: CLONE_TOKEN, baseRef: 'main', baseSha },
+    repository: { cloneUrl: git.cloneUrl(repo), fullName: repo, token: CLONE_TOKEN, baseRef: 'main', baseSha: sha },
     instruction: 'Check that the dependency loads.',
     context: [{ kind: 'issue', title: 'Does tiny-dep load?', body: 'Please check.' }],
     model: { baseUrl: model.baseUrl, apiKey: TASK_TOKEN, name: 'gpt-test', retryBaseMs: 10 },
@@ -120,6 +129,13 @@ function resultOf(stdout: string): TaskResult {
   const last = stdout.split('\n').filter((l) => l.trim()).map((l) => ProgressEvent.parse(JSON.parse(l))).at(-1);
   if (last?.type !== 'result') throw new Error(`no result event in:\n${stdout.slice(-2000)}`);
   return TaskResult.parse(last.result);
+}
+
+/** This process's environment without any CA, proxy or CODEX_SETUP_ENV variable, plus `extra`. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of [...SETUP_CA_VARIABLES, ...SETUP_PROXY_VARIABLES, 'CODEX_SETUP_ENV']) delete env[k];
+  return { ...env, ...extra };
 }
 
 const lastOutput = (req: RecordedRequest): string => toolOutputs(req).at(-1)?.output ?? '';
@@ -147,7 +163,7 @@ describe('setup phase behind a private CA', () => {
       registryRequests.length = 0;
       const cli = await runCli(['runner', '--workdir', path.join(dir, 'runs', 'with-ca')], {
         stdin: JSON.stringify(spec(model)),
-        extraEnv: { NODE_EXTRA_CA_CERTS: caFile, HTTPS_PROXY: '', https_proxy: '', NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' },
+        env: cleanEnv({ NODE_EXTRA_CA_CERTS: caFile, NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' }),
       });
       const result = resultOf(cli.stdout);
       expect(result.failure).toBeUndefined();
@@ -170,7 +186,7 @@ describe('setup phase behind a private CA', () => {
     }
   }, 120_000);
 
-  test('through an HTTPS_PROXY (a CONNECT proxy): the install tunnels through it; the agent phase does not get the variable', async () => {
+  test('through an HTTPS_PROXY (a CONNECT proxy), the registry named through CODEX_SETUP_ENV: the install tunnels through it; the agent phase gets neither', async () => {
     const connects: string[] = [];
     const proxy = http.createServer((_req, res) => {
       res.statusCode = 405;
@@ -194,11 +210,9 @@ describe('setup phase behind a private CA', () => {
     const model = await ScriptedModel.start({ turns: agentTurns(seen), requireAuth: TASK_TOKEN });
     try {
       registryRequests.length = 0;
-      const env = { ...process.env };
-      for (const k of ['NO_PROXY', 'no_proxy', 'HTTP_PROXY', 'http_proxy', 'https_proxy']) delete env[k];
       const cli = await runCli(['runner', '--workdir', path.join(dir, 'runs', 'proxy')], {
-        stdin: JSON.stringify(spec(model)),
-        env: { ...env, NODE_EXTRA_CA_CERTS: caFile, HTTPS_PROXY: proxyUrl },
+        stdin: JSON.stringify(spec(model, 'acme/uses-dep-env')),
+        env: cleanEnv({ NODE_EXTRA_CA_CERTS: caFile, HTTPS_PROXY: proxyUrl, CODEX_SETUP_ENV: 'npm_config_registry', npm_config_registry: registryUrl }),
       });
       const result = resultOf(cli.stdout);
       expect(result.failure).toBeUndefined();
@@ -209,6 +223,7 @@ describe('setup phase behind a private CA', () => {
       expect(seen.load).toContain('tiny-dep works');
       expect(seen.env).not.toContain('HTTPS_PROXY');
       expect(seen.env).not.toContain(proxyUrl);
+      expect(seen.env).not.toContain('npm_config_registry');
     } finally {
       await model.close();
       proxy.closeAllConnections();
@@ -221,9 +236,7 @@ describe('setup phase behind a private CA', () => {
     const model = await ScriptedModel.start({ turns: agentTurns(seen), requireAuth: TASK_TOKEN });
     try {
       registryRequests.length = 0;
-      const env = { ...process.env };
-      for (const k of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'CODEX_SETUP_ENV']) delete env[k];
-      const cli = await runCli(['runner', '--workdir', path.join(dir, 'runs', 'without-ca')], { stdin: JSON.stringify(spec(model)), env });
+      const cli = await runCli(['runner', '--workdir', path.join(dir, 'runs', 'without-ca')], { stdin: JSON.stringify(spec(model)), env: cleanEnv() });
       const result = resultOf(cli.stdout);
       expect(result.setup?.status).toBe('failed');
       expect(result.setup?.reason).toMatch(/^npm \(package\.json\) exited with 1/);
