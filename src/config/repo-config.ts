@@ -7,6 +7,7 @@
  * ```yaml
  * setup: |                 # bash script run in the repository root, with network, before the agent
  *   npm ci
+ * setup_timeout_minutes: 10  # 1..120, time limit of the setup phase (script or dependency install)
  * model: gpt-5.1-codex
  * reasoning_effort: high   # minimal | low | medium | high | xhigh
  * limits:
@@ -127,6 +128,8 @@ export function autofixSettings(config: RepoConfig): RepoAutofix {
 export const RepoConfig = z.strictObject({
   /** Bash script run in the repository root, with network, before the agent starts. */
   setup: z.string().optional(),
+  /** Time limit of the setup phase, minutes, 1..120; the runner's default (10) when absent. */
+  setup_timeout_minutes: int(1, 120).optional(),
   /** Model name for this repository's tasks (overrides `CODEX_MODEL`). */
   model: z.string().trim().min(1, { error: 'must not be empty' }).optional(),
   /** Reasoning effort (Responses API `reasoning.effort`). */

@@ -89,6 +89,14 @@ review:
     });
   });
 
+  test('setup_timeout_minutes takes 1..120 minutes', () => {
+    expect(parseRepoConfig({ setup_timeout_minutes: 1 }).setup_timeout_minutes).toBe(1);
+    expect(parseRepoConfig({ setup_timeout_minutes: 120 }).setup_timeout_minutes).toBe(120);
+    expect(parseRepoConfig({}).setup_timeout_minutes).toBeUndefined();
+    expect(() => parseRepoConfig({ setup_timeout_minutes: 0 })).toThrow(/setup_timeout_minutes/);
+    expect(() => parseRepoConfig({ setup_timeout_minutes: 121 })).toThrow(/setup_timeout_minutes/);
+  });
+
   test('limits accept their lower bounds and may be partial', () => {
     expect(parseRepoConfig({ limits: { max_turns: 1, timeout_minutes: 1, max_tokens: 1 } }).limits).toEqual({
       max_turns: 1,
@@ -174,7 +182,7 @@ review:
       {
         key: 'modle',
         message:
-          'unknown key (allowed here: setup, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review, autofix)',
+          'unknown key (allowed here: setup, setup_timeout_minutes, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review, autofix)',
       },
       { key: 'limits.max_turn', message: 'unknown key (allowed here: max_turns, timeout_minutes, max_tokens)' },
       { key: 'review.automatic', message: 'unknown key (allowed here: auto, on_push, drafts, min_priority, paths_ignore, authors_ignore, focus, model, max_turns, timeout_minutes)' },
