@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import type { ProgressEvent, TaskResult } from '../contract.ts';
 import type { TaskTokens } from '../gateway/task-tokens.ts';
 import { errorMessage, statusOf, type GitHubAccess, type Octokit } from '../github/client.ts';
+import { checksRunSection } from '../github/checks-run.ts';
 import { renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
 import { publishPullRequest, workTitle } from '../github/publishers/pull-request.ts';
 import { findPushedCommit, openFromForkHead, pushToBranch, type PushOutcome } from '../github/publishers/push-to-branch.ts';
@@ -594,6 +595,7 @@ export class TaskService {
           commands: result.commands,
           model: request.settings.model,
           usage: result.usage,
+          ...(result.setup ? { setup: result.setup } : {}),
           taskUrl: this.logUrl(task),
           ...(request.requester ? { requester: request.requester.login } : {}),
         }),
@@ -660,6 +662,8 @@ export class TaskService {
       queuePosition: undefined,
       notice: undefined,
       cancelledBy: outcome.cancelledBy,
+      // The app's own account of the checks the runner ran (not the model's words), for tasks that ran.
+      checks: current.result ? checksRunSection({ commands: current.result.commands, setup: current.result.setup, failure: outcome.failure ?? current.result.failure, summary: outcome.answer ?? current.result.summary }) : undefined,
     });
     live.view.now = Date.now();
     const body = withFinalMarker(task.id, renderProgressComment(live.view));

@@ -85,6 +85,7 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
     limits: {
       wallTimeMs: settings.timeoutMs,
       maxTokens: settings.maxTokens,
+      ...(settings.setupTimeoutMs ? { setupTimeoutMs: settings.setupTimeoutMs } : {}),
       ...(settings.maxTurns ? { maxTurns: settings.maxTurns } : {}),
     },
     setup: { ...(settings.setupScript ? { script: settings.setupScript } : {}), autoInstall: settings.autoInstall },

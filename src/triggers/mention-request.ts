@@ -83,6 +83,7 @@ export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSet
     autoInstall: repo.auto_install ?? true,
     maxTurns: repo.limits?.max_turns,
     timeoutMs,
+    ...(repo.setup_timeout_minutes ? { setupTimeoutMs: Math.min(repo.setup_timeout_minutes * 60_000, timeoutMs) } : {}),
     maxTokens,
     allowWorkflowChanges: repo.allow_workflow_changes ?? false,
     draftPullRequests: repo.draft_pull_requests ?? false,

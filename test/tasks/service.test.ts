@@ -115,6 +115,28 @@ describe('TaskService', () => {
     expect(mine(req.target.number)[0]!.body).toContain(finalReplyMarker(task.id));
   });
 
+  test("the final reply carries the app's Checks run section and calls out a summary that claims passing tests", async () => {
+    const { service, store, backend } = setup();
+    const req = request();
+    const task = (await service.submit(req))!;
+    await waitFor('the runner to start', () => backend.jobs[0]);
+    const run = (exitCode: number) => ({ phase: 'agent' as const, command: ['npm', 'test'], workdir: '.', exitCode, durationMs: 1200, timedOut: false });
+    backend.jobs[0]!.finish(
+      resultFor(backend.jobs[0]!.job, {
+        summary: '## Summary\nFixed a. All tests pass.',
+        pullRequest: { title: 'Fix a', body: 'Fixed a. All tests pass.' },
+        commands: [run(0), run(1)],
+        setup: { status: 'failed', reason: 'npm (package-lock.json) exited with 1' },
+      }),
+    );
+    await replied(store, task.id);
+    const body = mine(req.target.number)[0]!.body as string;
+    expect(body).toContain('Checks run');
+    expect(body).toMatch(/`npm test` · ❌ exit 1/);
+    expect(body).toMatch(/Setup[^\n]*failed[^\n]*npm \(package-lock\.json\) exited with 1/);
+    expect(body).toMatch(/last run of `npm test` exited 1; the summary's claim that tests pass is not supported/);
+  });
+
   test('a result on another base commit is refused: failure reply, nothing published', async () => {
     const { service, store, backend } = setup();
     const req = request();
