@@ -21,6 +21,7 @@ import { collectAgentsDocs, buildTaskInput } from './instructions.ts';
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
 import { createModelClient, type TokenUsage } from './model.ts';
 import { BASE_INSTRUCTIONS } from './prompts/base.ts';
+import { agentProxyEnv, startProxyBridge, type ProxyBridge } from './proxy-bridge.ts';
 import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './sandbox.ts';
 import { readOnlyPathsFromEnv, runnerHiddenPaths } from './sandbox-mounts.ts';
 import { detectSetup, toolPaths } from './setup.ts';
@@ -137,6 +138,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }).filter(([, v]) => v !== undefined)),
   };
 
+  // The agent phase's network (TaskSpec `network`): the runner's end of the way to the app's proxy.
+  let proxyBridge: ProxyBridge | undefined;
   try {
     await mkdir(home, { recursive: true });
     await mkdir(root, { recursive: true });
@@ -146,7 +149,15 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     // The sandbox is checked first: no sandbox, no task (never silently unsandboxed).
     let agentSandbox: Sandbox;
     try {
-      agentSandbox = await createSandbox({ ...sandboxBase, network: false });
+      const network = spec.network;
+      if (network && spec.sandbox === 'bubblewrap') proxyBridge = await startProxyBridge(network);
+      agentSandbox = await createSandbox({
+        ...sandboxBase,
+        network: false,
+        ...(network
+          ? { extraEnv: { ...sandboxBase.extraEnv, ...agentProxyEnv(network, spec.sandbox) }, proxySocket: proxyBridge?.socketPath }
+          : {}),
+      });
     } catch (error) {
       throw new PhaseError(opts.inPlace ? 'agent' : 'checkout', `no sandbox could be created: ${(error as Error).message}`);
     }
@@ -175,6 +186,9 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }
 
     await phase('agent', async () => {
+      if (spec.network) {
+        emit({ type: 'log', level: 'info', message: `agent network: only through the app's proxy, to ${spec.network.allow.join(', ')}` });
+      }
       const agentsDocs = await collectAgentsDocs(root);
       const client = createModelClient({ baseUrl: spec.model.baseUrl, apiKey: spec.model.apiKey });
       const commandSignal = opts.signal
@@ -218,6 +232,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       reason: error instanceof Error ? error.message : String(error),
     };
   }
+
+  await proxyBridge?.close().catch(() => undefined);
 
   // The result phase runs whenever there is a checkout, so partial work is never lost.
   if (!failure || failure.phase === 'agent') {
