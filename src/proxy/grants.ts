@@ -107,3 +107,17 @@ export class ProxyGrants {
     this.#onRevoke.push(listener);
   }
 }
+
+/**
+ * The TaskSpec's `network.proxyUrl`: the proxy's base URL with the task's credentials as userinfo
+ * (percent-encoded, so any task id survives), e.g. `http://task-1:ccp_…@10.0.1.5:3128`.
+ * @param baseUrl how runners reach the proxy, `http://host:port`.
+ * @throws TypeError when `baseUrl` is not an http:// URL.
+ */
+export function proxyUrlWithCredentials(baseUrl: string, taskId: string, secret: string): string {
+  const url = new URL(baseUrl);
+  if (url.protocol !== 'http:') throw new TypeError(`the agent proxy URL must be http://, got ${JSON.stringify(baseUrl)}`);
+  url.username = encodeURIComponent(taskId);
+  url.password = encodeURIComponent(secret);
+  return url.href.replace(/\/$/, '');
+}
