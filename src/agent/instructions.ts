@@ -87,6 +87,8 @@ export interface TaskInputOptions {
   requester?: string;
   /** Absolute path of the checkout, shown to the model as its working directory. */
   cwd: string;
+  /** The hosts agent commands may reach through the proxy (TaskSpec `network.allow`); absent: no network. */
+  networkAllow?: string[];
 }
 
 /**
@@ -102,7 +104,9 @@ export function buildTaskInput(opts: TaskInputOptions): ResponseInputItem[] {
       opts.repository
         ? `repository: ${opts.repository.fullName} at ${opts.repository.baseRef} (${opts.repository.baseSha})`
         : undefined,
-      'network: none (sandboxed)',
+      opts.networkAllow
+        ? `network: only these hosts, through the proxy in HTTPS_PROXY/HTTP_PROXY (already set): ${opts.networkAllow.join(', ')}; every other host is blocked`
+        : 'network: none (sandboxed)',
       '</environment>',
     ]
       .filter(Boolean)

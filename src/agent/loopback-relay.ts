@@ -28,8 +28,9 @@ if (separator !== '--' || !file) {
   process.stderr.write('agent proxy relay: usage: <socket> <port> -- <command...>\\n');
   process.exit(126);
 }
-const server = net.createServer((client) => {
-  const upstream = net.connect(socketPath);
+// Half-open connections stay usable (a client may end its request and still read the answer).
+const server = net.createServer({ allowHalfOpen: true }, (client) => {
+  const upstream = net.connect({ path: socketPath, allowHalfOpen: true });
   client.on('error', () => upstream.destroy());
   upstream.on('error', () => client.destroy());
   client.pipe(upstream);

@@ -68,8 +68,9 @@ export async function startProxyBridge(network: AgentNetwork): Promise<ProxyBrid
   const dir = await mkdtemp(path.join(os.tmpdir(), 'codex-proxy-'));
   const socketPath = path.join(dir, 'proxy.sock');
   const open = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect({ host, port });
+  // Half-open connections stay usable (a client may end its request and still read the answer).
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = net.connect({ host, port, allowHalfOpen: true });
     for (const s of [client, upstream]) {
       open.add(s);
       s.on('close', () => open.delete(s));

@@ -215,6 +215,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           repository: opts.inPlace ? undefined : spec.repository,
           requester: spec.requester,
           cwd: root,
+          ...(spec.network ? { networkAllow: spec.network.allow } : {}),
         }),
         tools,
         limits: { maxTurns: spec.limits.maxTurns, deadline, maxTokens: spec.limits.maxTokens },

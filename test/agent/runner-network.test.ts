@@ -136,6 +136,8 @@ describe('codex-cloud runner with agent_network', () => {
       expect(result.commands.map((c) => c.exitCode)).toEqual([0, 0, refusedRecord?.exitCode, expect.any(Number), 0]);
       expect(result.commands[3]!.exitCode).not.toBe(0);
       expect(events.some((e) => e.type === 'log' && e.message.includes("agent network: only through the app's proxy, to pkg.example.org"))).toBe(true);
+      // The model is told which hosts it may reach.
+      expect(JSON.stringify(model.requests[0]!.body.input)).toContain('network: only these hosts, through the proxy in HTTPS_PROXY/HTTP_PROXY (already set): pkg.example.org;');
     } finally {
       grants.revoke(taskId);
       await model.close();
