@@ -91,21 +91,6 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     const store = new SqliteTaskStore(path.join(config.dataDir, 'codex-cloud.db'));
     const tokens = new TaskTokens({ persistence: store.tokens });
     const backend = opts.backend ?? (await createBackend(config, store, log));
-    const gatewayUrl = config.runner.backend === 'local' ? `http://127.0.0.1:${config.port}/v1` : `${config.publicUrl.replace(/\/$/, '')}/v1`;
-    const service = new TaskService({
-      store,
-      backend,
-      tokens,
-      github: { forInstallation: (id) => app.auth(id), asApp: () => app.auth() },
-      log,
-      publicUrl: config.publicUrl,
-      gatewayUrl,
-      concurrency: config.concurrency,
-      mention: config.mention,
-      modelRetry: config.modelRetry,
-    });
-    Object.assign(handle, { service, store, backend });
-
     // The agent-phase network proxy (`agent_network` in .github/codex.yml), on its own port; each
     // refused host lands once in the task's events.
     if (config.agentProxy) {
@@ -122,6 +107,21 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
       handle.agentProxy = { proxy, grants, url };
       log.info({ port, host: config.agentProxy.host, url }, 'agent proxy listening');
     }
+
+    const gatewayUrl = config.runner.backend === 'local' ? `http://127.0.0.1:${config.port}/v1` : `${config.publicUrl.replace(/\/$/, '')}/v1`;
+    const service = new TaskService({
+      store,
+      backend,
+      tokens,
+      github: { forInstallation: (id) => app.auth(id), asApp: () => app.auth() },
+      log,
+      publicUrl: config.publicUrl,
+      gatewayUrl,
+      concurrency: config.concurrency,
+      mention: config.mention,
+      modelRetry: config.modelRetry,
+    });
+    Object.assign(handle, { service, store, backend });
 
     let botLogin: Promise<string> | undefined;
     const deps: TriggerDeps = {
