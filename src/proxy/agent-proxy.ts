@@ -59,6 +59,8 @@ export interface AgentProxyOptions {
   connectTimeoutMs?: number;
   /** Distinct refused hosts reported per task, at most. Default 100. */
   maxReportedHosts?: number;
+  /** Connections one task may have open through the proxy at once; more get 429. Default 64. */
+  maxConnectionsPerTask?: number;
 }
 
 /** Port a CONNECT tunnel may go to. */
@@ -125,6 +127,8 @@ function refuseResponse(res: ServerResponse, refusal: Refusal): void {
   res.end(body);
 }
 
+const TOO_MANY: Refusal = { status: 429, message: `${REALM}: too many open connections for this task` };
+
 const AUTH_REQUIRED: Refusal = {
   status: 407,
   message: `${REALM}: proxy credentials missing, wrong or expired (the task may have ended)`,
@@ -147,12 +151,16 @@ export class AgentProxy {
   readonly #maxReported: number;
   readonly #connectPort: number;
   readonly #httpPort: number;
+  readonly #maxConnections: number;
   /** Hosts already reported, per task. */
   readonly #reported = new Map<string, Set<string>>();
   /** Open client connections, per task, closed when the grant is revoked. */
   readonly #open = new Map<string, Set<Duplex>>();
 
-  /** @throws RangeError for a non-positive `connectTimeoutMs`, a negative `maxReportedHosts` or a port outside 1..65535. */
+  /**
+   * @throws RangeError for a non-positive `connectTimeoutMs` or `maxConnectionsPerTask`, a negative
+   *   `maxReportedHosts` or a port outside 1..65535.
+   */
   constructor(opts: AgentProxyOptions) {
     this.#grants = opts.grants;
     this.#onBlocked = opts.onBlocked;
@@ -162,6 +170,8 @@ export class AgentProxy {
     this.#maxReported = opts.maxReportedHosts ?? 100;
     this.#connectPort = opts.connectPort ?? CONNECT_PORT;
     this.#httpPort = opts.httpPort ?? HTTP_PORT;
+    this.#maxConnections = opts.maxConnectionsPerTask ?? 64;
+    if (!Number.isInteger(this.#maxConnections) || this.#maxConnections < 1) throw new RangeError(`maxConnectionsPerTask must be a positive integer, got ${this.#maxConnections}`);
     if (!(this.#connectTimeoutMs > 0)) throw new RangeError(`connectTimeoutMs must be positive, got ${this.#connectTimeoutMs}`);
     if (!(this.#maxReported >= 0)) throw new RangeError(`maxReportedHosts must be >= 0, got ${this.#maxReported}`);
     for (const port of [this.#connectPort, this.#httpPort]) {
@@ -207,11 +217,18 @@ export class AgentProxy {
     return creds ? this.#grants.verify(creds.user, creds.pass) : undefined;
   }
 
-  #track(taskId: string, socket: Duplex): void {
+  /**
+   * Counts `socket` among the task's open connections (closed when its grant is revoked).
+   * @returns false when the task already has `maxConnectionsPerTask` other connections open.
+   */
+  #track(taskId: string, socket: Duplex): boolean {
     let set = this.#open.get(taskId);
     if (!set) this.#open.set(taskId, (set = new Set()));
+    if (set.has(socket)) return true;
+    if (set.size >= this.#maxConnections) return false;
     set.add(socket);
     socket.once('close', () => set.delete(socket));
+    return true;
   }
 
   /** Reports a refused host once per task. */
@@ -282,7 +299,7 @@ export class AgentProxy {
     if (!grant) return refuseSocket(socket, AUTH_REQUIRED);
     const target = parseAuthority(req.url ?? '');
     if (!target) return refuseSocket(socket, { status: 400, message: `${REALM}: CONNECT needs host:port` });
-    this.#track(grant.taskId, socket);
+    if (!this.#track(grant.taskId, socket)) return refuseSocket(socket, TOO_MANY);
     const decision = await this.#decide(grant, target.host, target.port, this.#connectPort);
     if (!('address' in decision)) return refuseSocket(socket, decision);
     let upstream: Socket;
@@ -316,7 +333,7 @@ export class AgentProxy {
     if (url.protocol !== 'http:' || url.username !== '' || url.password !== '') {
       return refuseResponse(res, { status: 400, message: `${REALM}: only CONNECT and absolute http:// URLs without credentials are proxied` });
     }
-    this.#track(grant.taskId, req.socket);
+    if (!this.#track(grant.taskId, req.socket)) return refuseResponse(res, TOO_MANY);
     const host = normalizeHost(url.hostname);
     const decision = await this.#decide(grant, host, url.port === '' ? 80 : Number(url.port), this.#httpPort);
     if (!('address' in decision)) return refuseResponse(res, decision);

@@ -57,7 +57,7 @@ afterEach(async () => {
   for (const h of open.splice(0)) await h.proxy.close();
 });
 
-async function start(opts: { allowPrivateAddresses?: boolean; connectPort?: number } = {}): Promise<Harness> {
+async function start(opts: { allowPrivateAddresses?: boolean; connectPort?: number; maxConnectionsPerTask?: number } = {}): Promise<Harness> {
   const clock = { now: 1_000_000 };
   const grants = new ProxyGrants({ now: () => clock.now });
   const blocked: Harness['blocked'] = [];
@@ -72,6 +72,7 @@ async function start(opts: { allowPrivateAddresses?: boolean; connectPort?: numb
     allowPrivateAddresses: opts.allowPrivateAddresses ?? true,
     connectPort: opts.connectPort ?? echoPort,
     httpPort: webPort,
+    ...(opts.maxConnectionsPerTask ? { maxConnectionsPerTask: opts.maxConnectionsPerTask } : {}),
   });
   const port = await proxy.listen(0, '127.0.0.1');
   const h = { proxy, grants, port, blocked, clock };
@@ -206,6 +207,25 @@ describe('AgentProxy', () => {
     // An unknown name is a 502, not a block.
     const secret2 = h.grants.issue('task-7', { allow: ['nowhere.example.org'], ttlMs: 60_000 });
     expect((await connect(h.port, `nowhere.example.org:${echoPort}`, basic('task-7', secret2))).status).toBe(502);
+  });
+
+  test('a task gets at most maxConnectionsPerTask open connections (429 beyond), other tasks are not affected', async () => {
+    const h = await start({ maxConnectionsPerTask: 2 });
+    const a = h.grants.issue('task-9', { allow: ['pkg.example.org'], ttlMs: 60_000 });
+    const b = h.grants.issue('task-10', { allow: ['pkg.example.org'], ttlMs: 60_000 });
+    const first = await connect(h.port, `pkg.example.org:${echoPort}`, basic('task-9', a));
+    const second = await connect(h.port, `pkg.example.org:${echoPort}`, basic('task-9', a));
+    expect([first.status, second.status]).toEqual([200, 200]);
+    expect((await connect(h.port, `pkg.example.org:${echoPort}`, basic('task-9', a))).status).toBe(429);
+    const other = await connect(h.port, `pkg.example.org:${echoPort}`, basic('task-10', b));
+    expect(other.status).toBe(200);
+    const closed = new Promise((resolve) => first.socket.on('close', resolve));
+    first.socket.destroy();
+    await closed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const again = await connect(h.port, `pkg.example.org:${echoPort}`, basic('task-9', a));
+    expect(again.status).toBe(200);
+    for (const t of [second, other, again]) t.socket.destroy();
   });
 
   test('isPublicAddress accepts public unicast only', () => {
