@@ -171,6 +171,25 @@ export const TaskSpec = z.object({
    * the sandbox (ECS Fargate), where the runner still clears the environment.
    */
   sandbox: z.enum(['bubblewrap', 'container']).default('bubblewrap'),
+  /**
+   * The agent phase's network (`agent_network.allow` of `.github/codex.yml`), through the app's agent
+   * proxy. Absent: the agent's commands have no network (the default). The setup phase is unaffected.
+   */
+  network: z
+    .object({
+      /**
+       * `http://<task id>:<secret>@<host>:<port>`: the app's agent proxy with the task's proxy
+       * credentials (Basic, valid only while the task runs; not the model token) as userinfo,
+       * percent-encoded as in any URL.
+       */
+      proxyUrl: z
+        .string()
+        .url()
+        .refine((u) => { const url = new URL(u); return url.protocol === 'http:' && url.username !== '' && url.password !== ''; }, 'must be an http:// URL with the task id and secret as user and password'),
+      /** The hosts the proxy allows (informational for the runner; the proxy enforces them). */
+      allow: z.array(z.string().min(1)).max(200),
+    })
+    .optional(),
   /** Where to send progress and the result over HTTP(S), in addition to stdout (ECS). */
   report: z.object({ url: z.string().url(), token: z.string().min(1) }).optional(),
   /** For `review` tasks: the pull request, focus and earlier findings. */

@@ -23,6 +23,7 @@ import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
 import { createModelClient, type TokenUsage } from './model.ts';
 import { BASE_INSTRUCTIONS } from './prompts/base.ts';
+import { agentProxyEnv, startProxyBridge, type ProxyBridge } from './proxy-bridge.ts';
 import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './sandbox.ts';
 import { readOnlyPathsFromEnv, runnerHiddenPaths } from './sandbox-mounts.ts';
 import { detectSetup, toolPaths } from './setup.ts';
@@ -119,6 +120,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }).filter(([, v]) => v !== undefined)),
   };
 
+  // The agent phase's network (TaskSpec `network`): the runner's end of the way to the app's proxy.
+  let proxyBridge: ProxyBridge | undefined;
   try {
     await mkdir(home, { recursive: true });
     await mkdir(root, { recursive: true });
@@ -128,7 +131,15 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     // The sandbox is checked first: no sandbox, no task (never silently unsandboxed).
     let agentSandbox: Sandbox;
     try {
-      agentSandbox = await createSandbox({ ...sandboxBase, network: false });
+      const network = spec.network;
+      if (network && spec.sandbox === 'bubblewrap') proxyBridge = await startProxyBridge(network);
+      agentSandbox = await createSandbox({
+        ...sandboxBase,
+        network: false,
+        ...(network
+          ? { extraEnv: { ...sandboxBase.extraEnv, ...agentProxyEnv(network, spec.sandbox) }, proxySocket: proxyBridge?.socketPath }
+          : {}),
+      });
     } catch (error) {
       throw new PhaseError(opts.inPlace ? 'agent' : 'checkout', `no sandbox could be created: ${(error as Error).message}`);
     }
@@ -166,6 +177,9 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }
 
     await phase('agent', async () => {
+      if (spec.network) {
+        emit({ type: 'log', level: 'info', message: `agent network: only through the app's proxy, to ${spec.network.allow.join(', ')}` });
+      }
       // AGENTS.md chosen by the app (a fork's pull request: the base branch's) wins over the checkout's.
       const agentsDocs = spec.agentsDocs ? capAgentsDocs(spec.agentsDocs) : await collectAgentsDocs(root);
       const client = createModelClient({ baseUrl: spec.model.baseUrl, apiKey: spec.model.apiKey });
@@ -193,6 +207,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           repository: opts.inPlace ? undefined : spec.repository,
           requester: spec.requester,
           cwd: root,
+          ...(spec.network ? { networkAllow: spec.network.allow } : {}),
         }),
         tools,
         limits: { maxTurns: spec.limits.maxTurns, deadline, maxTokens: spec.limits.maxTokens },
@@ -210,6 +225,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       reason: error instanceof Error ? error.message : String(error),
     };
   }
+
+  await proxyBridge?.close().catch(() => undefined);
 
   // The result phase runs whenever there is a checkout, so partial work is never lost.
   if (!failure || failure.phase === 'agent') {
