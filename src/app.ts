@@ -109,6 +109,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
 
     const gatewayUrl = config.runner.backend === 'local' ? `http://127.0.0.1:${config.port}/v1` : `${config.publicUrl.replace(/\/$/, '')}/v1`;
     const service = new TaskService({
+      ...(handle.agentProxy ? { agentProxy: handle.agentProxy } : {}),
       store,
       backend,
       tokens,
