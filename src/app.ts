@@ -9,14 +9,16 @@ import type { ApplicationFunction, Probot } from 'probot';
 import type { AppConfig } from './config/env.ts';
 import { createModelGateway } from './gateway/gateway.ts';
 import { TaskTokens } from './gateway/task-tokens.ts';
+import { AgentProxy } from './proxy/agent-proxy.ts';
+import { blockedHostEvent } from './proxy/blocked-hosts.ts';
+import { ProxyGrants } from './proxy/grants.ts';
 import type { RunnerBackend } from './runners/backend.ts';
 import { defaultRunnerCommand, LocalRunnerBackend } from './runners/local.ts';
 import { assertCanRunAs, hideFromRunnerUser, resolveRunnerUser, type RunnerUser } from './runners/runner-user.ts';
 import { TaskService } from './tasks/service.ts';
 import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
-import { onIssueComment } from './triggers/issue-comment.ts';
-import { onIssueOpened } from './triggers/issues-opened.ts';
-import type { TriggerDeps } from './triggers/issue-mention.ts';
+import { registerTriggers } from './triggers/index.ts';
+import type { TriggerDeps } from './triggers/mention-request.ts';
 import { createTaskPageHandler } from './web/task-page.ts';
 
 /** What the app function built, for the server's start-up and shutdown. */
@@ -24,6 +26,12 @@ export interface CodexAppHandle {
   service?: TaskService;
   store?: TaskStore;
   backend?: RunnerBackend;
+  /**
+   * The agent-phase network proxy when `CODEX_AGENT_PROXY_PORT` is set: issue a task's grant with
+   * `grants.issue` (its secret goes into TaskSpec `network.proxyUrl` through
+   * `proxyUrlWithCredentials(url, …)`), revoke it when the task ends, close the proxy on shutdown.
+   */
+  agentProxy?: { proxy: AgentProxy; grants: ProxyGrants; url: string };
 }
 
 /** Options of {@link codexApp}. */
@@ -82,8 +90,26 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     const store = new SqliteTaskStore(path.join(config.dataDir, 'codex-cloud.db'));
     const tokens = new TaskTokens({ persistence: store.tokens });
     const backend = opts.backend ?? (await createBackend(config, store, log));
+    // The agent-phase network proxy (`agent_network` in .github/codex.yml), on its own port; each
+    // refused host lands once in the task's events.
+    if (config.agentProxy) {
+      const grants = new ProxyGrants();
+      const proxy = new AgentProxy({
+        grants,
+        onBlocked: (taskId, host, reason) => {
+          store.appendEvent(taskId, blockedHostEvent(host, reason));
+          log.info({ taskId, host, reason }, 'agent proxy refused a host');
+        },
+      });
+      const port = await proxy.listen(config.agentProxy.port, config.agentProxy.host);
+      const url = config.agentProxy.url ?? `http://127.0.0.1:${port}`;
+      handle.agentProxy = { proxy, grants, url };
+      log.info({ port, host: config.agentProxy.host, url }, 'agent proxy listening');
+    }
+
     const gatewayUrl = config.runner.backend === 'local' ? `http://127.0.0.1:${config.port}/v1` : `${config.publicUrl.replace(/\/$/, '')}/v1`;
     const service = new TaskService({
+      ...(handle.agentProxy ? { agentProxy: handle.agentProxy } : {}),
       store,
       backend,
       tokens,
@@ -120,8 +146,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
       log,
     };
 
-    app.on('issue_comment.created', (context) => onIssueComment(deps, context));
-    app.on('issues.opened', (context) => onIssueOpened(deps, context));
+    registerTriggers(app, deps);
 
     addHandler(healthz(handle));
     // The ECS backend serves the runners' claim, progress and result routes.
@@ -148,20 +173,21 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
           get: (taskId) => {
             const task = store.get(taskId);
             if (!task) return undefined;
-            const { owner, repo, issueNumber } = task.request;
+            const { owner, repo, target } = task.request;
             const repoUrl = `${githubWeb}/${owner}/${repo}`;
-            const published = task.pullRequest && task.commitSha;
+            // Issue work: the commit once its pull request exists; pull request work: the commit once pushed.
+            const published = (task.pullRequest || target.type === 'pull_request') && task.commitSha;
             return {
               key: task.logKey,
-              title: task.request.issueTitle,
-              repository: `${owner}/${repo}#${issueNumber}`,
+              title: target.title,
+              repository: `${owner}/${repo}#${target.number}`,
               state: task.state,
               events: store.events(taskId),
               ...(task.result ? { result: task.result } : {}),
               ...(task.failure ? { failure: task.failure } : {}),
               model: task.request.settings.model,
               links: {
-                thread: `${repoUrl}/issues/${issueNumber}`,
+                thread: `${repoUrl}/${target.type === 'pull_request' ? 'pull' : 'issues'}/${target.number}`,
                 ...(task.pullRequest ? { pullRequest: task.pullRequest } : {}),
                 ...(published ? { commit: { sha: task.commitSha!, url: `${repoUrl}/commit/${task.commitSha}` } } : {}),
               },

@@ -328,7 +328,7 @@ export class EcsRunnerBackend implements RunnerBackend {
     const stage = plan.setup ? 'setup' : 'agent';
     const first = plan.setup ?? plan.agent;
     const ticket = this.#o.claims.issue(this.claimSpec(first), this.#o.claimTtlMs);
-    const watch = this.#watch(spec.id, spec.repository.baseSha, job.onEvent);
+    const watch = this.#watch(spec.id, spec.repository.headSha ?? spec.repository.baseSha, job.onEvent);
     watch.stage = stage;
     watch.plan = plan;
     if (plan.setup) watch.agentSpec = plan.agent;
