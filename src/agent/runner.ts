@@ -58,6 +58,11 @@ export interface RunTaskOptions {
   emit: (event: ProgressEventInput) => void;
   /** Aborting cancels the task; the result then has status `cancelled` with the partial work. */
   signal?: AbortSignal;
+  /**
+   * `setup`: stop after the setup phase (the ECS backend's setup task); the result then has no
+   * changes and status `no_changes`, or `failed` with the failed phase. Default: every phase.
+   */
+  phase?: 'setup';
 }
 
 const STOP_TEXT: Record<StopReason, string> = {
@@ -176,7 +181,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       });
     }
 
-    await phase('agent', async () => {
+    if (opts.phase !== 'setup') await phase('agent', async () => {
       if (spec.network) {
         emit({ type: 'log', level: 'info', message: `agent network: only through the app's proxy, to ${spec.network.allow.join(', ')}` });
       }
@@ -229,7 +234,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   await proxyBridge?.close().catch(() => undefined);
 
   // The result phase runs whenever there is a checkout, so partial work is never lost.
-  if (!failure || failure.phase === 'agent') {
+  if (opts.phase !== 'setup' && (!failure || failure.phase === 'agent')) {
     try {
       changes = await phase('result', async () => {
         if (!repo) return [];

@@ -195,6 +195,14 @@ export const EnvSchema = z.object({
   CODEX_ECS_CONTAINER_NAME: z.string().default('runner'),
   CODEX_ECS_SUBNETS: list(z.string()).optional(),
   CODEX_ECS_SECURITY_GROUPS: list(z.string()).default([]),
+  /** Security groups of the setup task (HTTPS egress); unset: the agent task's groups. */
+  CODEX_ECS_SETUP_SECURITY_GROUPS: list(z.string()).optional(),
+  /** S3 bucket of the ECS backend's environment archives (presigned URLs); unset: no cache on ECS. */
+  CODEX_ENV_BUCKET: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens)')
+    .optional(),
   CODEX_ECS_ASSIGN_PUBLIC_IP: bool.default(false),
   AWS_REGION: z.string().optional(),
   /** Probot's GitHub request throttling (on by default; off only against a local GitHub stand-in). */
@@ -223,8 +231,15 @@ export type RunnerConfig =
       containerName: string;
       /** Subnet IDs for the task's awsvpc network configuration (at least one). */
       subnets: string[];
-      /** Security group IDs (may be empty: the VPC's default group applies). */
+      /** Security group IDs of the agent task (may be empty: the VPC's default group applies). */
       securityGroups: string[];
+      /**
+       * Security group IDs of the setup task (`CODEX_ECS_SETUP_SECURITY_GROUPS`: HTTPS egress, for
+       * a cache miss); unset: the setup task gets `securityGroups`.
+       */
+      setupSecurityGroups?: string[];
+      /** `CODEX_ENV_BUCKET`: S3 bucket of environment archives (the SDK's `AWS_ENDPOINT_URL_S3` applies). */
+      environmentBucket?: string;
       assignPublicIp: boolean;
       /** AWS region (`AWS_REGION`); the SDK's own resolution applies when unset. */
       region?: string;
@@ -427,6 +442,8 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
           containerName: e.CODEX_ECS_CONTAINER_NAME,
           subnets: e.CODEX_ECS_SUBNETS!,
           securityGroups: e.CODEX_ECS_SECURITY_GROUPS,
+          ...(e.CODEX_ECS_SETUP_SECURITY_GROUPS?.length ? { setupSecurityGroups: e.CODEX_ECS_SETUP_SECURITY_GROUPS } : {}),
+          ...(e.CODEX_ENV_BUCKET ? { environmentBucket: e.CODEX_ENV_BUCKET } : {}),
           assignPublicIp: e.CODEX_ECS_ASSIGN_PUBLIC_IP,
           ...(e.AWS_REGION ? { region: e.AWS_REGION } : {}),
         }

@@ -348,6 +348,8 @@ describe('runner backend', () => {
         ...ecs,
         CODEX_ECS_CONTAINER_NAME: 'agent',
         CODEX_ECS_SECURITY_GROUPS: 'sg-1,sg-2',
+        CODEX_ECS_SETUP_SECURITY_GROUPS: 'sg-setup',
+        CODEX_ENV_BUCKET: 'codex-environments-123',
         CODEX_ECS_ASSIGN_PUBLIC_IP: 'TRUE',
         AWS_REGION: 'eu-west-1',
       }),
@@ -359,9 +361,15 @@ describe('runner backend', () => {
       containerName: 'agent',
       subnets: ['subnet-a', 'subnet-b'],
       securityGroups: ['sg-1', 'sg-2'],
+      setupSecurityGroups: ['sg-setup'],
+      environmentBucket: 'codex-environments-123',
       assignPublicIp: true,
       region: 'eu-west-1',
     });
+  });
+
+  test('CODEX_ENV_BUCKET must be an S3 bucket name', () => {
+    expect(() => loadEnvConfig(baseEnv({ ...ecs, CODEX_ENV_BUCKET: 'Not_A_Bucket' }))).toThrow(/CODEX_ENV_BUCKET: expected an S3 bucket name/);
   });
 
   test.each([
