@@ -25,6 +25,7 @@ import { pullRequestBody } from '../github/pull-request-body.ts';
 import { ThreadReporter, withFinalMarker, type DeliveryPolicy, type ReactionTarget } from '../github/thread-reporter.ts';
 import { validateChanges } from '../github/validate-result.ts';
 import type { RunnerBackend, RunnerExecution } from '../runners/backend.ts';
+import { fixCommitMessageOf, fixFinalReply } from './fix-outcome.ts';
 import { reconcileTasks } from './reconcile.ts';
 import { buildTaskSpec, type TaskSpecSources } from './spec.ts';
 import type { TaskPatch, TaskStore } from './store.ts';
@@ -51,6 +52,12 @@ export interface TaskServiceOptions {
   progressIntervalMs?: number;
   /** Retry policy of final replies (default: thread-reporter.ts's DEFAULT_DELIVERY_POLICY). */
   replyDelivery?: Partial<DeliveryPolicy>;
+  /**
+   * Called once when a task reaches its final state, after its final reply is queued, with the commit
+   * it pushed to a pull request's branch (if any); e.g. the autofix gate frees the pull request.
+   * Must not throw.
+   */
+  onFinal?: (task: TaskRecord, outcome: { pushedSha?: string }) => void;
 }
 
 /** Listener of a task's live events (task log page). */
@@ -411,6 +418,10 @@ export class TaskService {
     }
     const { data: pull } = await octokit.rest.pulls.get({ owner, repo, pull_number: target.number });
     if (pull.state !== 'open') throw new Error(`pull request #${target.number} is ${pull.merged ? 'merged' : 'closed'}`);
+    // A fix is about the checks of one commit: on a newer head they run again, so the fix does not.
+    if (request.fix && pull.head.sha !== request.fix.headSha) {
+      throw new Error(`the pull request's head moved from ${short(request.fix.headSha)} to ${short(pull.head.sha)} since the checks failed; its checks run again on the new head`);
+    }
     const fork = isFork(pull.head.repo?.full_name, owner, repo);
     const result = {
       baseRef: pull.base.ref,
@@ -575,7 +586,7 @@ export class TaskService {
     const { owner, repo } = request;
     const coAuthors = request.requester ? [request.requester] : [];
     const title = workTitle(result, target.title);
-    const message = result.commitMessage || title;
+    const message = request.fix ? fixCommitMessageOf(request.fix, result) : result.commitMessage || title;
     const failure = partial ? result.failure : undefined;
     if (target.fork) {
       const opened = await openFromForkHead(octokit, {
@@ -662,7 +673,7 @@ export class TaskService {
       cancelledBy: outcome.cancelledBy,
     });
     live.view.now = Date.now();
-    const body = withFinalMarker(task.id, renderProgressComment(live.view));
+    const body = withFinalMarker(task.id, current.request.fix ? this.fixReplyBody(current, state, outcome) : renderProgressComment(live.view));
     const detail = outcome.failure
       ? `${outcome.failure.phase}: ${outcome.failure.reason.split('\n')[0]}`
       : outcome.cancelledBy
@@ -682,6 +693,21 @@ export class TaskService {
     this.live.delete(task.id);
     this.listeners.delete(task.id);
     this.reporter.deliverPending();
+    try {
+      this.opts.onFinal?.(current, { ...(outcome.pushed ? { pushedSha: outcome.pushed.sha } : {}) });
+    } catch (error) {
+      this.log.error({ taskId: task.id, err: errorMessage(error) }, 'the final-state listener failed');
+    }
+  }
+
+  /** The final reply of a fix task (see fix-outcome.ts): the pushed fix, or why nothing was pushed. */
+  private fixReplyBody(task: TaskRecord, state: 'succeeded' | 'no_changes' | 'failed' | 'cancelled', outcome: Outcome): string {
+    const fix = task.request.fix!;
+    const result = this.opts.store.get(task.id)?.result ?? task.result;
+    if (outcome.pushed && state !== 'cancelled' && state !== 'no_changes') return fixFinalReply(fix, { state, pushed: outcome.pushed }, result);
+    if (state === 'no_changes') return fixFinalReply(fix, { state }, result);
+    const reason = state === 'cancelled' ? `cancelled${outcome.cancelledBy ? ` by ${outcome.cancelledBy}` : ''}` : `${outcome.failure?.phase ?? 'agent'}: ${outcome.failure?.reason ?? 'unknown'}`;
+    return fixFinalReply(fix, { state: state === 'cancelled' ? 'cancelled' : 'failed', reason }, result);
   }
 
   /**
