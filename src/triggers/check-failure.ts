@@ -190,7 +190,9 @@ export class CheckFailures {
         return;
       }
       const task = await service.submit({
-        triggerKey: `autofix:${key.repo}#${pullNumber}@${headSha}`,
+        // One task per attempt: the gate already made redeliveries `already_attempted`, and a second
+        // attempt on the same head (another check, evaluated after the first ended) is a new task.
+        triggerKey: `autofix:${key.repo}#${pullNumber}:${attemptId}`,
         deliveryId: x.deliveryId,
         kind: 'fix',
         installationId: x.installationId,
