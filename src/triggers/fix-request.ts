@@ -17,7 +17,7 @@ import type { Octokit } from '../github/client.ts';
 import { fixInstruction } from '../github/fix-instruction.ts';
 import type { FixRequest, TaskTarget } from '../tasks/types.ts';
 
-const ABOUT_CHECKS = /\b(?:ci|checks?|builds?|workflows?|pipelines?)\b|\bfailing\s+(?:unit\s+)?tests?\b|\btests?\s+(?:are\s+|is\s+)?(?:failing|fail|broken|red)\b|\btest\s+failures?\b/i;
+const ABOUT_CHECKS = /\b(?:ci|checks?|builds?|workflows?|pipelines?)\b|\bfailing\s+(?:unit\s+)?tests?\b|\btests?\s+(?:are\s+|is\s+)?(?:failing|fails?|broken|red)\b|\btest\s+failures?\b/i;
 
 /**
  * Whether an instruction is about the pull request's checks: it names `ci`, `check(s)`, `build(s)`,
