@@ -55,4 +55,4 @@ test('a failure while a fix runs waits, then is evaluated again on the head: the
   const head = (await h.github.git(REPO, 'rev-parse', `refs/heads/${branch}`)).trim();
   expect((await h.github.git(REPO, 'rev-parse', `${head}^`)).trim()).toBe(headSha);
   expect((await h.github.git(REPO, 'log', '-1', '--format=%s', head)).trim()).toBe('Fix failing checks: lint');
-});
+}, 180_000);

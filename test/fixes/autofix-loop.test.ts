@@ -96,4 +96,4 @@ test('a failed check suite: one automatic fix commit; a redelivery: still one; f
   expect(await headOf(branch)).toBe(c2);
   expect(h.model.requests).toHaveLength(4);
   expect(h.github.comments(REPO, number).filter((c) => (c.user as { login: string }).login !== h.github.botLogin)).toHaveLength(0);
-});
+}, 240_000);

@@ -47,4 +47,4 @@ test("the app's own failed check suite is ignored; its failing check run stays o
   expect(done.body).toContain('`unit`');
   expect(done.body).not.toContain('Codex Cloud');
   expect((await h.github.git(REPO, 'log', '-1', '--format=%s', `refs/heads/${branch}`)).trim()).toBe('Fix failing checks: unit');
-});
+}, 150_000);

@@ -65,4 +65,4 @@ test('logs endpoint failing (500) and the agent changes nothing: the not-fixed r
   expect(done.body).toMatch(/The logs of `test` \(could not be downloaded\) were unavailable/);
   expect(done.body).toContain('could not reproduce the failure');
   expect((await h.github.git(REPO, 'rev-parse', `refs/heads/${branch}`)).trim()).toBe(headSha);
-});
+}, 150_000);

@@ -75,4 +75,4 @@ test('@codex fix ci: the agent gets the cut log (assertion error, failing step, 
   expect(done.body).toContain(FAILING_STEP_NAME);
   expect(done.body).not.toContain('unavailable');
   expect(h.model.requests).toHaveLength(2);
-});
+}, 150_000);
