@@ -1,14 +1,16 @@
 /**
  * When a mention on a pull request is a request to fix its failing checks (DESIGN.md, "Fix"), and
  * the fix task's instruction and context. The rule, cheapest test first:
- * 1. the pull request's head is in this repository (a fork follows the pull request rule: the
- *    request stays an ordinary task, published as a new pull request on top of the fork's head);
+ * 1. the target is a pull request;
  * 2. the instruction is about the checks: it names CI, a check, the build, a workflow or a pipeline,
  *    or failing tests (see {@link isAboutChecks}): `@codex fix ci`, `@codex fix the failing checks`,
  *    `@codex fix the build`, `@codex why are the tests failing?`;
  * 3. at least one check run of the head commit (the App's own excluded) failed (`failure` or
  *    `timed_out`).
- * Otherwise the mention is an ordinary task. The app reads the checks with its installation token
+ * Otherwise the mention is an ordinary task. On a pull request from a fork the agent gets the same
+ * instruction and context, but the task stays an ordinary one (kind `task`, no {@link FixRequest}):
+ * it follows the fork rule of pull request work (a new pull request on top of the fork's head, as the
+ * app cannot push to the fork). The app reads the checks with its installation token
  * (`checks: read`, `actions: read`); the runner never does.
  */
 import type { ContextItem } from '../contract.ts';
@@ -34,7 +36,8 @@ export interface RequestedFix {
   instruction: string;
   /** The failing checks' output, annotations, cut logs and workflow files (`trust: 'data'`). */
   items: ContextItem[];
-  fix: FixRequest;
+  /** What the fix task publishes about; absent on a fork's pull request (an ordinary task, see the module doc). */
+  fix?: FixRequest;
 }
 
 /**
@@ -47,10 +50,10 @@ export async function requestedFix(
   opts: { owner: string; repo: string; target: TaskTarget; instruction: string; appId: number },
 ): Promise<RequestedFix | undefined> {
   const { owner, repo, target, instruction, appId } = opts;
-  if (target.type !== 'pull_request' || target.fork || !isAboutChecks(instruction)) return undefined;
+  if (target.type !== 'pull_request' || !isAboutChecks(instruction)) return undefined;
   const headSha = target.headSha;
   if (!(await failingCheckNames(octokit, { owner, repo, headSha, appId })).length) return undefined;
   const { items, summary } = await failingChecksContext(octokit, { owner, repo, headSha, appId });
   if (!summary.checks.length) return undefined;
-  return { instruction: fixInstruction(summary, instruction), items, fix: { headSha, summary, request: instruction } };
+  return { instruction: fixInstruction(summary, instruction), items, ...(target.fork ? {} : { fix: { headSha, summary, request: instruction } }) };
 }

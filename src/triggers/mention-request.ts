@@ -215,12 +215,12 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
     const context = await thread;
     // A request about the pull request's failing checks becomes a fix task (fix-request.ts).
     const fix = deps.fixes ? await requestedFix(m.octokit, { owner: m.owner, repo: m.repo, target, instruction, appId: deps.fixes.appId }) : undefined;
-    if (fix) deps.fixes!.personAsked(`${m.owner}/${m.repo}`, target.number);
+    if (fix?.fix) deps.fixes!.personAsked(`${m.owner}/${m.repo}`, target.number);
     await acknowledged;
     await deps.service.submit({
       triggerKey: m.triggerKey,
       deliveryId: m.deliveryId,
-      kind: fix ? 'fix' : 'task',
+      kind: fix?.fix ? 'fix' : 'task',
       installationId: m.installationId,
       owner: m.owner,
       repo: m.repo,
@@ -230,7 +230,7 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
       instruction: fix?.instruction ?? instruction,
       context: fix ? [...context, ...fix.items] : context,
       settings: resolveSettings(settings, repoConfig),
-      ...(fix ? { fix: fix.fix } : {}),
+      ...(fix?.fix ? { fix: fix.fix } : {}),
     });
   } catch (error) {
     const status = (error as { status?: number }).status;
