@@ -165,6 +165,31 @@ export const EnvSchema = z.object({
     .regex(RUNNER_USER, 'expected a user name or uid:gid, e.g. codex-runner or 1500:1500')
     .refine((value) => value !== 'root' && !/^0+:|:0+$/.test(value), 'must not be root (uid 0 or gid 0)')
     .optional(),
+  /**
+   * Port of the agent-phase network proxy (src/proxy/), which serves `agent_network` allowlists of
+   * `.github/codex.yml`; 0 = any free port (local backend only). Unset: no proxy, agent commands
+   * never have network.
+   */
+  CODEX_AGENT_PROXY_PORT: z
+    .string()
+    .regex(/^\d+$/, 'expected a port number (0-65535)')
+    .transform(Number)
+    .refine((n) => n <= 65_535, 'expected a port number (0-65535)')
+    .optional(),
+  /** Bind address of the agent proxy: default 127.0.0.1 with the local backend, all interfaces with ECS. */
+  CODEX_AGENT_PROXY_HOST: z.string().trim().min(1).optional(),
+  /**
+   * How runners reach the agent proxy, `http://host:port` (ECS: inside the VPC, e.g. the app's
+   * service-discovery name; required there). Default with the local backend: `http://127.0.0.1:<port>`.
+   */
+  CODEX_AGENT_PROXY_URL: z
+    .string()
+    .refine(
+      (value) => URL.canParse(value) && new URL(value).protocol === 'http:' && /^\/*$/.test(new URL(value).pathname) && new URL(value).username === '',
+      'expected http://host:port (how runners reach the agent proxy, e.g. http://codex-app.internal:3128)',
+    )
+    .transform((value) => value.replace(/\/+$/, ''))
+    .optional(),
   CODEX_ECS_CLUSTER: z.string().optional(),
   CODEX_ECS_TASK_DEFINITION: z.string().optional(),
   CODEX_ECS_CONTAINER_NAME: z.string().default('runner'),
@@ -251,6 +276,11 @@ type BaseAppConfig = {
   /** Retry policy of the runner's model requests (`CODEX_MODEL_RETRIES`, `CODEX_MODEL_RETRY_BASE_MS`). */
   modelRetry: { retries: number; baseMs: number };
   runner: RunnerConfig;
+  /**
+   * The agent-phase network proxy (`CODEX_AGENT_PROXY_*`); absent when `CODEX_AGENT_PROXY_PORT` is
+   * unset. `url` is how runners reach it (absent: `http://127.0.0.1:<bound port>`, local backend).
+   */
+  agentProxy?: { port: number; host: string; url?: string };
 };
 
 /**
@@ -380,6 +410,11 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     }
   }
 
+  if (vars.CODEX_AGENT_PROXY_PORT !== undefined && vars.CODEX_RUNNER_BACKEND === 'ecs') {
+    if (!vars.CODEX_AGENT_PROXY_URL) add('CODEX_AGENT_PROXY_URL', 'required with CODEX_AGENT_PROXY_PORT when CODEX_RUNNER_BACKEND is ecs: how runners reach the agent proxy inside the VPC');
+    if (vars.CODEX_AGENT_PROXY_PORT === '0') add('CODEX_AGENT_PROXY_PORT', 'must be a fixed port when CODEX_RUNNER_BACKEND is ecs (security groups name it)');
+  }
+
   if (issues.length || !parsed.success) throw new ConfigError(issues);
   const e = parsed.data;
 
@@ -424,6 +459,15 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     ...(e.CODEX_TOKEN_PRICES ? { tokenPrices: e.CODEX_TOKEN_PRICES } : {}),
     modelRetry: { retries: e.CODEX_MODEL_RETRIES, baseMs: e.CODEX_MODEL_RETRY_BASE_MS },
     runner,
+    ...(e.CODEX_AGENT_PROXY_PORT !== undefined
+      ? {
+          agentProxy: {
+            port: e.CODEX_AGENT_PROXY_PORT,
+            host: e.CODEX_AGENT_PROXY_HOST ?? (runner.backend === 'local' ? '127.0.0.1' : '0.0.0.0'),
+            ...(e.CODEX_AGENT_PROXY_URL ? { url: e.CODEX_AGENT_PROXY_URL } : {}),
+          },
+        }
+      : {}),
   };
 
   if (setupMode) {

@@ -20,6 +20,8 @@ export interface DispatchedPullRequest {
 
 /** What {@link buildTaskSpec} combines. */
 export interface TaskSpecSources {
+  /** The agent's network (TaskSpec `network`): the proxy URL with the task's credentials and the allowlist. */
+  network?: { proxyUrl: string; allow: string[] };
   taskId: string;
   request: Pick<TaskRequest, 'kind' | 'owner' | 'repo' | 'instruction' | 'context' | 'requester' | 'settings'>;
   /**
@@ -54,6 +56,7 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
   const { settings } = request;
   return TaskSpec.parse({
     id: s.taskId,
+    ...(s.network ? { network: s.network } : {}),
     kind: request.kind,
     repository: {
       cloneUrl: s.repository.cloneUrl,
@@ -85,6 +88,7 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
     limits: {
       wallTimeMs: settings.timeoutMs,
       maxTokens: settings.maxTokens,
+      ...(settings.setupTimeoutMs ? { setupTimeoutMs: settings.setupTimeoutMs } : {}),
       ...(settings.maxTurns ? { maxTurns: settings.maxTurns } : {}),
     },
     setup: { ...(settings.setupScript ? { script: settings.setupScript } : {}), autoInstall: settings.autoInstall },
