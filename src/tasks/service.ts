@@ -713,7 +713,7 @@ export class TaskService {
       checks: this.appAccount(current, outcome),
     });
     live.view.now = Date.now();
-    const body = withFinalMarker(task.id, current.request.fix ? this.fixReplyBody(current, state, outcome) : renderProgressComment(live.view));
+    const body = withFinalMarker(task.id, current.request.fix ? this.fixReplyBody(current, state, outcome, live.view.checks) : renderProgressComment(live.view));
     const detail = outcome.failure
       ? `${outcome.failure.phase}: ${outcome.failure.reason.split('\n')[0]}`
       : outcome.cancelledBy
@@ -740,14 +740,21 @@ export class TaskService {
     }
   }
 
-  /** The final reply of a fix task (see fix-outcome.ts): the pushed fix, or why nothing was pushed. */
-  private fixReplyBody(task: TaskRecord, state: 'succeeded' | 'no_changes' | 'failed' | 'cancelled', outcome: Outcome): string {
+  /**
+   * The final reply of a fix task (see fix-outcome.ts): the pushed fix, or why nothing was pushed,
+   * followed by the app's own account (`appAccount`, see {@link appAccount}) when there is one.
+   */
+  private fixReplyBody(task: TaskRecord, state: 'succeeded' | 'no_changes' | 'failed' | 'cancelled', outcome: Outcome, appAccount: string | undefined): string {
     const fix = task.request.fix!;
-    const result = this.opts.store.get(task.id)?.result ?? task.result;
-    if (outcome.pushed && state !== 'cancelled' && state !== 'no_changes') return fixFinalReply(fix, { state, pushed: outcome.pushed }, result);
-    if (state === 'no_changes') return fixFinalReply(fix, { state }, result);
+    const result = task.result;
     const reason = state === 'cancelled' ? `cancelled${outcome.cancelledBy ? ` by ${outcome.cancelledBy}` : ''}` : `${outcome.failure?.phase ?? 'agent'}: ${outcome.failure?.reason ?? 'unknown'}`;
-    return fixFinalReply(fix, { state: state === 'cancelled' ? 'cancelled' : 'failed', reason }, result);
+    const body =
+      outcome.pushed && (state === 'succeeded' || state === 'failed')
+        ? fixFinalReply(fix, { state, pushed: outcome.pushed }, result)
+        : state === 'no_changes'
+          ? fixFinalReply(fix, { state }, result)
+          : fixFinalReply(fix, { state: state === 'cancelled' ? 'cancelled' : 'failed', reason }, result);
+    return appAccount ? `${body}\n\n${appAccount}` : body;
   }
 
   /**
