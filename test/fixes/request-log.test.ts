@@ -46,6 +46,7 @@ test('@codex fix ci: the agent gets the cut log (assertion error, failing step, 
   // What the agent saw: the failing step and the assertion, as data; not the whole log.
   const prompt = firstPrompt(h.model.requests[0]!);
   if (process.env.FIX_PROMPT_OUT) writeFileSync(process.env.FIX_PROMPT_OUT, prompt);
+  if (process.env.FIX_REPLY_OUT) writeFileSync(process.env.FIX_REPLY_OUT, done.body);
   expect(prompt).toContain(ASSERTION_MESSAGE);
   expect(prompt).toContain(FAILING_STEP_NAME);
   expect(prompt).toContain('.github/workflows/ci.yml');
