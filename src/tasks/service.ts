@@ -742,7 +742,8 @@ export class TaskService {
 
   /**
    * The final reply of a fix task (see fix-outcome.ts): the pushed fix, or why nothing was pushed,
-   * followed by the app's own account (`appAccount`, see {@link appAccount}) when there is one.
+   * followed by the app's own account (`appAccount`, see {@link appAccount}) when there is one and
+   * the task log link.
    */
   private fixReplyBody(task: TaskRecord, state: 'succeeded' | 'no_changes' | 'failed' | 'cancelled', outcome: Outcome, appAccount: string | undefined): string {
     const fix = task.request.fix!;
@@ -754,7 +755,8 @@ export class TaskService {
         : state === 'no_changes'
           ? fixFinalReply(fix, { state }, result)
           : fixFinalReply(fix, { state: state === 'cancelled' ? 'cancelled' : 'failed', reason }, result);
-    return appAccount ? `${body}\n\n${appAccount}` : body;
+    // The task log link, as in every progress comment (the key is in the link only).
+    return [body, appAccount, `<sub>[Task log](${this.logUrl(task)})</sub>`].filter(Boolean).join('\n\n');
   }
 
   /**

@@ -75,5 +75,6 @@ test('@codex fix ci: the agent gets the cut log (assertion error, failing step, 
   expect(done.body).toContain('`test`');
   expect(done.body).toContain(FAILING_STEP_NAME);
   expect(done.body).not.toContain('unavailable');
+  expect(done.body).toMatch(new RegExp(`\\[Task log\\]\\(${h.url}/tasks/task_\\w+\\?key=`));
   expect(h.model.requests).toHaveLength(2);
 }, 150_000);
