@@ -3,9 +3,12 @@
  * HTTP routes (health check, model gateway, task log pages) on Probot's server.
  */
 import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ApplicationFunction, Probot } from 'probot';
+import { AutofixGate } from './autofix/gate.ts';
+import { sqliteAutofixAttempts } from './autofix/sqlite-attempts.ts';
 import type { AppConfig } from './config/env.ts';
 import { createModelGateway } from './gateway/gateway.ts';
 import { TaskTokens } from './gateway/task-tokens.ts';
@@ -17,6 +20,7 @@ import { defaultRunnerCommand, LocalRunnerBackend } from './runners/local.ts';
 import { assertCanRunAs, hideFromRunnerUser, resolveRunnerUser, type RunnerUser } from './runners/runner-user.ts';
 import { TaskService } from './tasks/service.ts';
 import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
+import { CheckFailures } from './triggers/check-failure.ts';
 import { registerTriggers } from './triggers/index.ts';
 import type { TriggerDeps } from './triggers/mention-request.ts';
 import { createTaskPageHandler } from './web/task-page.ts';
@@ -87,7 +91,8 @@ function healthz(handle: CodexAppHandle) {
 export function codexApp(opts: CodexAppOptions): ApplicationFunction {
   return async (app: Probot, { addHandler }) => {
     const { config, log, handle } = opts;
-    const store = new SqliteTaskStore(path.join(config.dataDir, 'codex-cloud.db'));
+    const dbFile = path.join(config.dataDir, 'codex-cloud.db');
+    const store = new SqliteTaskStore(dbFile);
     const tokens = new TaskTokens({ persistence: store.tokens });
     const backend = opts.backend ?? (await createBackend(config, store, log));
     // The agent-phase network proxy (`agent_network` in .github/codex.yml), on its own port; each
@@ -108,6 +113,12 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     }
 
     const gatewayUrl = config.runner.backend === 'local' ? `http://127.0.0.1:${config.port}/v1` : `${config.publicUrl.replace(/\/$/, '')}/v1`;
+    // Automatic fixes of failing checks: attempts are stored in the task database (own tables, own
+    // connection: the store's is private), so they survive restarts.
+    const autofixDb = new DatabaseSync(dbFile);
+    autofixDb.exec('PRAGMA busy_timeout = 5000;');
+    const autofixGate = new AutofixGate(sqliteAutofixAttempts(autofixDb));
+    let failures: CheckFailures | undefined;
     const service = new TaskService({
       ...(handle.agentProxy ? { agentProxy: handle.agentProxy } : {}),
       store,
@@ -120,6 +131,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
       concurrency: config.concurrency,
       mention: config.mention,
       modelRetry: config.modelRetry,
+      onFinal: (task, outcome) => failures?.taskEnded(task, outcome),
     });
     Object.assign(handle, { service, store, backend });
 
@@ -144,9 +156,13 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
             throw error;
           })),
       log,
+      ...(config.appId ? { fixes: { appId: config.appId, personAsked: (repo, pullNumber) => autofixGate.personActed({ repo, pullNumber }) } } : {}),
     };
+    if (config.appId) {
+      failures = new CheckFailures({ service, gate: autofixGate, github: { forInstallation: (id) => app.auth(id), asApp: () => app.auth() }, settings: deps.settings, appId: config.appId, log });
+    }
 
-    registerTriggers(app, deps);
+    registerTriggers(app, deps, failures);
 
     addHandler(healthz(handle));
     // The ECS backend serves the runners' claim, progress and result routes.

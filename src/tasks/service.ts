@@ -28,6 +28,7 @@ import { pullRequestBody } from '../github/pull-request-body.ts';
 import { ThreadReporter, withFinalMarker, type DeliveryPolicy, type ReactionTarget } from '../github/thread-reporter.ts';
 import { validateChanges } from '../github/validate-result.ts';
 import type { RunnerBackend, RunnerExecution } from '../runners/backend.ts';
+import { fixCommitMessageOf, fixFinalReply } from './fix-outcome.ts';
 import { reconcileTasks } from './reconcile.ts';
 import { buildTaskSpec, type TaskSpecSources } from './spec.ts';
 import type { TaskPatch, TaskStore } from './store.ts';
@@ -56,6 +57,12 @@ export interface TaskServiceOptions {
   progressIntervalMs?: number;
   /** Retry policy of final replies (default: thread-reporter.ts's DEFAULT_DELIVERY_POLICY). */
   replyDelivery?: Partial<DeliveryPolicy>;
+  /**
+   * Called once when a task reaches its final state, after its final reply is queued, with the commit
+   * it pushed to a pull request's branch (if any); e.g. the autofix gate frees the pull request.
+   * Must not throw.
+   */
+  onFinal?: (task: TaskRecord, outcome: { pushedSha?: string }) => void;
 }
 
 /** Listener of a task's live events (task log page). */
@@ -448,6 +455,10 @@ export class TaskService {
     }
     const { data: pull } = await octokit.rest.pulls.get({ owner, repo, pull_number: target.number });
     if (pull.state !== 'open') throw new Error(`pull request #${target.number} is ${pull.merged ? 'merged' : 'closed'}`);
+    // A fix is about the checks of one commit: on a newer head they run again, so the fix does not.
+    if (request.fix && pull.head.sha !== request.fix.headSha) {
+      throw new Error(`the pull request's head moved from ${short(request.fix.headSha)} to ${short(pull.head.sha)} since the checks failed; its checks run again on the new head`);
+    }
     const fork = isFork(pull.head.repo?.full_name, owner, repo);
     const result = {
       baseRef: pull.base.ref,
@@ -612,7 +623,7 @@ export class TaskService {
     const { owner, repo } = request;
     const coAuthors = request.requester ? [request.requester] : [];
     const title = workTitle(result, target.title);
-    const message = result.commitMessage || title;
+    const message = request.fix ? fixCommitMessageOf(request.fix, result) : result.commitMessage || title;
     const failure = partial ? result.failure : undefined;
     if (target.fork) {
       const opened = await openFromForkHead(octokit, {
@@ -702,7 +713,7 @@ export class TaskService {
       checks: this.appAccount(current, outcome),
     });
     live.view.now = Date.now();
-    const body = withFinalMarker(task.id, renderProgressComment(live.view));
+    const body = withFinalMarker(task.id, current.request.fix ? this.fixReplyBody(current, state, outcome, live.view.checks) : renderProgressComment(live.view));
     const detail = outcome.failure
       ? `${outcome.failure.phase}: ${outcome.failure.reason.split('\n')[0]}`
       : outcome.cancelledBy
@@ -722,6 +733,30 @@ export class TaskService {
     this.live.delete(task.id);
     this.listeners.delete(task.id);
     this.reporter.deliverPending();
+    try {
+      this.opts.onFinal?.(current, { ...(outcome.pushed ? { pushedSha: outcome.pushed.sha } : {}) });
+    } catch (error) {
+      this.log.error({ taskId: task.id, err: errorMessage(error) }, 'the final-state listener failed');
+    }
+  }
+
+  /**
+   * The final reply of a fix task (see fix-outcome.ts): the pushed fix, or why nothing was pushed,
+   * followed by the app's own account (`appAccount`, see {@link appAccount}) when there is one and
+   * the task log link.
+   */
+  private fixReplyBody(task: TaskRecord, state: 'succeeded' | 'no_changes' | 'failed' | 'cancelled', outcome: Outcome, appAccount: string | undefined): string {
+    const fix = task.request.fix!;
+    const result = task.result;
+    const reason = state === 'cancelled' ? `cancelled${outcome.cancelledBy ? ` by ${outcome.cancelledBy}` : ''}` : `${outcome.failure?.phase ?? 'agent'}: ${outcome.failure?.reason ?? 'unknown'}`;
+    const body =
+      outcome.pushed && (state === 'succeeded' || state === 'failed')
+        ? fixFinalReply(fix, { state, pushed: outcome.pushed }, result)
+        : state === 'no_changes'
+          ? fixFinalReply(fix, { state }, result)
+          : fixFinalReply(fix, { state: state === 'cancelled' ? 'cancelled' : 'failed', reason }, result);
+    // The task log link, as in every progress comment (the key is in the link only).
+    return [body, appAccount, `<sub>[Task log](${this.logUrl(task)})</sub>`].filter(Boolean).join('\n\n');
   }
 
   /**

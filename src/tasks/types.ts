@@ -1,5 +1,6 @@
 /** Types of the task service: what a trigger asks for and what the store keeps. */
 import type { ContextItem, Phase, TaskResult } from '../contract.ts';
+import type { FailingChecksSummary } from '../github/check-logs.ts';
 
 /** Task states, in lifecycle order; the last four are final. */
 export const TASK_STATES = ['queued', 'running', 'publishing', 'succeeded', 'no_changes', 'failed', 'cancelled'] as const;
@@ -85,6 +86,23 @@ export interface TaskRequest {
   /** Thread context for the model (issue or pull request, comments, review threads), with `trust`. */
   context: ContextItem[];
   settings: TaskSettings;
+  /** For kind `fix`: what failed, read by the app when the fix was triggered. */
+  fix?: FixRequest;
+}
+
+/**
+ * What a fix task (kind `fix`) is about (DESIGN.md, "Fix"): the failing checks of the pull request's
+ * head `headSha` as the app read them (for the commit message and the reply), the person's own words
+ * when asked, and for automatic work the attempt the autofix gate recorded.
+ */
+export interface FixRequest {
+  /** The head commit whose checks failed: the fix is dispatched on it, and its commit's parent is it. */
+  headSha: string;
+  summary: FailingChecksSummary;
+  /** The instruction after the mention as the person wrote it (requested fixes; '' when none). */
+  request?: string;
+  /** Automatic fixes: the gate's attempt id, this attempt's number and the cap (`autofix.max_attempts`). */
+  automatic?: { attemptId: string; number: number; max: number };
 }
 
 /**

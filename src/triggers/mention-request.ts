@@ -14,6 +14,7 @@ import type { Octokit } from '../github/client.ts';
 import type { TaskService } from '../tasks/service.ts';
 import { FINAL_STATES, type TaskSettings, type TaskTarget } from '../tasks/types.ts';
 import type { ContextItem } from '../contract.ts';
+import { requestedFix } from './fix-request.ts';
 import { mayMention, MentionParseError, parseMention, type MentionCommand } from './mention.ts';
 import { pullRequestTarget, type NormalizedMention, type PullRequestPayload } from './normalize.ts';
 import { WebhookPullRequest } from './payload.ts';
@@ -37,6 +38,11 @@ export interface TriggerDeps {
   /** The app's own login (`<slug>[bot]`). */
   botLogin: () => Promise<string>;
   log: Logger;
+  /**
+   * Requested fixes of failing checks (fix-request.ts): this App's id, and what to tell the autofix
+   * gate when a person asks (attempt counts start over). Absent: mentions never become fix tasks.
+   */
+  fixes?: { appId: number; personAsked: (repo: string, pullNumber: number) => void };
 }
 
 /** A normalised mention with what handling it needs from its delivery. */
@@ -204,25 +210,29 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
         await reply(m, `The last ${settings.mention} task in this thread is still ${previous.state}; use \`${settings.mention} stop\` first to run it again.`, log);
         return;
       }
-      instruction = previous.request.instruction;
+      instruction = previous.request.fix?.request ?? previous.request.instruction;
     }
 
     const { target } = await resolved;
     const context = await thread;
+    // A request about the pull request's failing checks becomes a fix task (fix-request.ts).
+    const fix = deps.fixes ? await requestedFix(m.octokit, { owner: m.owner, repo: m.repo, target, instruction, appId: deps.fixes.appId }) : undefined;
+    if (fix?.fix) deps.fixes!.personAsked(`${m.owner}/${m.repo}`, target.number);
     await acknowledged;
     await deps.service.submit({
       triggerKey: m.triggerKey,
       deliveryId: m.deliveryId,
-      kind: 'task',
+      kind: fix?.fix ? 'fix' : 'task',
       installationId: m.installationId,
       owner: m.owner,
       repo: m.repo,
       target,
       origin: m.origin,
       requester: { login: m.sender.login, id: m.sender.id },
-      instruction,
-      context,
+      instruction: fix?.instruction ?? instruction,
+      context: fix ? [...context, ...fix.items] : context,
       settings: resolveSettings(settings, repoConfig),
+      ...(fix?.fix ? { fix: fix.fix } : {}),
     });
   } catch (error) {
     const status = (error as { status?: number }).status;
