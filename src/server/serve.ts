@@ -1,7 +1,7 @@
 /**
  * `codex-cloud serve`: starts the GitHub App on Probot's server. On a first start without
- * credentials (and NODE_ENV not production) Probot's setup flow registers the app from a manifest
- * (`app.yml`) and writes APP_ID, PRIVATE_KEY and WEBHOOK_SECRET to `.env`.
+ * credentials (and NODE_ENV not production) the setup flow (setup-flow.ts, as Probot's) registers the
+ * app from a manifest (`app.yml`) and writes APP_ID, PRIVATE_KEY and WEBHOOK_SECRET to `.env`.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { ConfigError, isSetupMode, loadEnvConfig } from '../config/env.ts';
 import { SqliteWebhookInbox } from './inbox.ts';
 import { WebhookInboxWorker } from './inbox-worker.ts';
 import { createLogger } from './logger.ts';
+import { startSetupFlow } from './setup-flow.ts';
 import { createWebhookEdge, WEBHOOK_PATH } from './webhook-edge.ts';
 
 /**
@@ -27,8 +28,8 @@ export async function serveCommand(): Promise<number> {
   // Probot's setup flow writes the app's credentials to .env; variables already set win.
   if (existsSync('.env')) process.loadEnvFile('.env');
   if (isSetupMode(process.env)) {
-    // First start: Probot serves its setup page and writes the credentials to .env.
-    await run(() => undefined);
+    // First start: the setup flow registers the app from its manifest and writes the credentials to .env.
+    await startSetupFlow({ env: process.env, dir: process.cwd(), log: createLogger('info') });
     return 0;
   }
   let config;
