@@ -42,7 +42,7 @@ const USER = 'maintainer';
 const TARGET_EYES_P99_MS = 300;
 const TARGET_RESPONSE_P99_MS = 50;
 /** Longest wait for all final replies of one run, ms per task (at least 60 s). */
-const RUN_TIMEOUT_PER_TASK_MS = 3_500;
+const RUN_TIMEOUT_PER_TASK_MS = 8_000;
 const DONE = /✅ \*\*Done\*\*/;
 const FINAL = /✅ \*\*Done\*\*|❌ \*\*Failed\*\*|⏹️ \*\*Cancelled\*\*|💬 \*\*Finished with no changes\*\*/;
 
@@ -102,6 +102,8 @@ function kindOf(r: ApiRequestRecord): string {
 interface RunResult {
   eyes: number[];
   responses: number[];
+  /** Webhook response times the app logged (Probot's access log `responseTime`), ms. */
+  responsesInApp: number[];
   statuses: number[];
   firstToLastFinalMs: number;
   tasksPerMinute: number;
@@ -186,6 +188,26 @@ async function runOnce(n: number, tasks: number, concurrency: number, dump?: str
       }),
     );
     const firstSend = Math.min(...sent);
+    // The burst's figures as soon as every 👀 is there (the tasks take much longer).
+    const eyesAt = async () => {
+      for (let waited = 0; waited < 60_000; waited += 100) {
+        if (requests.every(({ commentId }) => h.github.reactions(REPO, { commentId }).some((r) => r.content === 'eyes'))) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await eyesAt();
+    const early = requests.map(({ commentId }, i) => (h.github.reactions(REPO, { commentId }).find((r) => r.content === 'eyes')?.createdAtMs ?? Number.NaN) - sent[i]!);
+    const responded = answered.map((a, i) => a - sent[i]!);
+    // The app's own measure (Probot's access log: request start → response end, inside the app).
+    const inApp = h
+      .logLines()
+      .filter((l) => l.name === 'http' && typeof l.msg === 'string' && l.msg.startsWith('POST /api/github/webhooks'))
+      .map((l) => Number(l.responseTime));
+    console.log(
+      `run ${n}: burst figures (load ${os.loadavg()[0]!.toFixed(2)}): webhook response p50 ${ms(percentile(responded, 50))} p99 ${ms(percentile(responded, 99))} ` +
+        `(in the app: p50 ${ms(percentile(inApp, 50))} p99 ${ms(percentile(inApp, 99))}); ` +
+        `delivery → 👀 p50 ${ms(percentile(early, 50))} p99 ${ms(percentile(early, 99))}; now waiting for ${tasks} final replies`,
+    );
 
     // Wait for every request to end with a final reply (or the run's time limit).
     await waitForFinalReplies(h, requests, `run ${n}`);
@@ -274,6 +296,7 @@ async function runOnce(n: number, tasks: number, concurrency: number, dump?: str
     return {
       eyes,
       responses: answered.map((a, i) => a - sent[i]!),
+      responsesInApp: inApp,
       statuses,
       firstToLastFinalMs,
       tasksPerMinute: (succeeded / firstToLastFinalMs) * 60_000,
@@ -410,7 +433,8 @@ function printRun(n: number, r: RunResult, tasks: number, concurrency: number): 
   const dist = (xs: number[]) => `p50 ${ms(percentile(xs, 50))}  p90 ${ms(percentile(xs, 90))}  p99 ${ms(percentile(xs, 99))}  max ${ms(Math.max(...xs))}`;
   console.log(`\nrun ${n}: ${tasks} mentions on ${tasks} issues, delivered at once; concurrency ${concurrency}`);
   console.log(`  delivery → 👀 (${r.eyes.length} reactions)        ${dist(r.eyes)}`);
-  console.log(`  webhook response time                 p50 ${ms(percentile(r.responses, 50))}  p99 ${ms(percentile(r.responses, 99))}  max ${ms(Math.max(...r.responses))}`);
+  console.log(`  webhook response time (client)        p50 ${ms(percentile(r.responses, 50))}  p99 ${ms(percentile(r.responses, 99))}  max ${ms(Math.max(...r.responses))}`);
+  console.log(`  webhook response time (in the app)    p50 ${ms(percentile(r.responsesInApp, 50))}  p99 ${ms(percentile(r.responsesInApp, 99))}  max ${ms(Math.max(...r.responsesInApp))}`);
   console.log(`  first delivery → last final reply     ${ms(r.firstToLastFinalMs)}   (${(r.firstToLastFinalMs / 1000).toFixed(1)} s)`);
   console.log(`  throughput                            ${r.tasksPerMinute.toFixed(1)} tasks/minute`);
   console.log(`  task run time (running → final)       p50 ${ms(percentile(r.taskRunMs, 50))}  max ${ms(Math.max(...r.taskRunMs))}   (runner start, clone, 2 sandboxed commands, 3 model turns, publish)`);
@@ -494,8 +518,10 @@ async function main(): Promise<number> {
     if (!c.ok) failed = true;
   }
   const responseP99 = median(all.map((r) => percentile(r.responses, 99)));
+  const inAppP99 = median(all.map((r) => percentile(r.responsesInApp, 99)));
   const over = runs > 1 ? ' (median over runs)' : '';
-  console.log(`${responseP99 < TARGET_RESPONSE_P99_MS ? 'PASS' : 'FAIL'}  target: p99 webhook response ${responseP99.toFixed(0)} ms < ${TARGET_RESPONSE_P99_MS} ms${over}`);
+  console.log(`${responseP99 < TARGET_RESPONSE_P99_MS ? 'PASS' : 'FAIL'}  target: p99 webhook response ${responseP99.toFixed(0)} ms < ${TARGET_RESPONSE_P99_MS} ms${over} (at the client)`);
+  console.log(`${inAppP99 < TARGET_RESPONSE_P99_MS ? 'PASS' : 'FAIL'}  target: p99 webhook response ${inAppP99.toFixed(0)} ms < ${TARGET_RESPONSE_P99_MS} ms${over} (in the app: request → response end, Probot's access log)`);
   console.log(`${!missingEyes && p99 < TARGET_EYES_P99_MS ? 'PASS' : 'FAIL'}  target: p99 delivery → 👀 ${p99.toFixed(0)} ms < ${TARGET_EYES_P99_MS} ms${over}`);
   console.log(`(timing targets are reported, not fatal; machine load at the end: ${load()})`);
   return failed ? 1 : 0;
