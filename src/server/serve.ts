@@ -25,7 +25,7 @@ const PROBOT_WEBHOOK_PATH_DISABLED = '/ probot webhook middleware disabled';
 
 /** Runs the server until SIGTERM/SIGINT. @returns the exit code when it cannot start. */
 export async function serveCommand(): Promise<number> {
-  // Probot's setup flow writes the app's credentials to .env; variables already set win.
+  // The setup flow writes the app's credentials to .env; variables already set win.
   if (existsSync('.env')) process.loadEnvFile('.env');
   if (isSetupMode(process.env)) {
     // First start: the setup flow registers the app from its manifest and writes the credentials to .env.
