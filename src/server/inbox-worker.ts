@@ -32,6 +32,16 @@ export interface InboxWorkerOptions {
   failedRetentionMs?: number;
   /** How often old rows are pruned, ms; default 1 hour. */
   pruneEveryMs?: number;
+  /**
+   * How long the handlers of one delivery may run before the attempt counts as failed and its slot
+   * is freed, ms; default 10 minutes (a handler that hangs must not hold the inbox).
+   */
+  handlerTimeoutMs?: number;
+}
+
+/** Thrown (and recorded) when a delivery's handlers run past `handlerTimeoutMs`. */
+class HandlerTimeoutError extends Error {
+  override name = 'HandlerTimeoutError';
 }
 
 const HOUR_MS = 3_600_000;
@@ -64,6 +74,7 @@ export class WebhookInboxWorker {
       processedRetentionMs: 24 * HOUR_MS,
       failedRetentionMs: 7 * 24 * HOUR_MS,
       pruneEveryMs: HOUR_MS,
+      handlerTimeoutMs: 10 * 60_000,
       ...opts,
       log: opts.log.child({ name: 'inbox' }),
     };
@@ -159,13 +170,23 @@ export class WebhookInboxWorker {
   }
 
   async #process(delivery: PendingDelivery): Promise<void> {
-    const { inbox, dispatcher, log, maxAttempts, retryBaseMs } = this.#opts;
+    const { inbox, dispatcher, log, maxAttempts, retryBaseMs, handlerTimeoutMs } = this.#opts;
     const ref = { deliveryId: delivery.id, eventName: delivery.name };
     let attempts = delivery.attempts + 1;
     try {
       attempts = inbox.begin(delivery.id);
       const payload = JSON.parse(delivery.payload) as Record<string, unknown>;
-      await dispatcher.receive({ id: delivery.id, name: delivery.name, payload });
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          dispatcher.receive({ id: delivery.id, name: delivery.name, payload }),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new HandlerTimeoutError(`the handlers ran longer than ${handlerTimeoutMs} ms`)), handlerTimeoutMs);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
       inbox.processed(delivery.id, Date.now());
     } catch (error) {
       const err = errorText(error);

@@ -151,3 +151,18 @@ test('stop waits for the deliveries being processed and starts no other; the res
   next.start();
   await waitFor('the second delivery after the restart', () => finished === 2);
 });
+
+test('a handler that hangs frees its slot after handlerTimeoutMs: the attempt fails, the next delivery goes on', async () => {
+  const seen: string[] = [];
+  webhooks.on('issues.opened', async ({ id }) => {
+    seen.push(id);
+    if (id === 'hangs') await new Promise(() => undefined);
+  });
+  const w = worker({ concurrency: 1, maxAttempts: 1, handlerTimeoutMs: 100 });
+  w.start();
+  w.accept({ id: 'hangs', name: 'issues', payload: payload(1) });
+  w.accept({ id: 'next', name: 'issues', payload: payload(2) });
+  await waitFor('the next delivery', () => seen.includes('next'));
+  const failed = logs.find((l) => l.includes('marked failed'));
+  expect(JSON.parse(failed!)).toMatchObject({ deliveryId: 'hangs', err: expect.stringContaining('longer than 100 ms') });
+});
