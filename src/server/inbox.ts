@@ -30,7 +30,7 @@ export interface PendingDelivery extends InboxDelivery {
 }
 
 /** Whether {@link SqliteWebhookInbox.add} stored the delivery, or already had it. */
-export type AddOutcome = 'queued' | 'duplicate';
+type AddOutcome = 'queued' | 'duplicate';
 
 interface Row {
   delivery_id: string;
