@@ -40,7 +40,7 @@ LABEL org.opencontainers.image.title="codex-cloud" \
       org.opencontainers.image.description="Self-hostable Codex Cloud: GitHub App and coding-agent runner" \
       org.opencontainers.image.licenses="Apache-2.0"
 # Tools the agent uses in checkouts (git, compilers, Python, search), plus tini as PID 1.
-# No bubblewrap: in ECS the Fargate task is the sandbox (CODEX_SANDBOX=container).
+# No bubblewrap: in ECS the Fargate task is the sandbox (the app's TaskSpec says `sandbox: container`).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential \

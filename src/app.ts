@@ -9,14 +9,16 @@ import type { ApplicationFunction, Probot } from 'probot';
 import type { AppConfig } from './config/env.ts';
 import { createModelGateway } from './gateway/gateway.ts';
 import { TaskTokens } from './gateway/task-tokens.ts';
+import { AgentProxy } from './proxy/agent-proxy.ts';
+import { blockedHostEvent } from './proxy/blocked-hosts.ts';
+import { ProxyGrants } from './proxy/grants.ts';
 import type { RunnerBackend } from './runners/backend.ts';
 import { defaultRunnerCommand, LocalRunnerBackend } from './runners/local.ts';
 import { assertCanRunAs, hideFromRunnerUser, resolveRunnerUser, type RunnerUser } from './runners/runner-user.ts';
 import { TaskService } from './tasks/service.ts';
 import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
-import { onIssueComment } from './triggers/issue-comment.ts';
-import { onIssueOpened } from './triggers/issues-opened.ts';
-import type { TriggerDeps } from './triggers/issue-mention.ts';
+import { registerTriggers } from './triggers/index.ts';
+import type { TriggerDeps } from './triggers/mention-request.ts';
 import { createTaskPageHandler } from './web/task-page.ts';
 
 /** What the app function built, for the server's start-up and shutdown. */
@@ -24,6 +26,12 @@ export interface CodexAppHandle {
   service?: TaskService;
   store?: TaskStore;
   backend?: RunnerBackend;
+  /**
+   * The agent-phase network proxy when `CODEX_AGENT_PROXY_PORT` is set: issue a task's grant with
+   * `grants.issue` (its secret goes into TaskSpec `network.proxyUrl` through
+   * `proxyUrlWithCredentials(url, …)`), revoke it when the task ends, close the proxy on shutdown.
+   */
+  agentProxy?: { proxy: AgentProxy; grants: ProxyGrants; url: string };
 }
 
 /** Options of {@link codexApp}. */
@@ -82,8 +90,26 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     const store = new SqliteTaskStore(path.join(config.dataDir, 'codex-cloud.db'));
     const tokens = new TaskTokens({ persistence: store.tokens });
     const backend = opts.backend ?? (await createBackend(config, store, log));
+    // The agent-phase network proxy (`agent_network` in .github/codex.yml), on its own port; each
+    // refused host lands once in the task's events.
+    if (config.agentProxy) {
+      const grants = new ProxyGrants();
+      const proxy = new AgentProxy({
+        grants,
+        onBlocked: (taskId, host, reason) => {
+          store.appendEvent(taskId, blockedHostEvent(host, reason));
+          log.info({ taskId, host, reason }, 'agent proxy refused a host');
+        },
+      });
+      const port = await proxy.listen(config.agentProxy.port, config.agentProxy.host);
+      const url = config.agentProxy.url ?? `http://127.0.0.1:${port}`;
+      handle.agentProxy = { proxy, grants, url };
+      log.info({ port, host: config.agentProxy.host, url }, 'agent proxy listening');
+    }
+
     const gatewayUrl = config.runner.backend === 'local' ? `http://127.0.0.1:${config.port}/v1` : `${config.publicUrl.replace(/\/$/, '')}/v1`;
     const service = new TaskService({
+      ...(handle.agentProxy ? { agentProxy: handle.agentProxy } : {}),
       store,
       backend,
       tokens,
@@ -120,8 +146,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
       log,
     };
 
-    app.on('issue_comment.created', (context) => onIssueComment(deps, context));
-    app.on('issues.opened', (context) => onIssueOpened(deps, context));
+    registerTriggers(app, deps);
 
     addHandler(healthz(handle));
     // The ECS backend serves the runners' claim, progress and result routes.
@@ -139,21 +164,52 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
             .catch((error: unknown) => log.warn({ taskId, err: String(error) }, 'could not end a task over its token budget')),
       }),
     );
+    // The task page: the stored task, its result and links; base files for the diff read from GitHub.
+    const githubWeb = config.github.host ? `${config.github.protocol}://${config.github.host}` : 'https://github.com';
     addHandler(
       createTaskPageHandler({
+        ...(config.tokenPrices ? { prices: config.tokenPrices } : {}),
         source: {
           get: (taskId) => {
             const task = store.get(taskId);
             if (!task) return undefined;
+            const { owner, repo, target } = task.request;
+            const repoUrl = `${githubWeb}/${owner}/${repo}`;
+            // Issue work: the commit once its pull request exists; pull request work: the commit once pushed.
+            const published = (task.pullRequest || target.type === 'pull_request') && task.commitSha;
             return {
               key: task.logKey,
-              title: task.request.issueTitle,
-              repository: `${task.request.owner}/${task.request.repo}#${task.request.issueNumber}`,
+              title: target.title,
+              repository: `${owner}/${repo}#${target.number}`,
               state: task.state,
               events: store.events(taskId),
+              ...(task.result ? { result: task.result } : {}),
+              ...(task.failure ? { failure: task.failure } : {}),
+              model: task.request.settings.model,
+              links: {
+                thread: `${repoUrl}/${target.type === 'pull_request' ? 'pull' : 'issues'}/${target.number}`,
+                ...(task.pullRequest ? { pullRequest: task.pullRequest } : {}),
+                ...(published ? { commit: { sha: task.commitSha!, url: `${repoUrl}/commit/${task.commitSha}` } } : {}),
+              },
             };
           },
           subscribe: (taskId, listener) => service.subscribe(taskId, listener),
+          readBaseFile: async (taskId, baseSha, filePath) => {
+            const task = store.get(taskId);
+            if (!task) return null;
+            const octokit = await app.auth(task.request.installationId);
+            try {
+              const { data } = await octokit.rest.repos.getContent({ owner: task.request.owner, repo: task.request.repo, path: filePath, ref: baseSha });
+              if (Array.isArray(data)) return null;
+              if (data.type === 'symlink') return Buffer.from(data.target);
+              if (data.type !== 'file') return null;
+              if (data.encoding !== 'base64') throw new Error('the file is too large for the contents API');
+              return Buffer.from(data.content, 'base64');
+            } catch (error) {
+              if ((error as { status?: number }).status === 404) return null;
+              throw error;
+            }
+          },
         },
       }),
     );

@@ -2,6 +2,7 @@
  * The `codex-cloud` command: `exec` (the agent on a local checkout), `runner` (one task from a
  * TaskSpec, as every backend starts it) and `serve` (the GitHub App).
  */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { runnerCommand, UsageError } from './agent/cli-runner.ts';
 
@@ -11,10 +12,17 @@ function positiveInt(value: string): number {
   return n;
 }
 
+/** The package's version (package.json sits one level above both `src/` and `dist/`). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 /** Builds the command tree; `run` wraps each action so that its return value becomes the exit code. */
 export function buildProgram(): Command {
   const program = new Command('codex-cloud')
     .description('Self-hostable Codex Cloud: a coding agent in a sandbox, driven from GitHub or your terminal.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError();
 
@@ -51,8 +59,19 @@ export function buildProgram(): Command {
     .option('--workdir <dir>', 'scratch directory (default: a new temporary directory)')
     .option('--output <file>', 'also write the TaskResult JSON to this file')
     .option('--claim', 'claim the TaskSpec from the app with CODEX_TASK_ID, CODEX_APP_URL and CODEX_CLAIM_TICKET (ECS)')
+    .addOption(
+      new Option('--phase <phase>', 'setup: checkout and setup only, report events, exit 0 when setup succeeded (the ECS setup task)')
+        .choices(['setup', 'all'])
+        .default('all'),
+    )
     .action(async (o) => {
-      process.exitCode = await runnerCommand({ spec: o.spec, workdir: o.workdir, output: o.output, claim: o.claim === true });
+      process.exitCode = await runnerCommand({
+        spec: o.spec,
+        workdir: o.workdir,
+        output: o.output,
+        claim: o.claim === true,
+        ...(o.phase === 'setup' ? { phase: 'setup' as const } : {}),
+      });
     });
 
   program

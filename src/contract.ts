@@ -45,8 +45,8 @@ export const Limits = z.object({
   maxTokens: z.number().int().positive().default(4_000_000),
   /** Default timeout of one command the model runs, ms (the model may ask for another, capped at 4×). */
   commandTimeoutMs: z.number().int().positive().default(10 * 60_000),
-  /** Timeout of the setup phase, ms. */
-  setupTimeoutMs: z.number().int().positive().default(15 * 60_000),
+  /** Timeout of the setup phase, ms (`setup_timeout_minutes` in `.github/codex.yml`; default 10 minutes). */
+  setupTimeoutMs: z.number().int().positive().default(10 * 60_000),
   /** Processes and threads one sandboxed command may have at once (RLIMIT_NPROC); the runner's default when absent (1024). */
   maxProcesses: z.number().int().positive().optional(),
   /** Size of a sandboxed command's private /tmp, bytes; the runner's default when absent (1 GiB). */
@@ -133,6 +133,12 @@ export const TaskSpec = z.object({
     /** For pull request work: the pull request's number of commits (GitHub's `commits`), to size the fetch depth. */
     prCommits: z.number().int().positive().optional(),
   }),
+  /**
+   * AGENTS.md guidance chosen by the app, used INSTEAD of the checkout's AGENTS.md files: for a pull
+   * request from a fork, the base branch's (the fork's own files are untrusted). Absent: the runner
+   * reads AGENTS.md from the checkout. Content is capped by the runner like the checkout's (32 KiB).
+   */
+  agentsDocs: z.array(z.object({ path: z.string().min(1), content: z.string() })).optional(),
   /** What the requester asked for (untrusted text). */
   instruction: z.string(),
   /** Thread context, oldest first (untrusted text). */
@@ -165,6 +171,25 @@ export const TaskSpec = z.object({
    * the sandbox (ECS Fargate), where the runner still clears the environment.
    */
   sandbox: z.enum(['bubblewrap', 'container']).default('bubblewrap'),
+  /**
+   * The agent phase's network (`agent_network.allow` of `.github/codex.yml`), through the app's agent
+   * proxy. Absent: the agent's commands have no network (the default). The setup phase is unaffected.
+   */
+  network: z
+    .object({
+      /**
+       * `http://<task id>:<secret>@<host>:<port>`: the app's agent proxy with the task's proxy
+       * credentials (Basic, valid only while the task runs; not the model token) as userinfo,
+       * percent-encoded as in any URL.
+       */
+      proxyUrl: z
+        .string()
+        .url()
+        .refine((u) => { const url = new URL(u); return url.protocol === 'http:' && url.username !== '' && url.password !== ''; }, 'must be an http:// URL with the task id and secret as user and password'),
+      /** The hosts the proxy allows (informational for the runner; the proxy enforces them). */
+      allow: z.array(z.string().min(1)).max(200),
+    })
+    .optional(),
   /** Where to send progress and the result over HTTP(S), in addition to stdout (ECS). */
   report: z.object({ url: z.string().url(), token: z.string().min(1) }).optional(),
   /** For `review` tasks: the pull request, focus and earlier findings. */
@@ -182,6 +207,18 @@ export const PlanStep = z.object({
 });
 export type PlanStep = z.infer<typeof PlanStep>;
 
+/**
+ * What a command wrote (stdout and stderr interleaved), clipped for the record: the whole output when
+ * it is at most 4000 characters (then `tail` is ''), else its first and last 2000 characters.
+ */
+export const CommandOutput = z.object({
+  head: z.string(),
+  tail: z.string().default(''),
+  /** Total UTF-8 bytes written. */
+  bytes: z.number().int().nonnegative(),
+});
+export type CommandOutput = z.infer<typeof CommandOutput>;
+
 /** A command run during the task, with its outcome. */
 export const CommandRecord = z.object({
   phase: Phase,
@@ -192,6 +229,8 @@ export const CommandRecord = z.object({
   exitCode: z.number().int().nullable(),
   durationMs: z.number().nonnegative(),
   timedOut: z.boolean().default(false),
+  /** The command's output, clipped (absent from runners that do not record it). */
+  output: CommandOutput.optional(),
 });
 export type CommandRecord = z.infer<typeof CommandRecord>;
 
@@ -304,6 +343,18 @@ export const StopReason = z.enum([
 ]);
 export type StopReason = z.infer<typeof StopReason>;
 
+/**
+ * How the setup phase went: `succeeded` (the script or every install command exited 0), `failed`
+ * (the script failed, or an install command failed and the agent went on without it), `skipped`
+ * (nothing to install, installs turned off, a tool missing, or work in place). `reason` says why for
+ * `failed` and `skipped` (runner text: the command and its exit, or what was missing).
+ */
+export const SetupStatus = z.object({
+  status: z.enum(['succeeded', 'failed', 'skipped']),
+  reason: z.string().optional(),
+});
+export type SetupStatus = z.infer<typeof SetupStatus>;
+
 /** TaskResult: what a runner returns. Always produced, also on failure (with partial work). */
 export const TaskResult = z.object({
   version: z.literal(CONTRACT_VERSION).default(CONTRACT_VERSION),
@@ -311,6 +362,10 @@ export const TaskResult = z.object({
   status: z.enum(['succeeded', 'no_changes', 'failed', 'cancelled']),
   stopReason: StopReason,
   failure: z.object({ phase: Phase, reason: z.string() }).optional(),
+  /**
+   * The commit the changes are against: the checked-out commit, i.e. the spec's `repository.headSha`
+   * for pull request work, else `repository.baseSha`. The app refuses a result on any other commit.
+   */
   baseSha: z.string(),
   /** The agent's final message (markdown with Summary and Testing sections). */
   summary: z.string(),
@@ -322,6 +377,8 @@ export const TaskResult = z.object({
   /** For `review` tasks: the overall verdict and the earlier findings now resolved. */
   review: ReviewVerdict.optional(),
   plan: z.array(PlanStep).default([]),
+  /** How the setup phase went (absent from runners that predate it). */
+  setup: SetupStatus.optional(),
   usage: Usage,
 });
 export type TaskResult = z.infer<typeof TaskResult>;
@@ -361,6 +418,8 @@ export const ProgressEvent = z.discriminatedUnion('type', [
     exitCode: z.number().int().nullable(),
     durationMs: z.number(),
     timedOut: z.boolean(),
+    /** The command's output, clipped as in CommandRecord (optional). */
+    output: CommandOutput.optional(),
   }),
   z.object({
     type: z.literal('patch'),

@@ -22,11 +22,23 @@ export const CONTEXT_KEYS = [
   'runnerEphemeralStorageGiB',
   'logRetentionDays',
   'allowHttpEgress',
+  'environmentCache',
+  'agentNetworkIsolation',
+  'environmentExpirationDays',
+  'agentProxyPort',
   'natGateways',
   'openAiBaseUrl',
   'logLevel',
   'hostedZoneId',
   'hostedZoneName',
+  'concurrency',
+  'model',
+  'reasoningEffort',
+  'mention',
+  'taskTimeoutMinutes',
+  'maxTokens',
+  'allowedBots',
+  'gheHost',
 ] as const;
 
 /** One of {@link CONTEXT_KEYS}. */
@@ -39,6 +51,9 @@ export interface ContextProps extends CodexCloudStackProps {
 
 /** Default stack name (`-c stackName=…` to deploy a second copy in the same account/region). */
 export const DEFAULT_STACK_NAME = 'CodexCloud';
+
+/** `CODEX_REASONING_EFFORT` values the app accepts. */
+const REASONING_EFFORTS: readonly string[] = ['minimal', 'low', 'medium', 'high', 'xhigh'];
 
 const RETENTION_DAYS = new Set(Object.values(logs.RetentionDays).filter((v): v is number => typeof v === 'number'));
 
@@ -92,6 +107,40 @@ export function propsFromContext(get: (key: ContextKey) => unknown): ContextProp
   if (githubAppId !== undefined && !/^\d+$/.test(githubAppId)) {
     throw new Error(`context value "githubAppId" must be the GitHub App's numeric id, got "${githubAppId}"`);
   }
+  const appDesiredCount = int('appDesiredCount');
+  if (githubAppId === undefined && appDesiredCount !== 0) {
+    throw new Error(
+      'context value "githubAppId" is required (e.g. -c githubAppId=123456), unless the app is scaled to zero for the first deploy (-c appDesiredCount=0)',
+    );
+  }
+  const positive = (key: ContextKey): number | undefined => {
+    const v = int(key);
+    if (v === 0) throw new Error(`context value "${key}" must be a positive integer, got 0`);
+    return v;
+  };
+  const reasoningEffort = str('reasoningEffort');
+  if (reasoningEffort !== undefined && !REASONING_EFFORTS.includes(reasoningEffort)) {
+    throw new Error(`context value "reasoningEffort" must be one of ${REASONING_EFFORTS.join(', ')}, got "${reasoningEffort}"`);
+  }
+  const mention = str('mention');
+  if (mention !== undefined && !/^@[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/.test(mention)) {
+    throw new Error(`context value "mention" must be @ followed by a name, e.g. @codex, got "${mention}"`);
+  }
+  const allowedBotsValue = get('allowedBots');
+  let allowedBots: string[] | undefined;
+  if (Array.isArray(allowedBotsValue)) allowedBots = allowedBotsValue.map((v) => String(v).trim()).filter(Boolean);
+  else {
+    const list = str('allowedBots');
+    allowedBots = list === undefined ? undefined : list.split(',').map((v) => v.trim()).filter(Boolean);
+  }
+  const badBot = allowedBots?.find((login) => !/^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?$/.test(login));
+  if (badBot !== undefined) {
+    throw new Error(`context value "allowedBots" must be comma-separated GitHub logins (e.g. renovate[bot]), got "${badBot}"`);
+  }
+  const gheHost = str('gheHost');
+  if (gheHost !== undefined && !/^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/.test(gheHost)) {
+    throw new Error(`context value "gheHost" must be a host name with an optional :port (no scheme or path), got "${gheHost}"`);
+  }
   const logRetentionDays = int('logRetentionDays');
   if (logRetentionDays !== undefined && !RETENTION_DAYS.has(logRetentionDays)) {
     throw new Error(
@@ -113,7 +162,7 @@ export function propsFromContext(get: (key: ContextKey) => unknown): ContextProp
     domainName,
     certificateArn,
     githubAppId,
-    appDesiredCount: int('appDesiredCount'),
+    appDesiredCount,
     image: image('imageUri'),
     runnerImage: image('runnerImageUri'),
     appCpu: int('appCpu'),
@@ -123,10 +172,22 @@ export function propsFromContext(get: (key: ContextKey) => unknown): ContextProp
     runnerEphemeralStorageGiB: int('runnerEphemeralStorageGiB'),
     logRetention: logRetentionDays as logs.RetentionDays | undefined,
     allowHttpEgress: bool('allowHttpEgress'),
+    environmentCache: bool('environmentCache'),
+    agentNetworkIsolation: bool('agentNetworkIsolation'),
+    environmentExpirationDays: positive('environmentExpirationDays'),
+    agentProxyPort: int('agentProxyPort'),
     natGateways: int('natGateways'),
     openAiBaseUrl,
     logLevel: str('logLevel'),
     hostedZone: hostedZoneId && hostedZoneName ? { zoneId: hostedZoneId, zoneName: hostedZoneName } : undefined,
+    concurrency: positive('concurrency'),
+    model: str('model'),
+    reasoningEffort,
+    mention,
+    taskTimeoutMinutes: positive('taskTimeoutMinutes'),
+    maxTokens: positive('maxTokens'),
+    allowedBots,
+    gheHost,
   };
   // Drop undefined entries so that the stack's defaults apply.
   return Object.fromEntries(Object.entries(props).filter(([, v]) => v !== undefined)) as unknown as ContextProps;

@@ -57,9 +57,20 @@ describe('cdk synth (CLI)', () => {
     expect(existsSync(join(r.outdir, image!.source.directory, 'Dockerfile'))).toBe(true);
   });
 
-  test('a missing required context value fails with a message naming it', () => {
+  test('a missing required context value fails with one line naming it, no stack trace', () => {
     const r = cdkSynth({ certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/x' });
     expect(r.status).not.toBe(0);
-    expect(r.stderr + r.stdout).toContain('context value "domainName" is required');
+    expect(r.stderr + r.stdout).toContain('codex-cloud infra: context value "domainName" is required');
+    expect(r.stderr + r.stdout).not.toMatch(/^\s+at /m);
+  });
+
+  test('githubAppId is required unless the app is scaled to zero', () => {
+    const r = cdkSynth({
+      domainName: 'codex.example.com',
+      certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555',
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('codex-cloud infra: context value "githubAppId" is required (e.g. -c githubAppId=123456), unless the app is scaled to zero for the first deploy (-c appDesiredCount=0)');
+    expect(r.stderr + r.stdout).not.toMatch(/^\s+at /m);
   });
 });

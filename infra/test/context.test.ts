@@ -8,12 +8,46 @@ import { parseEcrImageUri, validateFargateSize } from '../lib/validation.ts';
 const REQUIRED = {
   domainName: 'codex.example.com',
   certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/abcd-1234',
+  githubAppId: '424242',
 };
 const from = (ctx: Record<string, unknown>) => propsFromContext((key: ContextKey) => ctx[key]);
 
 describe('propsFromContext', () => {
-  test('the two required values alone give defaults everywhere else', () => {
+  test('the three required values alone give defaults everywhere else', () => {
     expect(from(REQUIRED)).toEqual({ stackName: 'CodexCloud', ...REQUIRED });
+  });
+
+  test('githubAppId may be left out only for the first deploy, with the app scaled to zero', () => {
+    const { githubAppId: _, ...first } = REQUIRED;
+    expect(from({ ...first, appDesiredCount: '0' })).toEqual({ stackName: 'CodexCloud', ...first, appDesiredCount: 0 });
+    expect(() => from(first)).toThrow('context value "githubAppId" is required (e.g. -c githubAppId=123456), unless the app is scaled to zero for the first deploy (-c appDesiredCount=0)');
+    expect(() => from({ ...first, appDesiredCount: 1 })).toThrow(/"githubAppId" is required/);
+  });
+
+  test("the app's settings: concurrency, model, effort, mention, limits, bots (list or JSON array), GHE host", () => {
+    expect(
+      from({
+        ...REQUIRED,
+        concurrency: '6',
+        model: 'o4-mini',
+        reasoningEffort: 'low',
+        mention: '@helper',
+        taskTimeoutMinutes: 45,
+        maxTokens: '1000000',
+        allowedBots: ' renovate[bot], dependabot[bot] ',
+        gheHost: 'github.acme.corp:8443',
+      }),
+    ).toMatchObject({
+      concurrency: 6,
+      model: 'o4-mini',
+      reasoningEffort: 'low',
+      mention: '@helper',
+      taskTimeoutMinutes: 45,
+      maxTokens: 1_000_000,
+      allowedBots: ['renovate[bot]', 'dependabot[bot]'],
+      gheHost: 'github.acme.corp:8443',
+    });
+    expect(from({ ...REQUIRED, allowedBots: ['renovate[bot]'] }).allowedBots).toEqual(['renovate[bot]']);
   });
 
   test('string values from -c are converted; JSON numbers and booleans are accepted too', () => {
@@ -29,6 +63,10 @@ describe('propsFromContext', () => {
       runnerEphemeralStorageGiB: '120',
       logRetentionDays: '90',
       allowHttpEgress: 'true',
+      environmentCache: 'true',
+      agentNetworkIsolation: 'false',
+      environmentExpirationDays: '3',
+      agentProxyPort: '0',
       natGateways: 2,
       openAiBaseUrl: 'https://llm.example.com/v1',
       logLevel: 'debug',
@@ -47,6 +85,10 @@ describe('propsFromContext', () => {
       runnerEphemeralStorageGiB: 120,
       logRetention: logs.RetentionDays.THREE_MONTHS,
       allowHttpEgress: true,
+      environmentCache: true,
+      agentNetworkIsolation: false,
+      environmentExpirationDays: 3,
+      agentProxyPort: 0,
       natGateways: 2,
       openAiBaseUrl: 'https://llm.example.com/v1',
       logLevel: 'debug',
@@ -62,11 +104,19 @@ describe('propsFromContext', () => {
     [{ ...REQUIRED, certificateArn: 'arn:aws:iam::123456789012:role/x' }, /"certificateArn" must be an ACM certificate ARN/],
     [{ ...REQUIRED, runnerCpu: '2 vCPU' }, /"runnerCpu" must be a non-negative integer/],
     [{ ...REQUIRED, allowHttpEgress: 'yes' }, /"allowHttpEgress" must be true or false/],
+    [{ ...REQUIRED, agentNetworkIsolation: 'off' }, /"agentNetworkIsolation" must be true or false/],
+    [{ ...REQUIRED, environmentExpirationDays: '0' }, /"environmentExpirationDays" must be a positive integer/],
     [{ ...REQUIRED, logRetentionDays: '31' }, /"logRetentionDays" must be one of 1, 3, 5, 7, 14, 30/],
     [{ ...REQUIRED, githubAppId: 'my-app' }, /"githubAppId" must be the GitHub App's numeric id/],
     [{ ...REQUIRED, stackName: 'codex_cloud' }, /"stackName" must start with a letter/],
     [{ ...REQUIRED, hostedZoneId: 'Z123' }, /"hostedZoneId" and "hostedZoneName" go together/],
     [{ ...REQUIRED, openAiBaseUrl: 'not a url' }, /"openAiBaseUrl" must be a URL/],
+    [{ ...REQUIRED, concurrency: '0' }, /"concurrency" must be a positive integer, got 0/],
+    [{ ...REQUIRED, maxTokens: '4M' }, /"maxTokens" must be a non-negative integer/],
+    [{ ...REQUIRED, reasoningEffort: 'max' }, /"reasoningEffort" must be one of minimal, low, medium, high, xhigh/],
+    [{ ...REQUIRED, mention: 'codex' }, /"mention" must be @ followed by a name/],
+    [{ ...REQUIRED, allowedBots: 'renovate[bot],not a login' }, /"allowedBots" must be comma-separated GitHub logins .* got "not a login"/],
+    [{ ...REQUIRED, gheHost: 'https://github.acme.corp' }, /"gheHost" must be a host name/],
   ])('refuses %j', (ctx, message) => {
     expect(() => from(ctx)).toThrow(message);
   });

@@ -3,7 +3,7 @@ import { copyFile, mkdtemp, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FileChange } from '../contract.ts';
-import { git } from './git.ts';
+import { gitIn, type TrustedRepository } from './git.ts';
 
 /** A change git reports but that the result cannot carry (e.g. a nested repository). */
 export interface SkippedChange {
@@ -12,33 +12,34 @@ export interface SkippedChange {
 }
 
 /**
- * Lists every change of the working tree of `root` against `baseSha`: added, modified and deleted
+ * Lists every change of the working tree of `repo` against `baseSha`: added, modified and deleted
  * files, respecting .gitignore, with their git mode (100644, 100755, 120000) and content (base64;
- * a symlink's content is its target). Renames appear as a delete plus an add. Uses a temporary
- * index, so the checkout's own index is left as it was.
- * @throws GitError when `root` is not a git repository or `baseSha` is unknown.
+ * a symlink's content is its target, never what it points to). Renames appear as a delete plus an
+ * add. Git runs with the private git directory and the hardened configuration (git.ts): nothing the
+ * agent wrote under the workspace's `.git`, and no driver named by a `.gitattributes` file, runs.
+ * Uses a temporary copy of the private index, which is left as it was.
+ * @throws GitError when the private git directory is unusable or `baseSha` is unknown.
  */
 export async function collectChanges(
-  root: string,
+  repo: TrustedRepository,
   baseSha: string,
 ): Promise<{ changes: FileChange[]; skipped: SkippedChange[] }> {
   const tmp = await mkdtemp(path.join(tmpdir(), 'codex-index-'));
   try {
     const index = path.join(tmp, 'index');
-    const gitDir = (await git(['rev-parse', '--absolute-git-dir'], { cwd: root })).stdout.toString().trim();
-    // Reuse the checkout's index for its stat cache, keeping its mtime: git's racy-entry check
+    // Reuse the private index for its stat cache, keeping its mtime: git's racy-entry check
     // compares file mtimes with the index's own, so a copy with a fresh mtime would hide edits
     // made in the same second as the checkout (same size, same second).
-    const original = path.join(gitDir, 'index');
+    const original = path.join(repo.gitDir, 'index');
     const info = await stat(original).catch(() => undefined);
     if (info) {
       await copyFile(original, index);
       await utimes(index, info.atime, info.mtime);
     }
     const env = { GIT_INDEX_FILE: index };
-    await git(['add', '-A', '--', '.'], { cwd: root, env });
+    await gitIn(repo, ['add', '-A', '--', '.'], { env });
     const raw = (
-      await git(['diff', '--cached', '--raw', '--no-abbrev', '-z', '--no-renames', '--no-ext-diff', baseSha], { cwd: root, env })
+      await gitIn(repo, ['diff', '--cached', '--raw', '--no-abbrev', '-z', '--no-renames', '--no-ext-diff', '--no-textconv', baseSha], { env })
     ).stdout.toString('utf8');
     const fields = raw.split('\0');
     const entries: Array<{ path: string; status: string; mode: string; sha: string }> = [];
@@ -52,7 +53,7 @@ export async function collectChanges(
     const changes: FileChange[] = [];
     const skipped: SkippedChange[] = [];
     const wanted = entries.filter((e) => e.status !== 'D' && e.mode !== '160000');
-    const contents = await readBlobs(root, wanted.map((e) => e.sha));
+    const contents = await readBlobs(repo, wanted.map((e) => e.sha));
     for (const entry of entries) {
       if (entry.status === 'D') {
         changes.push({ action: 'delete', path: entry.path });
@@ -74,10 +75,10 @@ export async function collectChanges(
 }
 
 /** Reads blobs with one `git cat-file --batch` process. */
-async function readBlobs(root: string, shas: string[]): Promise<Map<string, Buffer>> {
+async function readBlobs(repo: TrustedRepository, shas: string[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   if (shas.length === 0) return out;
-  const { stdout } = await git(['cat-file', '--batch'], { cwd: root, input: `${shas.join('\n')}\n` });
+  const { stdout } = await gitIn(repo, ['cat-file', '--batch'], { input: `${shas.join('\n')}\n` });
   let pos = 0;
   while (pos < stdout.length) {
     const eol = stdout.indexOf(0x0a, pos);

@@ -1,5 +1,5 @@
 /** A sandboxed command as the task records it: progress events around it and a CommandRecord. */
-import type { CommandRecord, Phase, ProgressEventInput } from '../contract.ts';
+import type { CommandOutput, CommandRecord, Phase, ProgressEventInput } from '../contract.ts';
 import { DiskLimitError, type RunResult, type Sandbox } from './sandbox.ts';
 
 /** What {@link runRecorded} runs and where it reports. */
@@ -53,7 +53,18 @@ function appendRecord(opts: RecordedCommandOptions, result: RunResult): void {
     durationMs: result.durationMs,
     // Stopped by the task's wall-clock deadline counts as a timeout too.
     timedOut: result.timedOut || (result.aborted && opts.deadline !== undefined && Date.now() >= opts.deadline),
+    output: clipOutput(result.output, result.outputBytes),
   };
   opts.commands.push(record);
   opts.emit({ type: 'command_end', ...record });
+}
+
+/** Characters of a command's output kept in its record: all of it up to this, else head and tail halves. */
+const RECORDED_OUTPUT_CHARS = 4000;
+
+/** CommandRecord.output (for the task page): the whole output up to 4,000 characters, else the first and last 2,000. */
+function clipOutput(output: string, bytes: number): CommandOutput {
+  if (output.length <= RECORDED_OUTPUT_CHARS) return { head: output, tail: '', bytes };
+  const half = RECORDED_OUTPUT_CHARS / 2;
+  return { head: output.slice(0, half), tail: output.slice(-half), bytes };
 }

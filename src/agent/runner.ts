@@ -9,22 +9,27 @@ import type {
   FileChange,
   Phase,
   ProgressEventInput,
+  SetupStatus,
   StopReason,
   TaskResult,
   TaskSpec,
 } from '../contract.ts';
 import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
-import { git } from './git.ts';
+import { commitMessageOf, parseFinalMessage } from './final-message.ts';
+import type { TrustedRepository } from './git.ts';
 import { runRecorded } from './recorded-command.ts';
-import { collectAgentsDocs, buildTaskInput } from './instructions.ts';
+import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions.ts';
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
 import { createModelClient, type TokenUsage } from './model.ts';
 import { BASE_INSTRUCTIONS } from './prompts/base.ts';
+import { agentProxyEnv, startProxyBridge, type ProxyBridge } from './proxy-bridge.ts';
 import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './sandbox.ts';
 import { readOnlyPathsFromEnv, runnerHiddenPaths } from './sandbox-mounts.ts';
 import { detectSetup, toolPaths } from './setup.ts';
+import { setupEnvironment } from './setup-env.ts';
 import { ToolRunner } from './tools/index.ts';
+import { adoptWorkingTree } from './trusted-repo.ts';
 
 /** Thrown inside a phase to fail the task at that phase with a readable reason. */
 export class PhaseError extends Error {
@@ -39,7 +44,10 @@ export class PhaseError extends Error {
 /** Inputs of {@link runTask}. */
 export interface RunTaskOptions {
   spec: TaskSpec;
-  /** Scratch directory of this task: `<workDir>/repo` is the checkout, `<workDir>/home` the sandbox home. */
+  /**
+   * Scratch directory of this task: `<workDir>/repo` is the checkout, `<workDir>/home` the sandbox
+   * home, `<workDir>/git` the private git directory (never writable in the sandbox).
+   */
   workDir: string;
   /**
    * Work in place on an existing directory instead of cloning (`codex-cloud exec`): no checkout and
@@ -50,28 +58,11 @@ export interface RunTaskOptions {
   emit: (event: ProgressEventInput) => void;
   /** Aborting cancels the task; the result then has status `cancelled` with the partial work. */
   signal?: AbortSignal;
-}
-
-/** A parsed final message: the pull request title and the markdown body (Summary, Testing). */
-export interface ParsedFinalMessage {
-  title: string;
-  body: string;
-}
-
-/**
- * Splits the agent's final message into a PR title (its leading `# heading`) and a body. Without a
- * heading, the title is derived from `fallback` (the instruction), cut to 72 characters.
- */
-export function parseFinalMessage(message: string, fallback: string): ParsedFinalMessage {
-  const text = message.trim();
-  const match = /^#\s+(.+)\n?([\s\S]*)$/.exec(text);
-  if (match) return { title: clip(match[1]!.trim(), 72), body: match[2]!.trim() };
-  const first = fallback.trim().split('\n')[0] ?? '';
-  return { title: clip(first || 'Changes by Codex', 72), body: text };
-}
-
-function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
+  /**
+   * `setup`: stop after the setup phase (the ECS backend's setup task); the result then has no
+   * changes and status `no_changes`, or `failed` with the failed phase. Default: every phase.
+   */
+  phase?: 'setup';
 }
 
 const STOP_TEXT: Record<StopReason, string> = {
@@ -96,11 +87,15 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   const commands: CommandRecord[] = [];
   const root = opts.inPlace ? path.resolve(opts.inPlace) : path.join(opts.workDir, 'repo');
   const home = path.join(opts.workDir, 'home');
+  const privateGitDir = path.join(opts.workDir, 'git');
+  // The git directory host-side git uses (never the workspace's .git): set once it exists.
+  let repo: TrustedRepository | undefined;
   let loop: AgentLoopOutcome | undefined;
   let tools: ToolRunner | undefined;
   let failure: { phase: Phase; reason: string } | undefined;
   let changes: FileChange[] = [];
   let baseSha = spec.repository.baseSha;
+  let setup: SetupStatus | undefined;
   const cancelled = () => opts.signal?.aborted === true;
 
   async function phase<T>(name: Phase, body: () => Promise<T>): Promise<T> {
@@ -130,6 +125,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }).filter(([, v]) => v !== undefined)),
   };
 
+  // The agent phase's network (TaskSpec `network`): the runner's end of the way to the app's proxy.
+  let proxyBridge: ProxyBridge | undefined;
   try {
     await mkdir(home, { recursive: true });
     await mkdir(root, { recursive: true });
@@ -139,28 +136,57 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     // The sandbox is checked first: no sandbox, no task (never silently unsandboxed).
     let agentSandbox: Sandbox;
     try {
-      agentSandbox = await createSandbox({ ...sandboxBase, network: false });
+      const network = spec.network;
+      if (network && spec.sandbox === 'bubblewrap') proxyBridge = await startProxyBridge(network);
+      agentSandbox = await createSandbox({
+        ...sandboxBase,
+        network: false,
+        ...(network
+          ? { extraEnv: { ...sandboxBase.extraEnv, ...agentProxyEnv(network, spec.sandbox) }, proxySocket: proxyBridge?.socketPath }
+          : {}),
+      });
     } catch (error) {
       throw new PhaseError(opts.inPlace ? 'agent' : 'checkout', `no sandbox could be created: ${(error as Error).message}`);
     }
 
     if (!opts.inPlace) {
-      baseSha = await phase('checkout', () =>
+      const checkedOut = await phase('checkout', () =>
         checkoutRepository({
           cloneUrl: spec.repository.cloneUrl,
           token: spec.repository.token,
           baseSha: spec.repository.baseSha,
           baseRef: spec.repository.baseRef,
+          // Pull request work: the head the app dispatched, with the history of the pull request.
+          ...(spec.repository.headSha
+            ? {
+                headSha: spec.repository.headSha,
+                ...(spec.repository.headRef ? { headRef: spec.repository.headRef } : {}),
+                ...(spec.repository.fetchRef ? { fetchRef: spec.repository.fetchRef } : {}),
+                ...(spec.repository.prCommits ? { prCommits: spec.repository.prCommits } : {}),
+              }
+            : {}),
           dir: root,
+          gitDir: privateGitDir,
           timeoutMs: Math.max(1000, Math.min(10 * 60_000, deadline - Date.now())),
           signal: opts.signal,
         }),
       );
-      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal));
+      baseSha = checkedOut.sha;
+      repo = checkedOut.repository;
+      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal, (s) => (setup = s)));
+    } else {
+      // Before the agent runs: from now on the repository's own .git is the agent's to write.
+      repo = await adoptWorkingTree(root, privateGitDir).catch((error: unknown) => {
+        throw new PhaseError('agent', `the working tree's git repository cannot be used: ${(error as Error).message}`);
+      });
     }
 
-    await phase('agent', async () => {
-      const agentsDocs = await collectAgentsDocs(root);
+    if (opts.phase !== 'setup') await phase('agent', async () => {
+      if (spec.network) {
+        emit({ type: 'log', level: 'info', message: `agent network: only through the app's proxy, to ${spec.network.allow.join(', ')}` });
+      }
+      // AGENTS.md chosen by the app (a fork's pull request: the base branch's) wins over the checkout's.
+      const agentsDocs = spec.agentsDocs ? capAgentsDocs(spec.agentsDocs) : await collectAgentsDocs(root);
       const client = createModelClient({ baseUrl: spec.model.baseUrl, apiKey: spec.model.apiKey });
       const commandSignal = opts.signal
         ? AbortSignal.any([opts.signal, AbortSignal.timeout(Math.max(1, deadline - Date.now()))])
@@ -186,6 +212,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           repository: opts.inPlace ? undefined : spec.repository,
           requester: spec.requester,
           cwd: root,
+          ...(spec.network ? { networkAllow: spec.network.allow } : {}),
         }),
         tools,
         limits: { maxTurns: spec.limits.maxTurns, deadline, maxTokens: spec.limits.maxTokens },
@@ -204,12 +231,14 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     };
   }
 
+  await proxyBridge?.close().catch(() => undefined);
+
   // The result phase runs whenever there is a checkout, so partial work is never lost.
-  if (!failure || failure.phase === 'agent') {
+  if (opts.phase !== 'setup' && (!failure || failure.phase === 'agent')) {
     try {
       changes = await phase('result', async () => {
-        if (!(await isGitRepo(root))) return [];
-        const collected = await collectChanges(root, baseSha);
+        if (!repo) return [];
+        const collected = await collectChanges(repo, baseSha);
         for (const s of collected.skipped) emit({ type: 'log', level: 'warn', message: `not included: ${s.path}: ${s.reason}` });
         return collected.changes;
       });
@@ -231,8 +260,10 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
         : 'no_changes';
 
   const finalMessage = loop?.finalMessage ?? '';
-  const parsed = parseFinalMessage(finalMessage, spec.instruction || 'Resolve the issue');
-  let summary = parsed.body;
+  // The title comes from the final message, else the issue's title; never from the raw instruction.
+  const threadTitle = spec.context.find((c) => (c.kind === 'issue' || c.kind === 'pull_request') && c.title?.trim())?.title ?? '';
+  const parsed = parseFinalMessage(finalMessage, threadTitle);
+  let summary = parsed.body || finalMessage.trim();
   if (status === 'failed' || status === 'cancelled') {
     const why = status === 'cancelled' ? 'The task was cancelled.' : `The task failed at the ${failure!.phase} phase: ${failure!.reason}`;
     summary = [why, parsed.body ? `\nThe agent's last message:\n\n${parsed.body}` : ''].join('\n').trim();
@@ -248,11 +279,12 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     baseSha,
     summary,
     changes,
-    commitMessage: parsed.body ? `${parsed.title}\n\n${parsed.body}` : parsed.title,
+    commitMessage: commitMessageOf(parsed),
     pullRequest: { title: parsed.title, body: parsed.body },
     commands: allCommands,
     findings: [],
     plan: tools?.plan ?? [],
+    ...(setup ? { setup } : {}),
     usage: {
       ...usage,
       turns: loop?.turns ?? 0,
@@ -264,15 +296,6 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   };
 }
 
-async function isGitRepo(dir: string): Promise<boolean> {
-  try {
-    await git(['rev-parse', '--git-dir'], { cwd: dir });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function runSetup(
   spec: TaskSpec,
   root: string,
@@ -282,17 +305,35 @@ async function runSetup(
   commands: CommandRecord[],
   emit: (event: ProgressEventInput) => void,
   signal: AbortSignal | undefined,
+  report: (status: SetupStatus) => void,
 ): Promise<void> {
-  const sandbox = await createSandbox({ ...sandboxBase, network: true });
+  // Only the setup phase sees the host's CA and proxy variables (and CODEX_SETUP_ENV's), and the CA files.
+  const hostEnv = setupEnvironment(process.env);
+  for (const r of hostEnv.refused) emit({ type: 'log', level: 'warn', message: `setup environment: ${r}` });
+  const sandbox = await createSandbox({
+    ...sandboxBase,
+    network: true,
+    extraEnv: { ...hostEnv.env, ...sandboxBase.extraEnv },
+    readOnlyPaths: [...(sandboxBase.readOnlyPaths ?? []), ...hostEnv.readOnlyPaths],
+  });
+  const failures: string[] = [];
   const setupDeadline = Math.min(deadline, Date.now() + spec.limits.setupTimeoutMs);
   const run = async (command: string[], label: string, required: boolean) => {
     const remaining = setupDeadline - Date.now();
-    if (remaining <= 0) throw new PhaseError('setup', `the setup phase timed out after ${spec.limits.setupTimeoutMs} ms`);
+    if (remaining <= 0) {
+      const reason = `the setup phase timed out after ${Math.round(spec.limits.setupTimeoutMs / 1000)} s`;
+      report({ status: 'failed', reason });
+      throw new PhaseError('setup', reason);
+    }
     const result = await runRecorded({ sandbox, phase: 'setup', command, cwd: root, workdir: '.', timeoutMs: remaining, signal, emit, commands });
     if (result.exitCode !== 0) {
       const tail = result.output.trim().split('\n').slice(-15).join('\n');
       const what = result.timedOut ? 'timed out' : `exited with ${result.exitCode ?? result.signal}`;
-      if (required) throw new PhaseError('setup', `${label} ${what}:\n${tail}`);
+      if (required) {
+        report({ status: 'failed', reason: `${label} ${what}` });
+        throw new PhaseError('setup', `${label} ${what}:\n${tail}`);
+      }
+      failures.push(`${label} ${what}`);
       emit({ type: 'log', level: 'warn', message: `${label} ${what}; the agent goes on without it.\n${tail}` });
     }
   };
@@ -300,11 +341,15 @@ async function runSetup(
     const script = path.join(home, '.codex-setup.sh');
     await writeFile(script, spec.setup.script, { mode: 0o700 });
     await run(['bash', '-eo', 'pipefail', script], 'the setup script', true);
+    report({ status: 'succeeded' });
     return;
   }
-  if (!spec.setup.autoInstall) return;
+  if (!spec.setup.autoInstall) return report({ status: 'skipped', reason: 'auto_install is off and there is no setup script' });
   const env = sandboxEnv({ home, extraEnv: sandboxBase.extraEnv, extraPath: sandboxBase.extraPath });
   const { steps, missing } = await detectSetup(root, home, env.PATH ?? '');
   for (const m of missing) emit({ type: 'log', level: 'warn', message: `setup skipped: ${m}` });
   for (const step of steps) await run(step.command, step.label, false);
+  if (failures.length) report({ status: 'failed', reason: `${failures.join('; ')}; the agent went on without it` });
+  else if (steps.length) report({ status: 'succeeded' });
+  else report({ status: 'skipped', reason: missing.length ? missing.join('; ') : 'nothing to install was found' });
 }

@@ -50,6 +50,15 @@ const list = (item: z.ZodString) =>
 const RUNNER_USER = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?|\d{1,10}:\d{1,10})$/;
 const ARGV_MESSAGE = 'expected a JSON array of strings (argv), e.g. ["node","runner.js"]';
 
+const PRICES_MESSAGE =
+  'expected a JSON object of model name to {"inputPerMillion","cachedInputPerMillion","outputPerMillion"} (USD per million tokens, numbers ≥ 0)';
+const price = z.number({ error: PRICES_MESSAGE }).nonnegative(PRICES_MESSAGE);
+/** Token prices of one model, USD per million tokens. */
+const TokenPrices = z.strictObject(
+  { inputPerMillion: price, cachedInputPerMillion: price, outputPerMillion: price },
+  { error: PRICES_MESSAGE },
+);
+
 /** GitHub login: letters, digits and hyphens, optionally with GitHub Apps' `[bot]` suffix. */
 const GITHUB_LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\[bot\])?$/;
 
@@ -107,6 +116,23 @@ export const EnvSchema = z.object({
   CODEX_ALLOWED_BOTS: list(z.string().regex(GITHUB_LOGIN, 'expected comma-separated GitHub logins')).default([]),
   CODEX_TASK_TIMEOUT_MINUTES: positiveInt().default(60),
   CODEX_MAX_TOKENS: positiveInt().default(4_000_000),
+  /**
+   * Token prices per model for the task page's estimated cost (JSON, USD per million tokens), e.g.
+   * `{"gpt-5.1-codex":{"inputPerMillion":1.25,"cachedInputPerMillion":0.125,"outputPerMillion":10}}`.
+   * Unset: the page shows tokens and no cost.
+   */
+  CODEX_TOKEN_PRICES: z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: PRICES_MESSAGE });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string(), TokenPrices, { error: PRICES_MESSAGE }))
+    .optional(),
   /** Retries of one model request in the runner (429, 5xx, cut streams). */
   CODEX_MODEL_RETRIES: z.coerce.number({ error: 'expected an integer from 0 to 10' }).int('expected an integer from 0 to 10').min(0, 'expected an integer from 0 to 10').max(10, 'expected an integer from 0 to 10').default(4),
   /** First retry delay of a model request, ms (doubles each retry). */
@@ -139,11 +165,44 @@ export const EnvSchema = z.object({
     .regex(RUNNER_USER, 'expected a user name or uid:gid, e.g. codex-runner or 1500:1500')
     .refine((value) => value !== 'root' && !/^0+:|:0+$/.test(value), 'must not be root (uid 0 or gid 0)')
     .optional(),
+  /**
+   * Port of the agent-phase network proxy (src/proxy/), which serves `agent_network` allowlists of
+   * `.github/codex.yml`; 0 = any free port (local backend only). Unset: no proxy, agent commands
+   * never have network.
+   */
+  CODEX_AGENT_PROXY_PORT: z
+    .string()
+    .regex(/^\d+$/, 'expected a port number (0-65535)')
+    .transform(Number)
+    .refine((n) => n <= 65_535, 'expected a port number (0-65535)')
+    .optional(),
+  /** Bind address of the agent proxy: default 127.0.0.1 with the local backend, all interfaces with ECS. */
+  CODEX_AGENT_PROXY_HOST: z.string().trim().min(1).optional(),
+  /**
+   * How runners reach the agent proxy, `http://host:port` (ECS: inside the VPC, e.g. the app's
+   * service-discovery name; required there). Default with the local backend: `http://127.0.0.1:<port>`.
+   */
+  CODEX_AGENT_PROXY_URL: z
+    .string()
+    .refine(
+      (value) => URL.canParse(value) && new URL(value).protocol === 'http:' && /^\/*$/.test(new URL(value).pathname) && new URL(value).username === '',
+      'expected http://host:port (how runners reach the agent proxy, e.g. http://codex-app.internal:3128)',
+    )
+    .transform((value) => value.replace(/\/+$/, ''))
+    .optional(),
   CODEX_ECS_CLUSTER: z.string().optional(),
   CODEX_ECS_TASK_DEFINITION: z.string().optional(),
   CODEX_ECS_CONTAINER_NAME: z.string().default('runner'),
   CODEX_ECS_SUBNETS: list(z.string()).optional(),
   CODEX_ECS_SECURITY_GROUPS: list(z.string()).default([]),
+  /** Security groups of the setup task (HTTPS egress); unset: the agent task's groups. */
+  CODEX_ECS_SETUP_SECURITY_GROUPS: list(z.string()).optional(),
+  /** S3 bucket of the ECS backend's environment archives (presigned URLs); unset: no cache on ECS. */
+  CODEX_ENV_BUCKET: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens)')
+    .optional(),
   CODEX_ECS_ASSIGN_PUBLIC_IP: bool.default(false),
   AWS_REGION: z.string().optional(),
   /** Probot's GitHub request throttling (on by default; off only against a local GitHub stand-in). */
@@ -172,8 +231,15 @@ export type RunnerConfig =
       containerName: string;
       /** Subnet IDs for the task's awsvpc network configuration (at least one). */
       subnets: string[];
-      /** Security group IDs (may be empty: the VPC's default group applies). */
+      /** Security group IDs of the agent task (may be empty: the VPC's default group applies). */
       securityGroups: string[];
+      /**
+       * Security group IDs of the setup task (`CODEX_ECS_SETUP_SECURITY_GROUPS`: HTTPS egress, for
+       * a cache miss); unset: the setup task gets `securityGroups`.
+       */
+      setupSecurityGroups?: string[];
+      /** `CODEX_ENV_BUCKET`: S3 bucket of environment archives (the SDK's `AWS_ENDPOINT_URL_S3` applies). */
+      environmentBucket?: string;
       assignPublicIp: boolean;
       /** AWS region (`AWS_REGION`); the SDK's own resolution applies when unset. */
       region?: string;
@@ -220,9 +286,16 @@ type BaseAppConfig = {
   taskTimeoutMs: number;
   /** Token budget of one task (input + output tokens). */
   maxTokens: number;
+  /** Token prices per model name, USD per million tokens (`CODEX_TOKEN_PRICES`), for estimated costs. */
+  tokenPrices?: Record<string, { inputPerMillion: number; cachedInputPerMillion: number; outputPerMillion: number }>;
   /** Retry policy of the runner's model requests (`CODEX_MODEL_RETRIES`, `CODEX_MODEL_RETRY_BASE_MS`). */
   modelRetry: { retries: number; baseMs: number };
   runner: RunnerConfig;
+  /**
+   * The agent-phase network proxy (`CODEX_AGENT_PROXY_*`); absent when `CODEX_AGENT_PROXY_PORT` is
+   * unset. `url` is how runners reach it (absent: `http://127.0.0.1:<bound port>`, local backend).
+   */
+  agentProxy?: { port: number; host: string; url?: string };
 };
 
 /**
@@ -352,6 +425,11 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     }
   }
 
+  if (vars.CODEX_AGENT_PROXY_PORT !== undefined && vars.CODEX_RUNNER_BACKEND === 'ecs') {
+    if (!vars.CODEX_AGENT_PROXY_URL) add('CODEX_AGENT_PROXY_URL', 'required with CODEX_AGENT_PROXY_PORT when CODEX_RUNNER_BACKEND is ecs: how runners reach the agent proxy inside the VPC');
+    if (vars.CODEX_AGENT_PROXY_PORT === '0') add('CODEX_AGENT_PROXY_PORT', 'must be a fixed port when CODEX_RUNNER_BACKEND is ecs (security groups name it)');
+  }
+
   if (issues.length || !parsed.success) throw new ConfigError(issues);
   const e = parsed.data;
 
@@ -364,6 +442,8 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
           containerName: e.CODEX_ECS_CONTAINER_NAME,
           subnets: e.CODEX_ECS_SUBNETS!,
           securityGroups: e.CODEX_ECS_SECURITY_GROUPS,
+          ...(e.CODEX_ECS_SETUP_SECURITY_GROUPS?.length ? { setupSecurityGroups: e.CODEX_ECS_SETUP_SECURITY_GROUPS } : {}),
+          ...(e.CODEX_ENV_BUCKET ? { environmentBucket: e.CODEX_ENV_BUCKET } : {}),
           assignPublicIp: e.CODEX_ECS_ASSIGN_PUBLIC_IP,
           ...(e.AWS_REGION ? { region: e.AWS_REGION } : {}),
         }
@@ -393,8 +473,18 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     allowedBots: e.CODEX_ALLOWED_BOTS,
     taskTimeoutMs: e.CODEX_TASK_TIMEOUT_MINUTES * 60_000,
     maxTokens: e.CODEX_MAX_TOKENS,
+    ...(e.CODEX_TOKEN_PRICES ? { tokenPrices: e.CODEX_TOKEN_PRICES } : {}),
     modelRetry: { retries: e.CODEX_MODEL_RETRIES, baseMs: e.CODEX_MODEL_RETRY_BASE_MS },
     runner,
+    ...(e.CODEX_AGENT_PROXY_PORT !== undefined
+      ? {
+          agentProxy: {
+            port: e.CODEX_AGENT_PROXY_PORT,
+            host: e.CODEX_AGENT_PROXY_HOST ?? (runner.backend === 'local' ? '127.0.0.1' : '0.0.0.0'),
+            ...(e.CODEX_AGENT_PROXY_URL ? { url: e.CODEX_AGENT_PROXY_URL } : {}),
+          },
+        }
+      : {}),
   };
 
   if (setupMode) {

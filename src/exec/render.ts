@@ -1,6 +1,7 @@
 /**
  * Human-readable progress for `codex-cloud exec`: phases, the plan as a checklist, each command with
- * its exit code and duration, and a spinner with the elapsed time while the model thinks (TTY only).
+ * its exit code and duration, and a spinner with the elapsed time while the model thinks (only on a
+ * terminal that reports its width: see {@link canSpin}).
  */
 import type { Writable } from 'node:stream';
 import ora, { type Ora } from 'ora';
@@ -19,9 +20,21 @@ function commandLine(argv: string[]): string {
   return oneLine.length > 120 ? `${oneLine.slice(0, 119)}…` : oneLine;
 }
 
+/** A stream as Node gives it for a terminal (`tty.WriteStream`): `isTTY` and `columns` when it is one. */
+export type TerminalStream = Writable & { isTTY?: boolean; columns?: number };
+
+/**
+ * Whether a spinner can be drawn on `stream`: a TTY that reports a width. A pseudo-terminal without a
+ * size (e.g. under `script` with no terminal of its own) reports 0 columns, on which a spinner cannot
+ * tell how many lines to clear and redraws without end.
+ */
+export function canSpin(stream: TerminalStream): boolean {
+  return stream.isTTY === true && typeof stream.columns === 'number' && stream.columns > 0;
+}
+
 /** Renders progress events to `err` (progress) and the final summary to `out`. */
 export class TerminalRenderer {
-  private readonly err: Writable & { isTTY?: boolean };
+  private readonly err: TerminalStream;
   private readonly out: Writable;
   private readonly spinner: Ora | undefined;
   private readonly started = Date.now();
@@ -29,10 +42,10 @@ export class TerminalRenderer {
   private waitingSince = 0;
   private waitingLabel = '';
 
-  constructor(err: Writable & { isTTY?: boolean }, out: Writable) {
+  constructor(err: TerminalStream, out: Writable) {
     this.err = err;
     this.out = out;
-    this.spinner = err.isTTY ? ora({ stream: err, discardStdin: false }) : undefined;
+    this.spinner = canSpin(err) ? ora({ stream: err, discardStdin: false }) : undefined;
   }
 
   private line(text: string): void {

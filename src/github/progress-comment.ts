@@ -26,6 +26,8 @@ const REASON_MAX_CHARS = 1500;
 const PLAN_STEP_MAX_CHARS = 200;
 const PLAN_MAX_STEPS = 30;
 const DEFAULT_MENTION = '@codex';
+/** Files listed under a pushed commit at most. */
+const MAX_LISTED_FILES = 30;
 
 /** The display state of one task, as the progress comment shows it. */
 export interface ProgressView {
@@ -52,6 +54,16 @@ export interface ProgressView {
   cancelledBy?: string;
   /** The pull request the task opened (task), pushed to (fix) or reviewed (review). */
   pullRequest?: { number: number; url: string; title: string };
+  /**
+   * Pull request work: the commit pushed to the pull request's branch (`sha` 40 hex, `url` its web
+   * page, the changed `files`, `rebased` when it was re-applied onto a head that moved meanwhile).
+   */
+  pushed?: { sha: string; url: string; branch: string; files: string[]; rebased: boolean };
+  /**
+   * Fork pull request work: the pull request it was for (`pullRequest` is then the new one, opened
+   * from `branch` of the base repository because the app cannot push to the fork).
+   */
+  forkOf?: { number: number; branch: string };
   /** The agent's summary markdown: the answer for `no_changes`, the summary on success (untrusted). */
   answer?: string;
   /** Which phase failed (`checkout`, `setup`, `agent`, `result`, `publishing`, …) and why (untrusted). */
@@ -64,6 +76,12 @@ export interface ProgressView {
   mention?: string;
   /** The latest warning while the task is active (e.g. a RunTask retry), untrusted text. */
   notice?: string;
+  /**
+   * The app's own "Checks run" section for a finished task: markdown rendered by `checksRunSection`
+   * (checks-run.ts) from the TaskResult's commands and setup status, which makes its untrusted parts
+   * inert; shown as given, after the answer (or the failure), in a final state only.
+   */
+  checks?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -280,11 +298,12 @@ function phaseLine(current: number, failed = false): string {
   }).join(' → ');
 }
 
-function planChecklist(plan: PlanStep[]): string {
+/** The plan as a checklist; a finished task's plan is shown as the model left it, with no step marked as in progress. */
+function planChecklist(plan: PlanStep[], finished = false): string {
   const lines = plan.slice(0, PLAN_MAX_STEPS).map((s) => {
     const text = escapeInline(truncate(s.step, PLAN_STEP_MAX_CHARS)) || '(empty step)';
     if (s.status === 'completed') return `- [x] ${text}`;
-    if (s.status === 'in_progress') return `- [ ] **${text}** ← _in progress_`;
+    if (s.status === 'in_progress' && !finished) return `- [ ] **${text}** ← _in progress_`;
     return `- [ ] ${text}`;
   });
   if (plan.length > PLAN_MAX_STEPS) lines.push(`- … and ${plan.length - PLAN_MAX_STEPS} more steps`);
@@ -348,6 +367,19 @@ export function renderProgressComment(view: ProgressView): string {
   const plan = view.plan ?? [];
   if (active && view.notice?.trim()) blocks.push(`⚠️ ${escapeInline(truncate(view.notice.trim().split('\n')[0]!, 300))}`);
 
+  const pushed = view.pushed && /^[0-9a-f]{40}$/.test(view.pushed.sha) ? view.pushed : undefined;
+  if ((view.state === 'succeeded' || view.state === 'failed') && pushed) {
+    const files = pushed.files.slice(0, MAX_LISTED_FILES).map((f) => `- ${codeSpan(truncate(f, 200))}`);
+    if (pushed.files.length > MAX_LISTED_FILES) files.push(`- … and ${pushed.files.length - MAX_LISTED_FILES} more`);
+    const onto = pushed.rebased ? ' (re-applied on top of commits pushed meanwhile)' : '';
+    const what = view.state === 'failed' ? 'The partial work is in commit' : 'Pushed commit';
+    blocks.push(`${what} ${link(codeSpan(pushed.sha.slice(0, 7)), pushed.url)} to ${codeSpan(truncate(pushed.branch, 200))}${onto}:\n\n${files.join('\n')}`);
+  }
+  if (view.forkOf && Number.isSafeInteger(view.forkOf.number) && view.pullRequest && (view.state === 'succeeded' || view.state === 'failed')) {
+    blocks.push(
+      `This pull request comes from a fork, which I cannot push to: the changes are in a new pull request from ${codeSpan(truncate(view.forkOf.branch, 200))}, on top of its head.`,
+    );
+  }
   if (view.state === 'succeeded' && view.pullRequest && Number.isSafeInteger(view.pullRequest.number)) {
     const verb = view.kind === 'fix' ? 'Pushed commits to' : view.kind === 'review' ? 'Reviewed' : 'Opened';
     const label = `#${view.pullRequest.number}: ${escapeInline(truncate(view.pullRequest.title, 256))}`;
@@ -369,6 +401,7 @@ export function renderProgressComment(view: ProgressView): string {
     blocks.push(codeBlock(headAndTail(reason, REASON_MAX_CHARS)));
     blocks.push(`To try again, comment ${codeSpan(`${mention} retry`)}.`);
   }
+  if (!active && view.checks?.trim()) blocks.push(view.checks.trim());
   if (view.state === 'cancelled') {
     const by = view.cancelledBy ? ` by ${escapeInline(`@${view.cancelledBy}`)}` : '';
     blocks.push(`The ${noun} was cancelled${by}.`);
@@ -382,7 +415,7 @@ export function renderProgressComment(view: ProgressView): string {
       blocks.push(`**Plan**\n\n${planChecklist(plan)}`);
     } else {
       const done = plan.filter((s) => s.status === 'completed').length;
-      blocks.push(`<details><summary>Plan (${done}/${plan.length} steps done)</summary>\n\n${planChecklist(plan)}\n\n</details>`);
+      blocks.push(`<details><summary>Plan as the agent left it (${done} of ${plan.length} steps checked off)</summary>\n\n${planChecklist(plan, true)}\n\n</details>`);
     }
   }
 

@@ -27,8 +27,12 @@ export interface ThreadRef {
   issueNumber: number;
 }
 
-/** What the 👀 reaction goes on: the comment that asked, or the issue itself (a request in its body). */
-export type ReactionTarget = { type: 'comment'; id: number } | { type: 'issue' };
+/**
+ * What the 👀 reaction goes on: the issue comment that asked (`comment`, also on a pull request's
+ * conversation), the inline review comment (`review_comment`), or the issue or pull request itself
+ * (`issue`: a request in its body, or in a review, which has no reactions API).
+ */
+export type ReactionTarget = { type: 'comment' | 'review_comment'; id: number } | { type: 'issue' };
 
 /** A final reply waiting in the outbox, with the thread it goes to. Times are epoch ms. */
 export interface FinalReply {
@@ -135,14 +139,19 @@ export class ThreadReporter {
   }
 
   /**
-   * Adds 👀 to the request (the comment, or the issue), as soon as the trigger has gated it.
-   * Idempotent on GitHub (a second POST answers 200 with the existing reaction). Never throws.
+   * Adds 👀 to the request (the comment, the review comment, or the issue or pull request), as soon
+   * as the trigger has gated it. Idempotent on GitHub (a second POST answers 200 with the existing
+   * reaction). Never throws.
+   * REST: `POST /repos/{o}/{r}/issues/comments/{id}/reactions`, `POST /repos/{o}/{r}/pulls/comments/{id}/reactions`,
+   * `POST /repos/{o}/{r}/issues/{n}/reactions`.
    */
   async acknowledge(octokit: Octokit, thread: Pick<ThreadRef, 'owner' | 'repo' | 'issueNumber'>, target: ReactionTarget): Promise<void> {
     const { owner, repo } = thread;
     try {
       if (target.type === 'comment') {
         await octokit.rest.reactions.createForIssueComment({ owner, repo, comment_id: target.id, content: 'eyes' });
+      } else if (target.type === 'review_comment') {
+        await octokit.rest.reactions.createForPullRequestReviewComment({ owner, repo, comment_id: target.id, content: 'eyes' });
       } else {
         await octokit.rest.reactions.createForIssue({ owner, repo, issue_number: thread.issueNumber, content: 'eyes' });
       }

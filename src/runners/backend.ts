@@ -76,7 +76,8 @@ export function failedResult(
     status,
     stopReason: status === 'cancelled' ? 'cancelled' : 'error',
     ...(status === 'failed' ? { failure: { phase, reason } } : {}),
-    baseSha: spec.repository.baseSha,
+    // The commit a result is against: the head for pull request work (see TaskResult.baseSha).
+    baseSha: spec.repository.headSha ?? spec.repository.baseSha,
     summary: status === 'cancelled' ? 'The task was cancelled.' : `The task failed at the ${phase} phase: ${reason}`,
     changes: [],
     commitMessage: '',

@@ -34,7 +34,7 @@ export interface ClaimRecord {
   specJson: string | null;
   /** When the ticket was used, or null. */
   claimedAt: number | null;
-  /** Non-secret metadata kept after the claim, for failed results built without the spec. */
+  /** Non-secret metadata kept after the claim, for failed results built without the spec: the commit results are against (the head for pull request work). */
   baseSha: string;
   /** `owner/name`. */
   repository: string;
@@ -155,7 +155,8 @@ export class Claims {
       expiresAt: now + ttlMs,
       specJson: JSON.stringify(spec),
       claimedAt: null,
-      baseSha: spec.repository.baseSha,
+      // The commit a result is against (the head for pull request work), for a failed result after a restart.
+      baseSha: spec.repository.headSha ?? spec.repository.baseSha,
       repository: spec.repository.fullName,
       createdAt: now,
     });

@@ -4,28 +4,39 @@
  * "Data path"): queued → running → publishing → succeeded | no_changes | failed | cancelled.
  *
  * What it delegates: the TaskSpec to spec.ts, start-up reconciliation to reconcile.ts, everything said
- * in the thread (👀, progress comment, the durable final reply) to github/thread-reporter.ts, and the
- * new pull request to github/publishers/pull-request.ts. The final reply is queued in the store's
- * outbox in the same transaction that moves the task to its final state.
+ * in the thread (👀, progress comment, the durable final reply) to github/thread-reporter.ts, and
+ * publishing to github/publishers/: by target (DESIGN.md, "Thread targets"), issue work becomes a new
+ * pull request (pull-request.ts), pull request work one commit on the pull request's branch
+ * (push-to-branch.ts `pushToBranch`), or, when the head is in a fork the app cannot write to, a new
+ * pull request from a base-repository branch on top of the fork's head (`openFromForkHead`). The
+ * final reply is queued in the store's outbox in the same transaction that moves the task to its
+ * final state.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { ProgressEvent, TaskResult } from '../contract.ts';
 import type { TaskTokens } from '../gateway/task-tokens.ts';
-import { errorMessage, type GitHubAccess, type Octokit } from '../github/client.ts';
-import { renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
-import { publishPullRequest } from '../github/publishers/pull-request.ts';
-import { ThreadReporter, withFinalMarker, type DeliveryPolicy } from '../github/thread-reporter.ts';
+import { errorMessage, statusOf, type GitHubAccess, type Octokit } from '../github/client.ts';
+import { proxyUrlWithCredentials, type ProxyGrants } from '../proxy/grants.ts';
+import { blockedHostsOf } from '../proxy/blocked-hosts.ts';
+import { checksRunSection } from '../github/checks-run.ts';
+import { codeSpan, renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
+import { publishPullRequest, workTitle } from '../github/publishers/pull-request.ts';
+import { findPushedCommit, openFromForkHead, pushToBranch, type PushOutcome } from '../github/publishers/push-to-branch.ts';
+import { pullRequestBody } from '../github/pull-request-body.ts';
+import { ThreadReporter, withFinalMarker, type DeliveryPolicy, type ReactionTarget } from '../github/thread-reporter.ts';
 import { validateChanges } from '../github/validate-result.ts';
 import type { RunnerBackend, RunnerExecution } from '../runners/backend.ts';
 import { reconcileTasks } from './reconcile.ts';
-import { buildTaskSpec } from './spec.ts';
+import { buildTaskSpec, type TaskSpecSources } from './spec.ts';
 import type { TaskPatch, TaskStore } from './store.ts';
-import { FINAL_STATES, type TaskRecord, type TaskRequest, type TaskState } from './types.ts';
+import { FINAL_STATES, type TaskOrigin, type TaskRecord, type TaskRequest, type TaskState, type TaskTarget } from './types.ts';
 
 /** Dependencies and settings of {@link TaskService}. */
 export interface TaskServiceOptions {
+  /** The agent proxy (app.ts, CODEX_AGENT_PROXY_PORT): credentials for tasks with `agent_network.allow`. */
+  agentProxy?: { grants: ProxyGrants; url: string };
   store: TaskStore;
   backend: RunnerBackend;
   tokens: TaskTokens;
@@ -54,6 +65,10 @@ export type TaskListener = (event: ProgressEvent | { type: 'state'; state: strin
 interface Outcome {
   failure?: { phase: string; reason: string };
   pullRequest?: { number: number; url: string; title: string };
+  /** Pull request work: the commit pushed to the pull request's branch. */
+  pushed?: ProgressView['pushed'];
+  /** Fork pull request work: the pull request the new one was opened for. */
+  forkOf?: ProgressView['forkOf'];
   answer?: string;
   cancelledBy?: string;
 }
@@ -72,6 +87,18 @@ interface LiveTask {
 function backstopMs(request: TaskRequest): number {
   return request.settings.timeoutMs + 5 * 60_000;
 }
+
+/**
+ * Where 👀 goes for an origin: the comment or review comment itself; the issue or pull request for
+ * a request in its body and for a review (GitHub has no reactions API for reviews).
+ */
+export function reactionTarget(origin: TaskOrigin): ReactionTarget {
+  if (origin.type === 'comment' || origin.type === 'review_comment') return { type: origin.type, id: origin.id };
+  return { type: 'issue' };
+}
+
+/** The first 7 hex digits of a commit SHA. */
+const short = (sha: string) => sha.slice(0, 7);
 
 /** At most `max` characters of untrusted `text`, for a failure reason. */
 function clip(text: string, max = 80): string {
@@ -151,7 +178,7 @@ export class TaskService {
       {
         taskId: task.id,
         repository: `${task.request.owner}/${task.request.repo}`,
-        issue: task.request.issueNumber,
+        target: `${task.request.target.type}#${task.request.target.number}`,
         deliveryId: task.deliveryId,
         ...(from ? { from } : {}),
         to,
@@ -186,11 +213,12 @@ export class TaskService {
   }
 
   /**
-   * Adds 👀 to the request (the comment, or the issue), as soon as the trigger has gated it.
-   * Idempotent on GitHub. Never throws.
+   * Adds 👀 to the request's origin (see {@link reactionTarget}), as soon as the trigger has gated
+   * it. Idempotent on GitHub. Never throws; does nothing without an origin.
    */
-  async acknowledge(octokit: Octokit, request: Pick<TaskRequest, 'owner' | 'repo' | 'issueNumber' | 'reactTo'>): Promise<void> {
-    await this.reporter.acknowledge(octokit, request, request.reactTo);
+  async acknowledge(octokit: Octokit, request: Pick<TaskRequest, 'owner' | 'repo' | 'origin'> & { target: Pick<TaskTarget, 'number'> }): Promise<void> {
+    if (!request.origin) return;
+    await this.reporter.acknowledge(octokit, { owner: request.owner, repo: request.repo, issueNumber: request.target.number }, reactionTarget(request.origin));
   }
 
   /** Puts a queued task in the waiting line, shows its place in the progress comment, queues it. */
@@ -233,9 +261,10 @@ export class TaskService {
 
   /** Writes the progress comment now (posting it if the task has none yet) and stores its id. */
   private async showProgress(task: TaskRecord, live: LiveTask): Promise<void> {
-    const { installationId, owner, repo, issueNumber } = task.request;
+    const { installationId, owner, repo, target } = task.request;
     live.view.now = Date.now();
-    const id = await this.reporter.showProgress(task.id, { installationId, owner, repo, issueNumber }, task.progressCommentId, renderProgressComment(live.view));
+    const thread = { installationId, owner, repo, issueNumber: target.number };
+    const id = await this.reporter.showProgress(task.id, thread, task.progressCommentId, renderProgressComment(live.view));
     if (id !== undefined && id !== task.progressCommentId) {
       this.opts.store.update(task.id, { progressCommentId: id });
       task.progressCommentId = id;
@@ -281,6 +310,30 @@ export class TaskService {
   }
 
   /**
+   * What the app itself states in the final reply, beside the model's summary: the checks the runner
+   * ran (checks-run.ts) and the hosts the agent proxy refused (from the task's events).
+   */
+  private appAccount(task: TaskRecord, outcome: Outcome): string | undefined {
+    const parts: string[] = [];
+    if (task.result) {
+      const { commands, setup, failure, summary } = task.result;
+      parts.push(checksRunSection({ commands, setup, failure: outcome.failure ?? failure, summary: outcome.answer ?? summary }));
+    }
+    const blocked = blockedHostsOf(this.opts.store.events(task.id));
+    if (blocked.length > 0) {
+      const shown = blocked.slice(0, 20).map((host) => codeSpan(host)).join(', ');
+      parts.push(`**Blocked network requests** (hosts not in \`agent_network.allow\`): ${shown}${blocked.length > 20 ? ` and ${blocked.length - 20} more` : ''}`);
+    }
+    return parts.length > 0 ? parts.join('\n\n') : undefined;
+  }
+
+  /** Revokes what a task's runner holds: its gateway task token and its agent-proxy credentials. */
+  private revokeCredentials(taskId: string): void {
+    this.opts.tokens.revoke(taskId);
+    this.opts.agentProxy?.grants.revoke(taskId);
+  }
+
+  /**
    * Ends a task as failed with `reason` (e.g. its token budget was overshot): its task token is
    * revoked at once, a queued task fails without running, a running task's runner is stopped and the
    * task then fails with `reason` whatever the runner returns. A task already publishing or ended is
@@ -289,7 +342,7 @@ export class TaskService {
   async abort(taskId: string, reason: string): Promise<void> {
     const task = this.opts.store.get(taskId);
     if (!task || FINAL_STATES.has(task.state)) return;
-    this.opts.tokens.revoke(taskId);
+    this.revokeCredentials(taskId);
     if (task.state === 'publishing') {
       this.log.warn({ taskId, reason }, 'abort ignored: the task is already publishing');
       return;
@@ -323,10 +376,9 @@ export class TaskService {
     try {
       const octokit = await this.opts.github.forInstallation(request.installationId);
       const { data: repository } = await octokit.rest.repos.get({ owner, repo });
-      const baseRef = repository.default_branch;
-      const { data: ref } = await octokit.rest.git.getRef({ owner, repo, ref: `heads/${baseRef}` });
-      // Stored before the runner starts: the only base a result may have and a commit may sit on.
-      task = this.opts.store.update(task.id, { baseSha: ref.object.sha, baseRef });
+      const dispatched = await this.resolveDispatch(octokit, request, repository.default_branch);
+      // Stored before the runner starts: the only commit a result may be based on and a commit may sit on.
+      task = this.opts.store.update(task.id, { baseSha: dispatched.baseSha, baseRef: dispatched.baseRef, ...(dispatched.pull ? { headSha: dispatched.pull.headSha } : {}) });
       const app = await this.opts.github.asApp();
       // A read-only token for this one repository: the runner can clone, nothing more.
       const { data: cloneToken } = await app.rest.apps.createInstallationAccessToken({
@@ -341,10 +393,20 @@ export class TaskService {
         model: request.settings.model,
         ...(request.settings.reasoningEffort ? { reasoningEffort: request.settings.reasoningEffort } : {}),
       });
+      const allow = request.settings.agentNetworkAllow;
+      const proxy = this.opts.agentProxy;
+      if (allow && !proxy) this.log.warn({ taskId }, 'agent_network is set but the app has no agent proxy (CODEX_AGENT_PROXY_PORT): the agent stays offline');
+      const network =
+        allow && proxy
+          ? { proxyUrl: proxyUrlWithCredentials(proxy.url, task.id, proxy.grants.issue(task.id, { allow, ttlMs: request.settings.timeoutMs + 15 * 60_000 })), allow }
+          : undefined;
       const spec = buildTaskSpec({
         taskId: task.id,
+        ...(network ? { network } : {}),
         request,
-        repository: { cloneUrl: repository.clone_url, baseRef, baseSha: ref.object.sha },
+        repository: { cloneUrl: repository.clone_url, baseRef: dispatched.baseRef, baseSha: dispatched.baseSha },
+        ...(dispatched.pull ? { pullRequest: dispatched.pull } : {}),
+        ...(dispatched.agentsDocs ? { agentsDocs: dispatched.agentsDocs } : {}),
         cloneToken: cloneToken.token,
         taskToken,
         gatewayUrl: this.opts.gatewayUrl,
@@ -360,18 +422,53 @@ export class TaskService {
       if (live.abortReason) await execution.cancel(live.abortReason);
       else if (live.cancelRequested) await execution.cancel(`cancelled by @${live.cancelRequested}`);
     } catch (error) {
-      this.opts.tokens.revoke(taskId);
+      this.revokeCredentials(taskId);
       await this.finish(task, 'failed', { failure: { phase: 'starting', reason: errorMessage(error) } });
       return;
     }
     await this.settle(taskId, live, execution);
   }
 
+  /**
+   * What a task is dispatched on, read from GitHub now: for issue work the default branch and its
+   * head; for pull request work the pull request as it is now (base branch and commit, head branch and
+   * commit, number of commits) and, when the head is in a fork, the AGENTS.md of the base commit (the
+   * fork's own is untrusted and not read by the runner).
+   * @throws Error when the pull request is closed; Octokit RequestError on API errors.
+   */
+  private async resolveDispatch(
+    octokit: Octokit,
+    request: TaskRequest,
+    defaultBranch: string,
+  ): Promise<{ baseRef: string; baseSha: string; pull?: NonNullable<TaskSpecSources['pullRequest']>; agentsDocs?: TaskSpecSources['agentsDocs'] }> {
+    const { owner, repo, target } = request;
+    if (target.type === 'issue') {
+      const { data: ref } = await octokit.rest.git.getRef({ owner, repo, ref: `heads/${defaultBranch}` });
+      return { baseRef: defaultBranch, baseSha: ref.object.sha };
+    }
+    const { data: pull } = await octokit.rest.pulls.get({ owner, repo, pull_number: target.number });
+    if (pull.state !== 'open') throw new Error(`pull request #${target.number} is ${pull.merged ? 'merged' : 'closed'}`);
+    const fork = isFork(pull.head.repo?.full_name, owner, repo);
+    const result = {
+      baseRef: pull.base.ref,
+      baseSha: pull.base.sha,
+      pull: {
+        number: target.number,
+        headRef: pull.head.ref,
+        headSha: pull.head.sha,
+        fork,
+        ...(pull.commits > 0 ? { commits: pull.commits } : {}),
+      },
+    };
+    if (!fork) return result;
+    return { ...result, agentsDocs: await readAgentsMd(octokit, owner, repo, pull.base.sha) };
+  }
+
   /** Waits for a runner's result (never rejects), revokes the task token and settles the result. */
   private async settle(taskId: string, live: LiveTask, execution: RunnerExecution): Promise<void> {
     const result = await execution.result;
     live.execution = undefined;
-    this.opts.tokens.revoke(taskId);
+    this.revokeCredentials(taskId);
     await this.settleResult(this.opts.store.get(taskId)!, result);
   }
 
@@ -415,7 +512,7 @@ export class TaskService {
    * task with its final reply. The runner is trusted for its changes and texts only: a result for
    * another task or on another base commit is refused.
    */
-  private async settleResult(task: TaskRecord, result: TaskResult): Promise<void> {
+  private async settleResult(task: TaskRecord, result: TaskResult, resumed = false): Promise<void> {
     if (FINAL_STATES.has(task.state)) return;
     const live = this.track(task);
     task = this.transition(task, 'publishing', { result });
@@ -435,13 +532,16 @@ export class TaskService {
       await this.finish(task, 'failed', { failure: { phase: 'result', reason: `the runner's result is for task ${clip(result.id)}, not ${task.id}` } });
       return;
     }
-    if (!task.baseSha || !task.baseRef) {
-      await this.finish(task, 'failed', { failure: { phase: 'result', reason: 'the base commit this task was dispatched on is not known (the task predates the app upgrade)' } });
+    // Changes are against the commit the runner checked out: the pull request's head for pull request
+    // work, the base otherwise. Only the commit the app dispatched (stored) is accepted.
+    const dispatchedSha = request.target.type === 'pull_request' ? task.headSha : task.baseSha;
+    if (!dispatchedSha || !task.baseSha || !task.baseRef) {
+      await this.finish(task, 'failed', { failure: { phase: 'result', reason: 'the commit this task was dispatched on is not known (the task predates the app upgrade)' } });
       return;
     }
-    if (result.baseSha !== task.baseSha) {
+    if (result.baseSha !== dispatchedSha) {
       await this.finish(task, 'failed', {
-        failure: { phase: 'result', reason: `the runner's result is based on ${clip(result.baseSha)}, not the dispatched ${task.baseSha}; nothing was published` },
+        failure: { phase: 'result', reason: `the runner's result is based on ${clip(result.baseSha)}, not the dispatched ${dispatchedSha}; nothing was published` },
       });
       return;
     }
@@ -460,13 +560,17 @@ export class TaskService {
         return;
       }
       const octokit = await this.opts.github.forInstallation(request.installationId);
+      if (request.target.type === 'pull_request') {
+        await this.publishToPullRequest(octokit, task, request.target, dispatchedSha, result, partial, resumed);
+        return;
+      }
       const pullRequest = await publishPullRequest(
         octokit,
         {
           owner: request.owner,
           repo: request.repo,
-          issueNumber: request.issueNumber,
-          issueTitle: request.issueTitle,
+          issueNumber: request.target.number,
+          issueTitle: request.target.title,
           requester: request.requester,
           baseRef: task.baseRef,
           baseSha: task.baseSha,
@@ -488,6 +592,93 @@ export class TaskService {
   }
 
   /**
+   * Publishes pull request work and ends the task. Same repository: one commit on the pull request's
+   * branch on top of the dispatched head (re-applied onto a moved head when the files do not
+   * overlap), never forced; when the branch moved onto our files the task fails with a reply saying
+   * so and how to retry, nothing pushed. Fork: the app cannot push there, so a new pull request from
+   * a `codex/pr-<n>-<slug>` branch of this repository on top of the fork's head, linked in the reply.
+   * @throws Octokit RequestError on API errors (the caller fails the task).
+   */
+  private async publishToPullRequest(
+    octokit: Octokit,
+    task: TaskRecord,
+    target: Extract<TaskTarget, { type: 'pull_request' }>,
+    headSha: string,
+    result: TaskResult,
+    partial: boolean,
+    resumed: boolean,
+  ): Promise<void> {
+    const { request } = task;
+    const { owner, repo } = request;
+    const coAuthors = request.requester ? [request.requester] : [];
+    const title = workTitle(result, target.title);
+    const message = result.commitMessage || title;
+    const failure = partial ? result.failure : undefined;
+    if (target.fork) {
+      const opened = await openFromForkHead(octokit, {
+        owner,
+        repo,
+        pullNumber: target.number,
+        pullTitle: target.title,
+        baseRef: task.baseRef ?? target.baseRef,
+        dispatchedHeadSha: headSha,
+        changes: result.changes,
+        message,
+        coAuthors,
+        title: partial ? `[partial] ${title}` : title,
+        body: pullRequestBody({
+          summary: `Changes for #${target.number}, on top of its head ${headSha} (the pull request comes from a fork, which this app cannot push to).\n\n${result.pullRequest.body || result.summary}`,
+          commands: result.commands,
+          model: request.settings.model,
+          usage: result.usage,
+          ...(result.setup ? { setup: result.setup } : {}),
+          taskUrl: this.logUrl(task),
+          ...(request.requester ? { requester: request.requester.login } : {}),
+        }),
+        draft: partial || request.settings.draftPullRequests,
+      });
+      this.opts.store.update(task.id, { branch: opened.branch, commitSha: opened.commitSha });
+      const pullRequest = { number: opened.number, url: opened.url, title };
+      await this.finish(task, partial ? 'failed' : 'succeeded', { pullRequest, forkOf: { number: target.number, branch: opened.branch }, answer: result.pullRequest.body || result.summary, ...(failure ? { failure } : {}) });
+      return;
+    }
+    const push = { owner, repo, branch: target.headRef, dispatchedHeadSha: headSha, changes: result.changes };
+    // A process that died after the ref update but before recording it left our commit on the branch.
+    const earlier = resumed ? await findPushedCommit(octokit, push) : undefined;
+    const outcome: PushOutcome = earlier
+      ? { kind: 'pushed', ...earlier, rebased: earlier.parentSha !== headSha }
+      : await pushToBranch(octokit, { ...push, message, coAuthors });
+    if (outcome.kind === 'branch_missing') {
+      await this.finish(task, 'failed', { failure: { phase: 'publishing', reason: `the branch ${outcome.branch} no longer exists (deleted or merged); nothing was pushed` } });
+      return;
+    }
+    if (outcome.kind === 'branch_moved') {
+      const why = outcome.rewritten
+        ? 'it was rewritten (force-pushed) and no longer contains that commit'
+        : outcome.unknown
+          ? 'too many files changed on it to tell whether they overlap these changes'
+          : `the new commits change the same files: ${outcome.overlapping.join(', ')}`;
+      await this.finish(task, 'failed', {
+        failure: {
+          phase: 'publishing',
+          reason: `The branch ${outcome.branch} moved while the task ran (from ${short(outcome.dispatchedHeadSha)} to ${short(outcome.currentHeadSha)}) and ${why}. Nothing was pushed. Retry to run the task again on the new head.`,
+        },
+      });
+      return;
+    }
+    this.opts.store.update(task.id, { branch: target.headRef, commitSha: outcome.commitSha });
+    const { data: repository } = await octokit.rest.repos.get({ owner, repo });
+    const pushed = {
+      sha: outcome.commitSha,
+      url: `${repository.html_url}/commit/${outcome.commitSha}`,
+      branch: target.headRef,
+      files: result.changes.map((c) => c.path),
+      rebased: outcome.rebased,
+    };
+    await this.finish(task, partial ? 'failed' : 'succeeded', { pushed, answer: result.pullRequest.body || result.summary, ...(failure ? { failure } : {}) });
+  }
+
+  /**
    * Moves the task to a final state and queues its final reply in the same store transaction; the
    * thread reporter delivers it (retried, also after a restart). A task already ended is left alone.
    */
@@ -501,10 +692,14 @@ export class TaskService {
       state,
       failure: outcome.failure,
       pullRequest: outcome.pullRequest,
+      pushed: outcome.pushed,
+      forkOf: outcome.forkOf,
       answer: outcome.answer,
       queuePosition: undefined,
       notice: undefined,
       cancelledBy: outcome.cancelledBy,
+      // The app's own account of the checks the runner ran (not the model's words), for tasks that ran.
+      checks: this.appAccount(current, outcome),
     });
     live.view.now = Date.now();
     const body = withFinalMarker(task.id, renderProgressComment(live.view));
@@ -541,7 +736,7 @@ export class TaskService {
       requeue: (task) => this.admit(task, this.track(task)),
       republish: async (task, result) => {
         await this.showProgress(task, this.track(task));
-        void this.settleResult(task, result).catch((error: unknown) => this.log.error({ taskId: task.id, err: errorMessage(error) }, 'task crashed'));
+        void this.settleResult(task, result, true).catch((error: unknown) => this.log.error({ taskId: task.id, err: errorMessage(error) }, 'task crashed'));
       },
       resume: async (task, externalId) => {
         const live = this.track(task);
@@ -557,10 +752,31 @@ export class TaskService {
         return true;
       },
       fail: async (task, failure) => {
-        this.opts.tokens.revoke(task.id);
+        this.revokeCredentials(task.id);
         await this.showProgress(task, this.track(task));
         await this.finish(task, 'failed', { failure });
       },
     });
+  }
+}
+
+/** Whether a pull request's head repository (`head.repo.full_name`; null when the fork was deleted) is another repository. */
+function isFork(headRepo: string | undefined | null, owner: string, repo: string): boolean {
+  return !headRepo || headRepo.toLowerCase() !== `${owner}/${repo}`.toLowerCase();
+}
+
+/**
+ * The root AGENTS.md of `ref` (`GET /repos/{o}/{r}/contents/AGENTS.md?ref=`), as the runner's
+ * guidance for fork pull requests: an empty list when the file does not exist.
+ * @throws Octokit RequestError on other API errors.
+ */
+async function readAgentsMd(octokit: Octokit, owner: string, repo: string, ref: string): Promise<Array<{ path: string; content: string }>> {
+  try {
+    const { data } = await octokit.rest.repos.getContent({ owner, repo, path: 'AGENTS.md', ref });
+    if (Array.isArray(data) || data.type !== 'file' || !('content' in data)) return [];
+    return [{ path: 'AGENTS.md', content: Buffer.from(data.content, 'base64').toString('utf8') }];
+  } catch (error) {
+    if (statusOf(error) === 404) return [];
+    throw error;
   }
 }

@@ -6,12 +6,36 @@
 import { TaskSpec } from '../contract.ts';
 import type { TaskRequest } from './types.ts';
 
+/** The pull request a task works on, as dispatched (read from GitHub when the task started). */
+export interface DispatchedPullRequest {
+  number: number;
+  /** The head branch (in the head repository) and the head commit the runner checks out. */
+  headRef: string;
+  headSha: string;
+  /** The head is in a fork: the runner fetches it as `refs/pull/<number>/head` of this repository. */
+  fork: boolean;
+  /** The pull request's number of commits (GitHub's `commits`). */
+  commits?: number;
+}
+
 /** What {@link buildTaskSpec} combines. */
 export interface TaskSpecSources {
+  /** The agent's network (TaskSpec `network`): the proxy URL with the task's credentials and the allowlist. */
+  network?: { proxyUrl: string; allow: string[] };
   taskId: string;
   request: Pick<TaskRequest, 'kind' | 'owner' | 'repo' | 'instruction' | 'context' | 'requester' | 'settings'>;
-  /** The repository as dispatched: clone URL (no credentials), the base branch and its commit. */
+  /**
+   * The repository as dispatched: clone URL (no credentials), the base branch and its commit (the
+   * default branch for issue work, the pull request's base for pull request work).
+   */
   repository: { cloneUrl: string; baseRef: string; baseSha: string };
+  /** For pull request work: the pull request as dispatched; the runner starts from its head. */
+  pullRequest?: DispatchedPullRequest;
+  /**
+   * AGENTS.md guidance read by the app (fork pull requests: from the base commit); the runner then
+   * does not read the checkout's own. Absent: the runner reads the checkout's.
+   */
+  agentsDocs?: Array<{ path: string; content: string }>;
   /** Read-only installation token for the clone (`contents: read`, this repository only). */
   cloneToken: string;
   /** Task token for the model gateway. */
@@ -32,6 +56,7 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
   const { settings } = request;
   return TaskSpec.parse({
     id: s.taskId,
+    ...(s.network ? { network: s.network } : {}),
     kind: request.kind,
     repository: {
       cloneUrl: s.repository.cloneUrl,
@@ -39,7 +64,17 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
       token: s.cloneToken,
       baseRef: s.repository.baseRef,
       baseSha: s.repository.baseSha,
+      ...(s.pullRequest
+        ? {
+            headRef: s.pullRequest.headRef,
+            headSha: s.pullRequest.headSha,
+            // A fork's head is reachable in this repository only through the pull request's ref.
+            fetchRef: s.pullRequest.fork ? `refs/pull/${s.pullRequest.number}/head` : `refs/heads/${s.pullRequest.headRef}`,
+            ...(s.pullRequest.commits ? { prCommits: s.pullRequest.commits } : {}),
+          }
+        : {}),
     },
+    ...(s.agentsDocs ? { agentsDocs: s.agentsDocs } : {}),
     instruction: request.instruction,
     context: request.context,
     ...(request.requester ? { requester: request.requester.login } : {}),
@@ -53,6 +88,7 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
     limits: {
       wallTimeMs: settings.timeoutMs,
       maxTokens: settings.maxTokens,
+      ...(settings.setupTimeoutMs ? { setupTimeoutMs: settings.setupTimeoutMs } : {}),
       ...(settings.maxTurns ? { maxTurns: settings.maxTurns } : {}),
     },
     setup: { ...(settings.setupScript ? { script: settings.setupScript } : {}), autoInstall: settings.autoInstall },

@@ -9,7 +9,7 @@ import { DatabaseSync } from 'node:sqlite';
 import type { Phase, ProgressEvent, TaskResult } from '../contract.ts';
 import type { TaskTokenPersistence, TaskTokenRecord } from '../gateway/task-tokens.ts';
 import type { FinalReply, ReplyOutbox } from '../github/thread-reporter.ts';
-import type { TaskRecord, TaskRequest, TaskState } from './types.ts';
+import { upgradeRequest, type LegacyTaskRequest, type TaskRecord, type TaskRequest, type TaskState } from './types.ts';
 import type { ClaimRecord, ClaimStore } from '../runners/claims.ts';
 
 /** Fields a state change may set along with the state. */
@@ -52,7 +52,7 @@ export interface TaskStore {
   update(id: string, patch: TaskPatch, state?: TaskState, detail?: string): TaskRecord;
   /** Tasks in any of `states`, oldest first. */
   listByState(states: readonly TaskState[]): TaskRecord[];
-  /** The newest task of an issue or pull request thread. */
+  /** The newest task of an issue or pull request thread (`issueNumber`: the issue or pull request number). */
   latestForThread(owner: string, repo: string, issueNumber: number): TaskRecord | undefined;
   /**
    * Appends a progress event; returns its sequence number. Stores cap the events kept per task (count
@@ -175,11 +175,23 @@ CREATE TABLE replies (
 `;
 
 /**
- * Migration 3: the webhook inbox (src/server/inbox.ts): each verified delivery, stored before GitHub
+ * Migration 3: task targets. `target_type` (`issue` | `pull_request`; `issue_number` stays the thread
+ * number, issue or pull request) and the origin (`origin_type`, `origin_id`: what was reacted to).
+ * Older rows keep their `request_json` (with `issueNumber`, `issueTitle`, `reactTo`), converted on read
+ * by `upgradeRequest`.
+ */
+const MIGRATION_3 = `
+ALTER TABLE tasks ADD COLUMN target_type TEXT NOT NULL DEFAULT 'issue';
+ALTER TABLE tasks ADD COLUMN origin_type TEXT;
+ALTER TABLE tasks ADD COLUMN origin_id INTEGER;
+`;
+
+/**
+ * Migration 4: the webhook inbox (src/server/inbox.ts): each verified delivery, stored before GitHub
  * gets its answer and processed in the background; `delivery_id` unique, so that a redelivery is
  * stored once.
  */
-const MIGRATION_3 = `
+const MIGRATION_4 = `
 CREATE TABLE webhook_inbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   delivery_id TEXT NOT NULL UNIQUE,
@@ -200,7 +212,7 @@ CREATE INDEX webhook_inbox_pending ON webhook_inbox(seq) WHERE processed_at IS N
  * Migration 1 is the schema from before versioning, written with `IF NOT EXISTS` so that it also
  * applies to a database created by an older app (version 0 with the tables present). Append only.
  */
-const MIGRATIONS: readonly string[] = [SCHEMA, MIGRATION_2, MIGRATION_3];
+const MIGRATIONS: readonly string[] = [SCHEMA, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /** Thrown when the database was written by a newer app (its schema version is unknown here). */
 export class StoreVersionError extends Error {
@@ -239,7 +251,7 @@ function toRecord(row: TaskRow): TaskRecord {
     triggerKey: row.trigger_key,
     deliveryId: row.delivery_id,
     state: row.state,
-    request: JSON.parse(row.request_json) as TaskRequest,
+    request: upgradeRequest(JSON.parse(row.request_json) as TaskRequest | LegacyTaskRequest),
     logKey: row.log_key,
     progressCommentId: row.progress_comment_id ?? undefined,
     phase: row.phase ?? undefined,
@@ -327,10 +339,24 @@ export class SqliteTaskStore implements TaskStore {
     const now = Date.now();
     const inserted = this.db
       .prepare(
-        `INSERT INTO tasks (id, trigger_key, delivery_id, state, owner, repo, issue_number, request_json, log_key, created_at, updated_at)
-         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(trigger_key) DO NOTHING`,
+        `INSERT INTO tasks (id, trigger_key, delivery_id, state, owner, repo, issue_number, target_type, origin_type, origin_id, request_json, log_key, created_at, updated_at)
+         VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(trigger_key) DO NOTHING`,
       )
-      .run(id, request.triggerKey, request.deliveryId, request.owner, request.repo, request.issueNumber, JSON.stringify(request), logKey, now, now);
+      .run(
+        id,
+        request.triggerKey,
+        request.deliveryId,
+        request.owner,
+        request.repo,
+        request.target.number,
+        request.target.type,
+        request.origin?.type ?? null,
+        request.origin?.id ?? null,
+        JSON.stringify(request),
+        logKey,
+        now,
+        now,
+      );
     if (inserted.changes === 1) {
       this.db.prepare('INSERT INTO task_transitions (task_id, at, from_state, to_state, detail) VALUES (?, ?, NULL, ?, ?)').run(id, now, 'queued', `delivery ${request.deliveryId}`);
       return { task: this.get(id)!, created: true };
@@ -496,13 +522,13 @@ function sqliteOutbox(db: DatabaseSync): ReplyOutbox {
         )
         .all() as unknown as OutboxRow[];
       return rows.map((row) => {
-        const request = JSON.parse(row.request_json) as TaskRequest;
+        const request = upgradeRequest(JSON.parse(row.request_json) as TaskRequest | LegacyTaskRequest);
         return {
           taskId: row.task_id,
           installationId: request.installationId,
           owner: request.owner,
           repo: request.repo,
-          issueNumber: request.issueNumber,
+          issueNumber: request.target.number,
           ...(row.progress_comment_id !== null ? { progressCommentId: row.progress_comment_id } : {}),
           body: row.body,
           attempts: row.attempts,

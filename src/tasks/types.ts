@@ -16,10 +16,50 @@ export interface TaskSettings {
   maxTurns?: number;
   /** Wall-clock limit of the runner, ms. */
   timeoutMs: number;
+  /** Time limit of the setup phase, ms (`setup_timeout_minutes`); the runner's default (10 minutes) when absent. */
+  setupTimeoutMs?: number;
+  /** `agent_network.allow` of the repository's config; absent: the agent's commands have no network. */
+  agentNetworkAllow?: string[];
   maxTokens: number;
   allowWorkflowChanges: boolean;
   draftPullRequests: boolean;
 }
+
+/**
+ * What a task works on (DESIGN.md, "Thread targets"): an issue (the agent starts from the default
+ * branch; the result is a new pull request) or a pull request (the agent starts from its head; the
+ * result is a commit on its branch, or a new pull request when the head is in a fork). The pull
+ * request fields are those of the event that triggered the task; the app reads the pull request
+ * again when it dispatches the task, and the SHAs it dispatched are stored on the task.
+ */
+export type TaskTarget =
+  | { type: 'issue'; number: number; title: string }
+  | {
+      type: 'pull_request';
+      number: number;
+      title: string;
+      /** The base branch (`base.ref`) and its commit (`base.sha`) at trigger time. */
+      baseRef: string;
+      baseSha: string;
+      /** The head branch (`head.ref`, in `headRepo`) and its commit (`head.sha`) at trigger time. */
+      headRef: string;
+      headSha: string;
+      /** `owner/name` of the repository holding the head branch (`head.repo.full_name`). */
+      headRepo: string;
+      /** The head is in another repository (a fork): the app cannot push to it. */
+      fork: boolean;
+      /** GitHub's `maintainer_can_modify` (informational: an App cannot push to a fork either way). */
+      maintainerCanModify: boolean;
+      /** GitHub's `commits` (the pull request's number of commits), to size the runner's fetch. */
+      commits?: number;
+    };
+
+/**
+ * What triggered the task, where 👀 goes: an issue comment (also on a pull request's conversation),
+ * an inline review comment, a review, or the body of a new issue or pull request (`id`: the GitHub id
+ * of the comment, review, issue or pull request). Absent for automatic work.
+ */
+export type TaskOrigin = { type: 'comment' | 'review_comment' | 'review' | 'issue' | 'pull_request'; id: number };
 
 /** A request to run a task, built by a trigger after the gate. */
 export interface TaskRequest {
@@ -34,17 +74,41 @@ export interface TaskRequest {
   installationId: number;
   owner: string;
   repo: string;
-  issueNumber: number;
-  issueTitle: string;
+  /** The issue or pull request the task works on; its number is the thread the task reports to. */
+  target: TaskTarget;
+  /** What triggered it (👀 goes there); absent for automatic work. */
+  origin?: TaskOrigin;
   /** Who asked (credited as co-author); absent for automatic work. */
   requester?: { login: string; id: number };
-  /** The instruction after the mention ('' = resolve the issue). */
+  /** The instruction after the mention ('' = resolve the issue / address the pull request thread). */
   instruction: string;
-  /** Untrusted thread context for the model (issue body, earlier comments). */
+  /** Thread context for the model (issue or pull request, comments, review threads), with `trust`. */
   context: ContextItem[];
-  /** What to react 👀 to. */
-  reactTo: { type: 'comment'; id: number } | { type: 'issue' };
   settings: TaskSettings;
+}
+
+/**
+ * A request as stored before targets existed (store versions up to 2): `issueNumber`, `issueTitle`
+ * and `reactTo` instead of `target` and `origin`.
+ */
+export interface LegacyTaskRequest extends Omit<TaskRequest, 'target' | 'origin'> {
+  issueNumber: number;
+  issueTitle: string;
+  reactTo?: { type: 'comment'; id: number } | { type: 'issue' };
+}
+
+/**
+ * Converts a stored request of any version to the current shape: a legacy request becomes an issue
+ * target; its `reactTo` becomes the origin (a comment, or the issue, whose id is read from the
+ * `issues:<id>` trigger key, 0 when unknown). A current request is returned as is.
+ */
+export function upgradeRequest(stored: TaskRequest | LegacyTaskRequest): TaskRequest {
+  if ('target' in stored && stored.target) return stored as TaskRequest;
+  const { issueNumber, issueTitle, reactTo, ...rest } = stored as LegacyTaskRequest;
+  const issueId = /^issues:(\d+)$/.exec(rest.triggerKey)?.[1];
+  const origin: TaskOrigin | undefined =
+    reactTo?.type === 'comment' ? { type: 'comment', id: reactTo.id } : reactTo?.type === 'issue' ? { type: 'issue', id: issueId ? Number(issueId) : 0 } : undefined;
+  return { ...rest, target: { type: 'issue', number: issueNumber, title: issueTitle }, ...(origin ? { origin } : {}) };
 }
 
 /** A task as stored. Times are epoch ms. */

@@ -1,11 +1,12 @@
 /**
- * `issue_comment.created` on an issue: a mention in a new comment.
+ * `issue_comment.created`: a mention in a new comment on an issue, or in a pull request's
+ * conversation (GitHub sends pull request conversation comments as issue comments; `issue.pull_request`
+ * is then set).
  * Payload: https://docs.github.com/en/webhooks/webhook-events-and-payloads#issue_comment
  */
-import type { Context } from 'probot';
 import { z } from 'zod';
-import { handleIssueMention, type TriggerDeps } from './issue-mention.ts';
-import { GitHubId, guardTrigger, readPayload, WebhookInstallation, WebhookIssue, WebhookRepository, WebhookUser } from './payload.ts';
+import type { Trigger } from './normalize.ts';
+import { GitHubId, WebhookInstallation, WebhookIssue, WebhookRepository, WebhookUser } from './payload.ts';
 
 /** The fields of an `issue_comment` payload this trigger reads. */
 export const IssueCommentPayload = z.object({
@@ -16,31 +17,25 @@ export const IssueCommentPayload = z.object({
   sender: WebhookUser,
 });
 
-/**
- * Handles the event; comments on pull requests are left to the pull request triggers. Never throws:
- * a payload that does not match {@link IssueCommentPayload} is logged and ignored.
- */
-export async function onIssueComment(deps: TriggerDeps, context: Context<'issue_comment.created'>): Promise<void> {
-  const ref = { deliveryId: context.id, eventName: 'issue_comment.created' };
-  await guardTrigger(ref, deps.log, async () => {
-    const payload = readPayload(IssueCommentPayload, context.payload, ref, deps.log);
-    if (!payload) return;
-    const { comment, issue, repository, installation, sender } = payload;
-    if (issue.pull_request != null || !installation) return;
+/** The trigger: the comment is the origin; on a pull request the target is read after the gate. */
+export const issueCommentTrigger: Trigger<typeof IssueCommentPayload> = {
+  event: 'issue_comment.created',
+  schema: IssueCommentPayload,
+  normalize({ comment, issue, repository, installation, sender }) {
+    if (!installation) return undefined;
     const author = comment.user ?? sender;
-    await handleIssueMention(deps, {
-      deliveryId: context.id,
+    return {
       triggerKey: `issue_comment:${comment.id}`,
       installationId: installation.id,
       owner: repository.owner.login,
       repo: repository.name,
-      issue: { number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
+      target:
+        issue.pull_request != null
+          ? { type: 'pull_request', number: issue.number, title: issue.title }
+          : { type: 'issue', number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
+      origin: { type: 'comment', id: comment.id },
       sender: { login: author.login, id: author.id, type: author.type },
-      text: comment.body ?? '',
-      reactTo: { type: 'comment', id: comment.id },
-      commentId: comment.id,
-      readConfig: (file) => context.config(file),
-      octokit: context.octokit,
-    });
-  });
-}
+      body: comment.body ?? '',
+    };
+  },
+};

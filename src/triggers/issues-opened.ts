@@ -2,10 +2,9 @@
  * `issues.opened`: a new issue whose body mentions the app.
  * Payload: https://docs.github.com/en/webhooks/webhook-events-and-payloads#issues
  */
-import type { Context } from 'probot';
 import { z } from 'zod';
-import { handleIssueMention, type TriggerDeps } from './issue-mention.ts';
-import { guardTrigger, readPayload, WebhookInstallation, WebhookIssue, WebhookRepository, WebhookUser } from './payload.ts';
+import type { Trigger } from './normalize.ts';
+import { WebhookInstallation, WebhookIssue, WebhookRepository, WebhookUser } from './payload.ts';
 
 /** The fields of an `issues` payload this trigger reads. */
 export const IssuesOpenedPayload = z.object({
@@ -15,26 +14,21 @@ export const IssuesOpenedPayload = z.object({
   sender: WebhookUser,
 });
 
-/** Handles the event. Never throws: a payload that does not match {@link IssuesOpenedPayload} is logged and ignored. */
-export async function onIssueOpened(deps: TriggerDeps, context: Context<'issues.opened'>): Promise<void> {
-  const ref = { deliveryId: context.id, eventName: 'issues.opened' };
-  await guardTrigger(ref, deps.log, async () => {
-    const payload = readPayload(IssuesOpenedPayload, context.payload, ref, deps.log);
-    if (!payload) return;
-    const { issue, repository, installation, sender } = payload;
-    if (!installation) return;
-    await handleIssueMention(deps, {
-      deliveryId: context.id,
+/** The trigger: the issue is the target and the origin (👀 on the issue). */
+export const issuesOpenedTrigger: Trigger<typeof IssuesOpenedPayload> = {
+  event: 'issues.opened',
+  schema: IssuesOpenedPayload,
+  normalize({ issue, repository, installation, sender }) {
+    if (!installation) return undefined;
+    return {
       triggerKey: `issues:${issue.id}`,
       installationId: installation.id,
       owner: repository.owner.login,
       repo: repository.name,
-      issue: { number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
+      target: { type: 'issue', number: issue.number, title: issue.title, body: issue.body ?? null, author: issue.user?.login, url: issue.html_url },
+      origin: { type: 'issue', id: issue.id },
       sender: { login: sender.login, id: sender.id, type: sender.type },
-      text: issue.body ?? '',
-      reactTo: { type: 'issue' },
-      readConfig: (file) => context.config(file),
-      octokit: context.octokit,
-    });
-  });
-}
+      body: issue.body ?? '',
+    };
+  },
+};

@@ -45,6 +45,50 @@ export const WebhookIssue = z.object({
   pull_request: z.unknown().optional(),
 });
 
+/** A branch name or commit in a pull request's `base`/`head`. */
+const GitSha = z.string().regex(/^[0-9a-f]{40}$/);
+const RefName = z.string().min(1).max(255);
+
+/**
+ * `pull_request` (in `pull_request`, `pull_request_review` and `pull_request_review_comment` payloads,
+ * and the REST pull request object): the fields the pull request triggers read. `head.repo` is null
+ * when the fork was deleted. `commits` and `changed_files` are absent from review payloads.
+ */
+export const WebhookPullRequest = z.object({
+  id: GitHubId,
+  number: GitHubId,
+  title: z.string(),
+  body: z.string().nullish(),
+  state: z.string().max(20),
+  user: z.object({ login: Login }).nullish(),
+  html_url: z.string().max(2048).optional(),
+  base: z.object({ ref: RefName, sha: GitSha }),
+  head: z.object({ ref: RefName, sha: GitSha, repo: z.object({ full_name: z.string().max(200) }).nullable() }),
+  maintainer_can_modify: z.boolean().nullish(),
+  commits: z.number().int().nonnegative().optional(),
+  changed_files: z.number().int().nonnegative().optional(),
+});
+
+/** `comment` of `pull_request_review_comment`: an inline comment on the diff and where it is. */
+export const WebhookReviewComment = z.object({
+  id: GitHubId,
+  body: z.string().nullish(),
+  user: WebhookUser.nullish(),
+  path: z.string().max(4096),
+  line: z.number().int().positive().nullish(),
+  original_line: z.number().int().positive().nullish(),
+  start_line: z.number().int().positive().nullish(),
+  side: z.enum(['LEFT', 'RIGHT']).nullish(),
+  diff_hunk: z.string().nullish(),
+  commit_id: z.string().max(64).optional(),
+  subject_type: z.enum(['line', 'file']).nullish(),
+  in_reply_to_id: GitHubId.optional(),
+  html_url: z.string().max(2048).optional(),
+});
+
+/** `review` of `pull_request_review`. */
+export const WebhookReview = z.object({ id: GitHubId, body: z.string().nullish(), user: WebhookUser.nullish(), html_url: z.string().max(2048).optional() });
+
 /** Where in a payload a schema did not match, e.g. `comment.user.login, issue.number` (no values). */
 function mismatchPaths(error: z.ZodError): string {
   const paths = [...new Set(error.issues.map((issue) => issue.path.join('.') || '(root)'))];

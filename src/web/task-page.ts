@@ -7,13 +7,19 @@
  *   the stored events (each with `id:` = its index, so a reconnect with `Last-Event-ID` resumes), then
  *   live ones, a `: heartbeat` comment every 15 s, and `{"type":"state"}` messages; it ends once the
  *   task is in a final state;
- * - `<prefix>/<id>/events.json?key=` — the stored events as JSON, for scripts.
+ * - `<prefix>/<id>/events.json?key=` — the stored events as JSON, for scripts;
+ * - `<prefix>/<id>/result.html?key=` — the page's result section alone (the page's script swaps it in).
  * A wrong or missing key answers 404 exactly like an unknown task, so the page never confirms that a
- * task exists. Event text is only ever put into the page with `textContent`.
+ * task exists. Event text is only ever put into the page with `textContent`. The result (status,
+ * links, summary, diff, commands, usage) is rendered on the server from the stored TaskResult
+ * (escaped, markdown sanitised: see task-result.ts); when the task reaches `publishing` or a final
+ * state, the script fetches the page again and swaps in its result section.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ProgressEvent } from '../contract.ts';
+import type { ProgressEvent, TaskResult } from '../contract.ts';
+import { diffChanges, type FileDiff } from './diff.ts';
+import { renderResultHtml, type TaskLinks, type TokenPrices } from './task-result.ts';
 
 /** A message of the live stream: a progress event, or the task's new state. */
 export type TaskStreamMessage = ProgressEvent | { type: 'state'; state: string };
@@ -32,6 +38,14 @@ export interface TaskPageRecord {
   state: string;
   /** The progress events stored so far, oldest first. */
   events: ProgressEvent[];
+  /** The runner's result, once stored (the page renders it; it does not rely on the `result` event). */
+  result?: TaskResult;
+  /** Why the task failed, as the app recorded it. */
+  failure?: { phase: string; reason: string };
+  /** Thread, pull request, commit and review links. */
+  links?: TaskLinks;
+  /** The model's name (for token prices). */
+  model?: string;
 }
 
 /**
@@ -44,6 +58,13 @@ export interface TaskEventSource {
   get(taskId: string): TaskPageRecord | undefined;
   /** Calls `listener` for each new event and state change of the task; returns the unsubscriber. */
   subscribe(taskId: string, listener: (event: TaskStreamMessage) => void): () => void;
+  /**
+   * Reads a file of the task's base commit (`result.baseSha`) for the diff. Absent: the diff shows
+   * added files only and notes that the base is not available.
+   * @returns the file's bytes, or null when the base has no such file.
+   * @throws when the base cannot be read (the diff notes it for that file).
+   */
+  readBaseFile?(taskId: string, baseSha: string, path: string): Promise<Uint8Array | null>;
 }
 
 /** Options of {@link createTaskPageHandler}. */
@@ -55,6 +76,8 @@ export interface TaskPageOptions {
   heartbeatMs?: number;
   /** Receives errors thrown by the source (the client gets a 500). */
   log?: { error(obj: object, msg: string): void };
+  /** Token prices per model name, for an estimated cost; no cost is shown without them. */
+  prices?: Readonly<Record<string, TokenPrices>>;
 }
 
 /** A Node `http` request handler: resolves false when the request is not for its paths. */
@@ -90,6 +113,17 @@ function keyMatches(expected: string | undefined, given: string | null): boolean
   return timingSafeEqual(a, b) && !!expected && given !== null;
 }
 
+/** The URL when it is an absolute http(s) URL, else undefined. */
+function webUrl(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -111,6 +145,21 @@ function plain(res: ServerResponse, status: number, text: string, extra: Record<
 export function createTaskPageHandler(opts: TaskPageOptions): TaskPageHandler {
   const prefix = (opts.pathPrefix ?? '/tasks').replace(/\/+$/, '');
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  // Diffs of finished tasks (their results no longer change), newest last; at most DIFF_CACHE_SIZE.
+  const diffs = new Map<string, Promise<FileDiff[]>>();
+  const diffOf = (taskId: string, task: TaskPageRecord): Promise<FileDiff[]> | undefined => {
+    const result = task.result;
+    if (!result?.changes.length) return undefined;
+    const cached = diffs.get(taskId);
+    if (cached) return cached;
+    const read = opts.source.readBaseFile?.bind(opts.source);
+    const diff = diffChanges(result.changes, read && ((path) => read(taskId, result.baseSha, path)));
+    if (FINAL_TASK_STATES.includes(task.state)) {
+      diffs.set(taskId, diff);
+      if (diffs.size > DIFF_CACHE_SIZE) diffs.delete(diffs.keys().next().value!);
+    }
+    return diff;
+  };
 
   return async (req, res) => {
     let url: URL;
@@ -128,7 +177,7 @@ export function createTaskPageHandler(opts: TaskPageOptions): TaskPageHandler {
     } catch {
       taskId = '';
     }
-    if (!taskId || (route !== 'page' && route !== 'events' && route !== 'events.json')) {
+    if (!taskId || (route !== 'page' && route !== 'events' && route !== 'events.json' && route !== 'result.html')) {
       plain(res, 404, 'Not found');
       return true;
     }
@@ -142,7 +191,12 @@ export function createTaskPageHandler(opts: TaskPageOptions): TaskPageHandler {
         plain(res, 404, 'Not found');
         return true;
       }
-      if (route === 'page') sendPage(res, taskId, task);
+      if (route === 'page' || route === 'result.html') {
+        const diff = await diffOf(taskId, task);
+        const resultHtml = renderResultHtml({ ...task, ...(diff ? { diff } : {}), ...(opts.prices ? { prices: opts.prices } : {}) });
+        if (route === 'page') sendPage(res, taskId, task, resultHtml);
+        else sendResultFragment(res, resultHtml);
+      }
       else if (route === 'events.json') sendJson(res, taskId, task);
       else streamEvents(req, res, taskId, task, opts.source, heartbeatMs);
     } catch (error) {
@@ -152,6 +206,23 @@ export function createTaskPageHandler(opts: TaskPageOptions): TaskPageHandler {
     }
     return true;
   };
+}
+
+/** Finished tasks whose diff the handler keeps. */
+const DIFF_CACHE_SIZE = 50;
+
+function resultSection(resultHtml: string): string {
+  return `<section id="result-section"${resultHtml ? '' : ' hidden'}><h2>Result</h2><div id="result">${resultHtml}</div></section>`;
+}
+
+/** The result section alone (no style, no script), which the page's script swaps in. */
+function sendResultFragment(res: ServerResponse, resultHtml: string): void {
+  res.writeHead(200, {
+    ...COMMON_HEADERS,
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Security-Policy': "default-src 'none'",
+  });
+  res.end(resultSection(resultHtml));
 }
 
 function sendJson(res: ServerResponse, taskId: string, task: TaskPageRecord): void {
@@ -229,7 +300,7 @@ function streamEvents(
   res.on('close', finish);
 }
 
-function sendPage(res: ServerResponse, taskId: string, task: TaskPageRecord): void {
+function sendPage(res: ServerResponse, taskId: string, task: TaskPageRecord, resultHtml: string): void {
   const nonce = randomBytes(18).toString('base64');
   const csp = [
     "default-src 'none'",
@@ -246,16 +317,18 @@ function sendPage(res: ServerResponse, taskId: string, task: TaskPageRecord): vo
     'Content-Security-Policy': csp,
     'X-Frame-Options': 'DENY',
   });
-  res.end(renderPage(nonce, taskId, task));
+  res.end(renderPage(nonce, taskId, task, resultHtml));
 }
 
 const PHASES = ['checkout', 'setup', 'agent', 'result', 'publishing'];
 
-function renderPage(nonce: string, taskId: string, task: TaskPageRecord): string {
+function renderPage(nonce: string, taskId: string, task: TaskPageRecord, resultHtml: string): string {
   const title = escapeHtml(task.title);
   const repository = escapeHtml(task.repository);
   const state = escapeHtml(task.state);
   const phases = PHASES.map((p) => `<li data-phase="${p}">${p}</li>`).join('');
+  const threadUrl = webUrl(task.links?.thread);
+  const thread = threadUrl ? ` · <a href="${escapeHtml(threadUrl)}" rel="noopener noreferrer">thread</a>` : '';
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -268,11 +341,11 @@ function renderPage(nonce: string, taskId: string, task: TaskPageRecord): string
 <body>
 <header>
 <h1>${title}</h1>
-<p class="meta"><span class="repo">${repository}</span> · task <code>${escapeHtml(taskId)}</code> · <span id="state" class="state state-${state}">${state}</span> <span id="conn" class="conn"></span></p>
+<p class="meta"><span class="repo">${repository}</span>${thread} · task <code>${escapeHtml(taskId)}</code> · <span id="state" class="state state-${state}">${state}</span> <span id="conn" class="conn"></span></p>
 <ol id="phases" class="phases">${phases}</ol>
 </header>
 <main>
-<section id="result-section" hidden><h2>Result</h2><div id="result"></div></section>
+${resultSection(resultHtml)}
 <section id="plan-section" hidden><h2>Plan</h2><p id="plan-explanation" class="explanation"></p><ul id="plan" class="plan"></ul></section>
 <section><h2>Events</h2><ol id="log" class="log"></ol><p id="empty" class="muted">No events yet.</p></section>
 </main>
@@ -286,8 +359,8 @@ function renderPage(nonce: string, taskId: string, task: TaskPageRecord): string
 }
 
 const PAGE_CSS = `
-:root { color-scheme: light dark; --fg: #1f2328; --muted: #59636e; --bg: #fff; --line: #d1d9e0; --ok: #1a7f37; --bad: #cf222e; --run: #9a6700; --code: #f6f8fa; }
-@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3; --muted: #9198a1; --bg: #0d1117; --line: #3d444d; --ok: #3fb950; --bad: #f85149; --run: #d29922; --code: #151b23; } }
+:root { color-scheme: light dark; --fg: #1f2328; --muted: #59636e; --bg: #fff; --line: #d1d9e0; --ok: #1a7f37; --bad: #cf222e; --run: #9a6700; --code: #f6f8fa; --link: #0969da; --add-bg: #dafbe1; --del-bg: #ffebe9; --hunk-bg: #ddf4ff; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3; --muted: #9198a1; --bg: #0d1117; --line: #3d444d; --ok: #3fb950; --bad: #f85149; --run: #d29922; --code: #151b23; --link: #4493f8; --add-bg: #12261e; --del-bg: #25171c; --hunk-bg: #121d2f; } }
 * { box-sizing: border-box; }
 body { margin: 0 auto; max-width: 72rem; padding: 1.5rem; font: 14px/1.5 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 h1 { font-size: 1.4rem; margin: 0 0 .25rem; overflow-wrap: anywhere; }
@@ -304,12 +377,42 @@ pre { background: var(--code); padding: .5rem .75rem; border-radius: 6px; white-
 .phases li.failed { color: var(--bad); border-color: var(--bad); font-weight: 600; }
 .plan { list-style: none; padding-left: 0; } .plan li::before { content: "○ "; } .plan li.completed::before { content: "✓ "; color: var(--ok); }
 .plan li.in_progress { font-weight: 600; } .plan li.in_progress::before { content: "▸ "; color: var(--run); }
+.finished .plan li.in_progress { font-weight: normal; } .finished .plan li.in_progress::before { content: "○ "; color: inherit; }
 .log { list-style: none; padding: 0; margin: 0; }
 .log li { border-bottom: 1px solid var(--line); padding: .35rem 0; display: grid; grid-template-columns: 6.5rem 1fr; gap: .5rem; }
 .log li > div { min-width: 0; overflow-wrap: anywhere; }
 .tag { font-weight: 600; margin-right: .4rem; }
 .ok { color: var(--ok); } .bad { color: var(--bad); } .run { color: var(--run); }
 .cmd { background: var(--code); padding: .05rem .3rem; border-radius: 4px; white-space: pre-wrap; }
+a { color: var(--link); }
+h3 { font-size: .95rem; margin: 1.25rem 0 .5rem; }
+#result-section { margin-bottom: 1.5rem; }
+.status-line { display: flex; flex-wrap: wrap; align-items: center; gap: .6rem; }
+.badge { font-weight: 600; border-radius: 999px; padding: .1rem .75rem; color: #fff; }
+.badge-ok { background: var(--ok); } .badge-bad { background: var(--bad); } .badge-run { background: var(--run); }
+.links { margin-left: auto; }
+.failure pre { border-left: 3px solid var(--bad); }
+.markdown { border: 1px solid var(--line); border-radius: 6px; padding: .25rem 1rem; overflow-wrap: anywhere; }
+.markdown pre { white-space: pre; overflow-x: auto; }
+.markdown h1, .markdown h2, .markdown h3 { font-size: 1rem; border: 0; margin: .75rem 0 .25rem; }
+.markdown table, table.usage { border-collapse: collapse; margin: .5rem 0; }
+.markdown th, .markdown td, table.usage th, table.usage td { border: 1px solid var(--line); padding: .25rem .6rem; }
+.markdown td[align=right], .markdown th[align=right] { text-align: right; } .markdown td[align=center], .markdown th[align=center] { text-align: center; }
+table.usage td { text-align: right; font-variant-numeric: tabular-nums; } table.usage th[scope=row] { text-align: left; font-weight: 500; }
+table.usage thead th, table.usage tfoot { background: var(--code); }
+details.file, details.command { border: 1px solid var(--line); border-radius: 6px; margin: .5rem 0; }
+details.file > summary, details.command > summary { cursor: pointer; padding: .35rem .75rem; background: var(--code); border-radius: 6px; overflow-wrap: anywhere; }
+details[open].file > summary, details[open].command > summary { border-bottom: 1px solid var(--line); border-radius: 6px 6px 0 0; }
+details.file > p, details.command > p { margin: .4rem .75rem; }
+pre.diff { margin: 0; padding: .25rem 0; border-radius: 0 0 6px 6px; white-space: pre; overflow-x: auto; background: var(--bg); }
+pre.diff .line { display: block; padding: 0 .75rem; min-height: 1.5em; }
+.line.add { background: var(--add-bg); } .line.del { background: var(--del-bg); } .line.hunk { color: var(--muted); background: var(--hunk-bg); } .line.meta { color: var(--muted); }
+span.add { color: var(--ok); font-weight: 600; } span.del { color: var(--bad); font-weight: 600; }
+.action { font-weight: 600; } .action-add { color: var(--ok); } .action-delete { color: var(--bad); } .action-modify { color: var(--run); }
+.phase-tag { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
+pre.output { margin: 0; border-radius: 0 0 6px 6px; max-height: 24rem; overflow: auto; }
+.omitted { color: var(--muted); font-style: italic; }
+.log details { margin-top: .25rem; } .log details > summary { cursor: pointer; color: var(--muted); }
 `;
 
 // Runs in the browser. Data from events is only ever set with textContent / className from fixed
@@ -355,6 +458,8 @@ const PAGE_JS = `
 
   const setState = (state) => {
     const s = byId('state');
+    if (state !== s.textContent && (state === 'publishing' || FINAL.has(state))) refreshResult();
+    byId('plan-section').classList.toggle('finished', FINAL.has(state));
     s.textContent = state;
     s.className = 'state state-' + String(state).replace(/[^a-z_]/g, '');
     const pub = phaseItems.get('publishing');
@@ -377,20 +482,32 @@ const PAGE_JS = `
     span.textContent = (ev.timedOut ? 'timed out' : ev.exitCode === null ? 'killed' : 'exit ' + ev.exitCode) + ' · ' + secs(ev.durationMs);
   };
 
+  // The result section is rendered by the server (escaped and sanitised there): fetch it again and
+  // swap it in. DOMParser never runs scripts; one refresh at a time, the last one wins.
+  const resultUrl = location.pathname.replace(/\\/+$/, '') + '/result.html' + location.search;
+  let refreshing = Promise.resolve();
+  const refreshResult = () => {
+    refreshing = refreshing.then(async () => {
+      const res = await fetch(resultUrl, { cache: 'no-store', credentials: 'same-origin' });
+      if (!res.ok) return;
+      const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
+      const fresh = doc.getElementById('result-section');
+      if (fresh) byId('result-section').replaceWith(document.adoptNode(fresh));
+    }).catch((error) => console.error(error));
+  };
+
   const showResult = (ev) => {
     const r = ev.result || {};
-    const box = byId('result');
-    box.replaceChildren();
-    const line = el('p');
-    line.append(el('span', 'tag ' + (r.status === 'failed' ? 'bad' : 'ok'), r.status), el('span', 'muted', 'stopped: ' + r.stopReason));
-    box.append(line);
-    if (r.failure) box.append(el('p', 'bad', 'Failed in ' + r.failure.phase + ':'), el('pre', null, r.failure.reason));
-    if (r.summary) box.append(el('pre', null, r.summary));
-    const u = r.usage;
-    if (u) box.append(el('p', 'muted', tokens(u.inputTokens) + ' input tokens (' + tokens(u.cachedInputTokens) + ' cached) · ' + tokens(u.outputTokens) + ' output tokens · ' + u.turns + ' turns · ' + secs(u.totalMs)));
-    if (Array.isArray(r.changes)) box.append(el('p', 'muted', r.changes.length + ' changed files'));
-    byId('result-section').hidden = false;
     entry(ev, 'result', r.status === 'failed' ? 'bad' : 'ok').append(el('span', null, String(r.status)));
+    refreshResult();
+  };
+
+  const showOutput = (body, output) => {
+    if (!output || (!output.head && !output.tail)) return;
+    const details = el('details');
+    details.append(el('summary', null, 'output'));
+    details.append(el('pre', null, output.head + (output.tail ? '\\n…\\n' + output.tail : '')));
+    body.append(details);
   };
 
   const handle = (ev) => {
@@ -413,20 +530,21 @@ const PAGE_JS = `
         b.append(status);
         const key = JSON.stringify([ev.command, ev.workdir]);
         if (!pendingCommands.has(key)) pendingCommands.set(key, []);
-        pendingCommands.get(key).push(status);
+        pendingCommands.get(key).push({ status, body: b });
         break;
       }
       case 'command_end': {
         const key = JSON.stringify([ev.command, ev.workdir]);
         const waiting = pendingCommands.get(key);
-        let status = waiting && waiting.shift();
-        if (!status) {
+        let pending = waiting && waiting.shift();
+        if (!pending) {
           const b = entry(ev, ev.phase === 'agent' ? '$' : ev.phase + ' $');
           b.append(el('span', 'cmd', commandText(ev.command)), ' ');
-          status = el('span');
-          b.append(status);
+          pending = { status: el('span'), body: b };
+          b.append(pending.status);
         }
-        commandOutcome(status, ev);
+        commandOutcome(pending.status, ev);
+        showOutput(pending.body, ev.output);
         break;
       }
       case 'patch': {

@@ -26,6 +26,9 @@ describe('checkoutRepository', () => {
 
   const git = async (dir: string, ...args: string[]) => (await runGit(args, { cwd: dir })).toString('utf8').trim();
   const newDir = () => path.join(work, `c${++dirNo}`);
+  /** Checks out with a private git directory beside the workspace; the workspace gets its copy as .git. */
+  const co = async (opts: Omit<Parameters<typeof checkoutRepository>[0], 'gitDir'>) =>
+    (await checkoutRepository({ ...opts, gitDir: `${opts.dir}-git` })).sha;
 
   beforeAll(async () => {
     gh = await GitHubStandIn.start();
@@ -47,14 +50,14 @@ describe('checkoutRepository', () => {
 
   test('issue work: the base commit alone, depth 1, on a branch named like the base', async () => {
     const dir = newDir();
-    expect(await checkoutRepository({ cloneUrl, token, baseSha: mainTip, baseRef: 'main', dir })).toBe(mainTip);
+    expect(await co({ cloneUrl, token, baseSha: mainTip, baseRef: 'main', dir })).toBe(mainTip);
     expect(await git(dir, 'rev-list', '--count', 'HEAD')).toBe('1');
     expect(await git(dir, 'branch', '--show-current')).toBe('main');
   });
 
   test('pull request head: the PR commits and the merge base, so base...HEAD diff and base..HEAD log work; not the whole history', async () => {
     const dir = newDir();
-    const head = await checkoutRepository({ cloneUrl, token, baseSha: mainTip, baseRef: 'main', headSha: featureHead, headRef: 'feature', prCommits: 3, dir });
+    const head = await co({ cloneUrl, token, baseSha: mainTip, baseRef: 'main', headSha: featureHead, headRef: 'feature', prCommits: 3, dir });
     expect(head).toBe(featureHead);
     expect(await git(dir, 'branch', '--show-current')).toBe('feature');
     expect(await git(dir, 'merge-base', mainTip, 'HEAD')).toBe(forkPoint);
@@ -71,7 +74,7 @@ describe('checkoutRepository', () => {
 
   test('an unknown commit count still finds the merge base (default depth), and a head on base works', async () => {
     const dir = newDir();
-    expect(await checkoutRepository({ cloneUrl, token, baseSha: mainTip, baseRef: 'main', headSha: featureHead, dir })).toBe(featureHead);
+    expect(await co({ cloneUrl, token, baseSha: mainTip, baseRef: 'main', headSha: featureHead, dir })).toBe(featureHead);
     expect(await git(dir, 'merge-base', mainTip, 'HEAD')).toBe(forkPoint);
     expect(await git(dir, 'branch', '--show-current')).toBe('main');
   });
@@ -86,7 +89,7 @@ describe('checkoutRepository', () => {
       fetchRef: `refs/pull/${Number(pr.number)}/head`, prCommits: 2,
     });
     const dir = newDir();
-    const head = await checkoutRepository({ ...spec, token, dir });
+    const head = await co({ ...spec, token, dir });
     expect(head).toBe(forkHead);
     expect((await git(dir, 'log', '--format=%s', `${mainTip}..HEAD`)).split('\n')).toEqual(['fork 2', 'fork 1']);
     expect((await git(dir, 'diff', '--name-only', `${mainTip}...HEAD`)).split('\n')).toEqual(['src/m1.ts', 'src/m2.ts']);
@@ -97,7 +100,7 @@ describe('checkoutRepository', () => {
     const head = await gh.commitFiles(REPO, 'feature', { 'src/f4.ts': 'f4\n' }, { message: 'feature 4' });
     gh.failNext({ method: 'POST', path: /\/octo\/deep\.git\/git-upload-pack$/ }, { status: 500 });
     const dir = newDir();
-    const out = await checkoutRepository({
+    const out = await co({
       cloneUrl, token, baseSha: main, baseRef: 'main', headSha: head, headRef: 'feature', fetchRef: 'refs/heads/feature', prCommits: 4, dir,
     });
     expect(out).toBe(head);

@@ -76,6 +76,7 @@ describe('loadEnvConfig: defaults and shape', () => {
         CODEX_MAX_TOKENS: '123456',
         CODEX_RUNNER_COMMAND: '["node","dist/cli.js","runner"]',
         CODEX_GITHUB_THROTTLE: 'false',
+        CODEX_TOKEN_PRICES: '{"o4-mini":{"inputPerMillion":1.1,"cachedInputPerMillion":0.275,"outputPerMillion":4.4}}',
       }),
     );
     expect(config).toMatchObject({
@@ -95,6 +96,7 @@ describe('loadEnvConfig: defaults and shape', () => {
       maxTokens: 123_456,
       runner: { backend: 'local', command: ['node', 'dist/cli.js', 'runner'] },
       githubThrottle: false,
+      tokenPrices: { 'o4-mini': { inputPerMillion: 1.1, cachedInputPerMillion: 0.275, outputPerMillion: 4.4 } },
     });
   });
 
@@ -136,6 +138,9 @@ describe('loadEnvConfig: defaults and shape', () => {
   });
 });
 
+const PRICES_MESSAGE =
+  'expected a JSON object of model name to {"inputPerMillion","cachedInputPerMillion","outputPerMillion"} (USD per million tokens, numbers ≥ 0)';
+
 describe('loadEnvConfig: bad values name the variable', () => {
   test.each([
     ['CODEX_CONCURRENCY', 'abc', 'expected a positive integer, got "abc"'],
@@ -172,6 +177,9 @@ describe('loadEnvConfig: bad values name the variable', () => {
     ['CODEX_RUNNER_USER', '1500:00', 'must not be root (uid 0 or gid 0), got "1500:00"'],
     ['CODEX_ECS_ASSIGN_PUBLIC_IP', 'maybe', 'expected true or false, got "maybe"'],
     ['CODEX_GITHUB_THROTTLE', 'disabled', 'expected true or false, got "disabled"'],
+    ['CODEX_TOKEN_PRICES', '1.25', `${PRICES_MESSAGE}, got "1.25"`],
+    ['CODEX_TOKEN_PRICES', '{"m":{"inputPerMillion":1}}', `${PRICES_MESSAGE}, got "{\\"m\\":{\\"inputPerMillion\\":1}}"`],
+    ['CODEX_TOKEN_PRICES', '{"m":{"inputPerMillion":-1,"cachedInputPerMillion":0,"outputPerMillion":1}}', expect.stringMatching(/^expected a JSON object of model name/)],
   ])('%s=%j', (variable, value, message) => {
     expect(issuesOf(baseEnv({ [variable]: value }))).toEqual([{ variable, message }]);
   });
@@ -340,6 +348,8 @@ describe('runner backend', () => {
         ...ecs,
         CODEX_ECS_CONTAINER_NAME: 'agent',
         CODEX_ECS_SECURITY_GROUPS: 'sg-1,sg-2',
+        CODEX_ECS_SETUP_SECURITY_GROUPS: 'sg-setup',
+        CODEX_ENV_BUCKET: 'codex-environments-123',
         CODEX_ECS_ASSIGN_PUBLIC_IP: 'TRUE',
         AWS_REGION: 'eu-west-1',
       }),
@@ -351,9 +361,15 @@ describe('runner backend', () => {
       containerName: 'agent',
       subnets: ['subnet-a', 'subnet-b'],
       securityGroups: ['sg-1', 'sg-2'],
+      setupSecurityGroups: ['sg-setup'],
+      environmentBucket: 'codex-environments-123',
       assignPublicIp: true,
       region: 'eu-west-1',
     });
+  });
+
+  test('CODEX_ENV_BUCKET must be an S3 bucket name', () => {
+    expect(() => loadEnvConfig(baseEnv({ ...ecs, CODEX_ENV_BUCKET: 'Not_A_Bucket' }))).toThrow(/CODEX_ENV_BUCKET: expected an S3 bucket name/);
   });
 
   test.each([
@@ -383,5 +399,23 @@ describe('runner backend', () => {
 
   test('ECS variables are not required by the local backend', () => {
     expect(loadEnvConfig(baseEnv({ CODEX_ECS_CLUSTER: 'ignored' })).runner).toEqual({ backend: 'local' });
+  });
+});
+
+describe('loadEnvConfig: agent proxy', () => {
+  test('is absent unless CODEX_AGENT_PROXY_PORT is set; local defaults bind loopback', () => {
+    expect(loadEnvConfig(baseEnv()).agentProxy).toBeUndefined();
+    expect(loadEnvConfig(baseEnv({ CODEX_AGENT_PROXY_PORT: '3128' })).agentProxy).toEqual({ port: 3128, host: '127.0.0.1' });
+    expect(loadEnvConfig(baseEnv({ CODEX_AGENT_PROXY_PORT: '0', CODEX_AGENT_PROXY_HOST: '0.0.0.0', CODEX_AGENT_PROXY_URL: 'http://10.0.0.5:3128/' })).agentProxy)
+      .toEqual({ port: 0, host: '0.0.0.0', url: 'http://10.0.0.5:3128' });
+  });
+
+  test('ECS needs the URL runners reach it at and a fixed port; bad values are named', () => {
+    const ecs = { CODEX_RUNNER_BACKEND: 'ecs', CODEX_ECS_CLUSTER: 'c', CODEX_ECS_TASK_DEFINITION: 'td', CODEX_ECS_SUBNETS: 'subnet-1' };
+    expect(loadEnvConfig(baseEnv({ ...ecs, CODEX_AGENT_PROXY_PORT: '3128', CODEX_AGENT_PROXY_URL: 'http://codex-app.internal:3128' })).agentProxy)
+      .toEqual({ port: 3128, host: '0.0.0.0', url: 'http://codex-app.internal:3128' });
+    expect(issuesOf(baseEnv({ ...ecs, CODEX_AGENT_PROXY_PORT: '0' })).map((i) => i.variable).sort()).toEqual(['CODEX_AGENT_PROXY_PORT', 'CODEX_AGENT_PROXY_URL']);
+    expect(issuesOf(baseEnv({ CODEX_AGENT_PROXY_PORT: '70000' }))).toEqual([{ variable: 'CODEX_AGENT_PROXY_PORT', message: 'expected a port number (0-65535), got "70000"' }]);
+    expect(issuesOf(baseEnv({ CODEX_AGENT_PROXY_PORT: '3128', CODEX_AGENT_PROXY_URL: 'https://proxy:3128' }))[0]!.variable).toBe('CODEX_AGENT_PROXY_URL');
   });
 });

@@ -55,12 +55,11 @@ async function task(progress = true) {
     installationId: 1,
     owner: 'acme',
     repo: 'thread',
-    issueNumber,
-    issueTitle: 't',
+    target: { type: 'issue', number: issueNumber, title: 't' },
     requester: { login: 'maintainer', id: 1 },
     instruction: '',
     context: [],
-    reactTo: { type: 'issue' },
+    origin: { type: 'issue', id: 1 },
     settings: { model: 'm', autoInstall: true, timeoutMs: 1000, maxTokens: 10, allowWorkflowChanges: false, draftPullRequests: false },
   } satisfies TaskRequest;
   store.create(id, 'key', request);

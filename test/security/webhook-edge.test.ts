@@ -116,7 +116,7 @@ describe('a nested-list body', () => {
     for (const body of [nestedListBody(), nestedOrderedListBody()]) {
       const { status, ms } = await timedDeliver(h.mention(REPO, issue, body));
       expect(status).toBe(200);
-      // The parser's budget is 500 ms; generous for a loaded machine.
+      // The parser's budget is 1 s; generous for a loaded machine.
       expect(ms).toBeLessThan(5_000);
     }
     const replies = await waitFor('the replies', () => {

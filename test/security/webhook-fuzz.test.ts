@@ -169,7 +169,7 @@ test(`${CASES} mutated signed payloads: no 5xx, no crash, no task, nothing of th
         statuses.set(status, (statuses.get(status) ?? 0) + 1);
         if (status >= 300 || status < 200) failures.push(`case ${i} (${cases[i]!.event}, seed ${SEED}): HTTP ${status}`);
       } catch (error) {
-        failures.push(`case ${i} (${cases[i]!.event}, seed ${SEED}): ${(error as Error).message}`);
+        failures.push(`case ${i} (${cases[i]!.event}, seed ${SEED}): ${(error as Error).message} ${String((error as { cause?: unknown }).cause ?? "")}`);
       }
     }
   };

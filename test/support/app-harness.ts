@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GitHubStandIn } from './github-stand-in.ts';
 import { ScriptedModel, type ScriptedModelOptions } from './scripted-model.ts';
 import { DatabaseSync } from 'node:sqlite';
-import { deliver, issueCommentCreated, type Delivery } from './webhooks.ts';
+import { deliver, issueCommentCreated, pullRequestReviewCommentCreated, type Delivery } from './webhooks.ts';
 
 const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
 
@@ -156,6 +156,22 @@ export class AppHarness {
       user,
       installationId: 1,
     });
+  }
+
+  /**
+   * Adds an inline review comment `body` by `user` on `line` of `path` (head side) of pull request
+   * `pullNumber` (as on GitHub, the comment exists before its webhook) and returns the
+   * `pull_request_review_comment.created` delivery for it.
+   */
+  async mentionInReviewComment(
+    fullName: string,
+    pullNumber: number,
+    c: { path: string; line: number; startLine?: number; body: string; user?: string },
+  ): Promise<{ delivery: Delivery; commentId: number }> {
+    const comment = await this.github.addReviewComment(fullName, pullNumber, { user: c.user ?? 'maintainer', body: c.body, path: c.path, line: c.line, ...(c.startLine ? { startLine: c.startLine } : {}) });
+    const pull = (await this.github.pulls(fullName)).find((p) => p.number === pullNumber)!;
+    const delivery = pullRequestReviewCommentCreated({ repo: this.github.repository(fullName), pull, comment, installationId: 1 });
+    return { delivery, commentId: comment.id as number };
   }
 
   /** Opens a new issue (by `maintainer`) and mentions the app in a comment on it. */

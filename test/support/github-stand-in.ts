@@ -610,12 +610,13 @@ export class GitHubStandIn {
   }
 
   /**
-   * Reactions on an issue/PR (`{ issueNumber }`) or an issue comment (`{ commentId }`), in order.
+   * Reactions on an issue/PR (`{ issueNumber }`), an issue comment (`{ commentId }`) or a pull request
+   * review comment (`{ reviewCommentId }`), in order.
    * `created_at` is the API's ISO string (second precision); `createdAtMs` the exact `Date.now()` of creation.
    */
   reactions(
     fullName: string,
-    target: { issueNumber: number } | { commentId: number },
+    target: { issueNumber: number } | { commentId: number } | { reviewCommentId: number },
   ): Array<{ id: number; content: string; user: string; created_at: string; createdAtMs: number }> {
     const key = this.#repo(fullName).fullName.toLowerCase();
     return this.#reactions

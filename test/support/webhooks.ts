@@ -6,6 +6,7 @@
  * `X-GitHub-Hook-Installation-Target-*` and `X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body>`
  * (https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries).
  */
+import { request as httpRequest } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { sign } from '@octokit/webhooks-methods';
@@ -374,9 +375,17 @@ export async function signDelivery(delivery: Delivery, secret: string): Promise<
 export async function deliver(url: string, delivery: Delivery, opts: { secret: string; signature?: string }): Promise<number> {
   const signed = await signDelivery(delivery, opts.secret);
   if (opts.signature !== undefined) signed.headers['x-hub-signature-256'] = opts.signature;
-  const res = await fetch(url, { method: 'POST', headers: signed.headers, body: signed.body });
-  await res.arrayBuffer();
-  return res.status;
+  // A fresh connection per delivery, as GitHub's deliveries arrive: a pooled keep-alive socket that
+  // the server closed while idle (its keepAliveTimeout) would fail the request before the app saw it.
+  return new Promise<number>((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', headers: signed.headers, agent: false }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode ?? 0));
+      res.once('error', reject);
+    });
+    req.once('error', reject);
+    req.end(signed.body);
+  });
 }
 
 /** Options of {@link pullRequestReviewCommentCreated}. */

@@ -57,3 +57,32 @@ process.stdout.write(JSON.stringify({ type: 'result', at: at(), result }) + '\\n
   expect(await h.github.pulls(REPO)).toHaveLength(0);
   expect(h.botComments(REPO, number)).toHaveLength(1);
 });
+
+test('on a pull request, a result based on the PR base instead of the dispatched head is refused: failure reply, nothing pushed', async () => {
+  const mainSha = (await h.github.git(REPO, 'rev-parse', 'main')).trim();
+  const headSha = await h.github.commitFiles(REPO, 'feature', { 'NOTES.md': 'notes\n' }, { from: 'main' });
+  const pull = await h.github.addPull(REPO, { head: 'feature', title: 'Notes', user: 'maintainer' });
+  const number = pull.number as number;
+  const change = { action: 'modify', path: 'src/math.js', mode: '100644', contentBase64: Buffer.from(FIXED_MATH).toString('base64') };
+  // The runner answers with the spec's base SHA (the PR's base branch) although it was sent the head.
+  await writeFile(
+    script,
+    `import { readFileSync } from 'node:fs';
+const spec = JSON.parse(readFileSync(0, 'utf8'));
+if (spec.repository.headSha !== ${JSON.stringify(headSha)}) throw new Error('expected the PR head in the spec');
+const usage = { inputTokens: 1, cachedInputTokens: 0, outputTokens: 1, reasoningTokens: 0, turns: 1, phaseMs: {}, modelMs: 0, commandMs: 0, totalMs: 1 };
+const result = { version: 1, id: spec.id, status: 'succeeded', stopReason: 'completed', baseSha: spec.repository.baseSha,
+  summary: 'Fixed add.', changes: [${JSON.stringify(change)}], commitMessage: 'Fix add', pullRequest: { title: 'Fix add', body: 'Fixed.' },
+  commands: [], findings: [], plan: [], usage };
+process.stdout.write(JSON.stringify({ type: 'result', at: new Date().toISOString(), result }) + '\\n');
+`,
+  );
+  const commits = h.github.requestsTo('POST /repos/{owner}/{repo}/git/commits').length;
+  expect(await h.deliver(h.mention(REPO, number, '@codex fix add'))).toBe(200);
+  const reply = await waitFor('the failure reply', () => h.botComments(REPO, number).find((c) => /❌ \*\*Failed\*\*/.test(c.body)), 60_000);
+  expect(reply.body).toContain(`based on ${mainSha}, not the dispatched ${headSha}`);
+  expect(h.task(number)?.state).toBe('failed');
+  expect(h.github.requestsTo('POST /repos/{owner}/{repo}/git/commits')).toHaveLength(commits);
+  expect((await h.github.git(REPO, 'rev-parse', 'refs/heads/feature')).trim()).toBe(headSha);
+  expect(h.botComments(REPO, number)).toHaveLength(1);
+});

@@ -7,58 +7,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import type { TaskResult } from '../../src/contract.ts';
 import { TaskTokens } from '../../src/gateway/task-tokens.ts';
 import type { GitHubAccess, Octokit } from '../../src/github/client.ts';
 import { finalReplyMarker } from '../../src/github/thread-reporter.ts';
-import type { RunnerBackend, RunnerExecution, RunnerJob } from '../../src/runners/backend.ts';
+import { blockedHostEvent } from '../../src/proxy/blocked-hosts.ts';
+import { ProxyGrants } from '../../src/proxy/grants.ts';
 import { TaskService } from '../../src/tasks/service.ts';
 import { SqliteTaskStore } from '../../src/tasks/store.ts';
 import type { TaskRequest } from '../../src/tasks/types.ts';
 import { waitFor } from '../support/app-harness.ts';
+import { FakeBackend, resultFor } from '../support/fake-backend.ts';
 import { GitHubStandIn, ProbotOctokitForTests } from '../support/github-stand-in.ts';
 
 const REPO = 'acme/svc';
 const log = pino({ level: 'silent' });
-
-/** A runner backend whose runs end when the test says so. */
-class FakeBackend implements RunnerBackend {
-  readonly name = 'local' as const;
-  readonly jobs: Array<{ job: RunnerJob; finish: (result: TaskResult) => void; cancelled?: string }> = [];
-  async start(job: RunnerJob): Promise<RunnerExecution> {
-    let finish!: (result: TaskResult) => void;
-    const result = new Promise<TaskResult>((resolve) => (finish = resolve));
-    const entry: (typeof this.jobs)[number] = { job, finish };
-    this.jobs.push(entry);
-    return {
-      externalId: String(this.jobs.length),
-      result,
-      cancel: async (reason: string) => {
-        entry.cancelled = reason;
-        finish(resultFor(job, { status: 'cancelled', changes: [] }));
-      },
-    };
-  }
-}
-
-function resultFor(job: RunnerJob, patch: Partial<TaskResult> = {}): TaskResult {
-  return {
-    version: 1,
-    id: job.spec.id,
-    status: 'succeeded',
-    stopReason: 'completed',
-    baseSha: job.spec.repository.baseSha,
-    summary: '## Summary\nFixed.',
-    changes: [{ action: 'modify', path: 'src/a.js', mode: '100644', contentBase64: Buffer.from('fixed\n').toString('base64') }],
-    commitMessage: 'Fix a',
-    pullRequest: { title: 'Fix a', body: 'Fixed a.' },
-    commands: [],
-    findings: [],
-    plan: [],
-    usage: { inputTokens: 10, cachedInputTokens: 0, outputTokens: 5, reasoningTokens: 0, turns: 1, phaseMs: {}, modelMs: 0, commandMs: 0, totalMs: 1 },
-    ...patch,
-  };
-}
 
 let gh: GitHubStandIn;
 let github: GitHubAccess;
@@ -92,10 +54,11 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function setup(store = new SqliteTaskStore(':memory:')) {
+function setup(store = new SqliteTaskStore(':memory:'), agentProxy?: { grants: ProxyGrants; url: string }) {
   const backend = new FakeBackend();
   const tokens = new TaskTokens({ persistence: store.tokens });
   const service = new TaskService({
+    ...(agentProxy ? { agentProxy } : {}),
     store,
     backend,
     tokens,
@@ -121,12 +84,11 @@ function request(): TaskRequest {
     installationId: 1,
     owner: 'acme',
     repo: 'svc',
-    issueNumber,
-    issueTitle: 'a is wrong',
+    target: { type: 'issue', number: issueNumber, title: 'a is wrong' },
     requester: { login: 'maintainer', id: Number(gh.addUser('maintainer').id) },
     instruction: 'fix a',
     context: [],
-    reactTo: { type: 'issue' },
+    origin: { type: 'issue', id: issueNumber },
     settings: { model: 'm', autoInstall: true, timeoutMs: 60_000, maxTokens: 100, allowWorkflowChanges: false, draftPullRequests: false },
   };
 }
@@ -149,11 +111,51 @@ describe('TaskService', () => {
     await replied(store, task.id);
     const done = store.get(task.id)!;
     expect(done.state).toBe('succeeded');
-    expect(done.branch).toBe(`codex/${req.issueNumber}-fix-a`);
+    expect(done.branch).toBe(`codex/${req.target.number}-fix-a`);
     expect((await gh.git(REPO, 'rev-parse', `${done.commitSha}^`)).trim()).toBe(mainSha);
-    expect(mine(req.issueNumber)).toHaveLength(1);
-    expect(mine(req.issueNumber)[0]!.body).toContain(`#${done.pullRequest!.number}`);
-    expect(mine(req.issueNumber)[0]!.body).toContain(finalReplyMarker(task.id));
+    expect(mine(req.target.number)).toHaveLength(1);
+    expect(mine(req.target.number)[0]!.body).toContain(`#${done.pullRequest!.number}`);
+    expect(mine(req.target.number)[0]!.body).toContain(finalReplyMarker(task.id));
+  });
+
+  test("the final reply carries the app's Checks run section and calls out a summary that claims passing tests", async () => {
+    const { service, store, backend } = setup();
+    const req = request();
+    const task = (await service.submit(req))!;
+    await waitFor('the runner to start', () => backend.jobs[0]);
+    const run = (exitCode: number) => ({ phase: 'agent' as const, command: ['npm', 'test'], workdir: '.', exitCode, durationMs: 1200, timedOut: false });
+    backend.jobs[0]!.finish(
+      resultFor(backend.jobs[0]!.job, {
+        summary: '## Summary\nFixed a. All tests pass.',
+        pullRequest: { title: 'Fix a', body: 'Fixed a. All tests pass.' },
+        commands: [run(0), run(1)],
+        setup: { status: 'failed', reason: 'npm (package-lock.json) exited with 1' },
+      }),
+    );
+    await replied(store, task.id);
+    const body = mine(req.target.number)[0]!.body as string;
+    expect(body).toContain('Checks run');
+    expect(body).toMatch(/`npm test` · ❌ exit 1/);
+    expect(body).toMatch(/Setup[^\n]*failed[^\n]*npm \(package-lock\.json\) exited with 1/);
+    expect(body).toMatch(/last run of `npm test` exited 1; the summary's claim that tests pass is not supported/);
+  });
+
+  test('agent_network: the spec carries the proxy URL with credentials for this task only; refused hosts are listed in the reply; the credentials die with the task', async () => {
+    const grants = new ProxyGrants();
+    const { service, store, backend } = setup(undefined, { grants, url: 'http://127.0.0.1:3128' });
+    const req = { ...request(), settings: { ...request().settings, agentNetworkAllow: ['registry.npmjs.org'] } };
+    const task = (await service.submit(req))!;
+    await waitFor('the runner to start', () => backend.jobs[0]);
+    const { network } = backend.jobs[0]!.job.spec;
+    expect(network?.allow).toEqual(['registry.npmjs.org']);
+    const url = new URL(network!.proxyUrl);
+    expect(url.username).toBe(task.id);
+    expect(grants.verify(task.id, decodeURIComponent(url.password))).toBeDefined();
+    store.appendEvent(task.id, blockedHostEvent('evil.example.com', 'not_allowed'));
+    backend.jobs[0]!.finish(resultFor(backend.jobs[0]!.job));
+    await replied(store, task.id);
+    expect(grants.verify(task.id, decodeURIComponent(url.password))).toBeUndefined();
+    expect(mine(req.target.number)[0]!.body).toMatch(/Blocked network requests[^\n]*`evil\.example\.com`/);
   });
 
   test('a result on another base commit is refused: failure reply, nothing published', async () => {
@@ -166,8 +168,8 @@ describe('TaskService', () => {
     await replied(store, task.id);
     expect(store.get(task.id)).toMatchObject({ state: 'failed', failure: { phase: 'result' } });
     expect(store.get(task.id)!.failure!.reason).toBe(`the runner's result is based on ${otherSha}, not the dispatched ${mainSha}; nothing was published`);
-    expect(mine(req.issueNumber)[0]!.body).toMatch(/Failed/);
-    expect(mine(req.issueNumber)[0]!.body).toContain(otherSha);
+    expect(mine(req.target.number)[0]!.body).toMatch(/Failed/);
+    expect(mine(req.target.number)[0]!.body).toContain(otherSha);
     expect(gh.requestsTo('POST /repos/{owner}/{repo}/git/commits')).toHaveLength(commits);
     expect(store.get(task.id)!.branch).toBeUndefined();
   });
@@ -178,7 +180,7 @@ describe('TaskService', () => {
     const task = (await service.submit(req))!;
     await waitFor('the runner to start', () => backend.jobs[0]);
     gh.failNext({ method: 'PATCH', path: /\/issues\/comments\/\d+$/ }, { times: 1000 });
-    gh.failNext({ method: 'POST', path: `/repos/acme/svc/issues/${req.issueNumber}/comments` }, { times: 1000 });
+    gh.failNext({ method: 'POST', path: `/repos/acme/svc/issues/${req.target.number}/comments` }, { times: 1000 });
     backend.jobs[0]!.finish(resultFor(backend.jobs[0]!.job, { status: 'no_changes', changes: [], summary: 'It is configured in a.js.' }));
     await waitFor('the final state', () => store.get(task.id)!.state === 'no_changes');
     const pending = store.outbox.pending().find((r) => r.taskId === task.id);
@@ -186,7 +188,7 @@ describe('TaskService', () => {
     gh.clearFaults();
     await replied(store, task.id);
     // Edited in place or posted anew (depending on how many edits failed meanwhile): one final reply.
-    expect(mine(req.issueNumber).filter((c) => c.body.includes(finalReplyMarker(task.id)))).toHaveLength(1);
+    expect(mine(req.target.number).filter((c) => c.body.includes(finalReplyMarker(task.id)))).toHaveLength(1);
   });
 
   test('abort stops a running task, revokes its token and ends it failed with the reason', async () => {
@@ -201,7 +203,7 @@ describe('TaskService', () => {
     expect(backend.jobs[0]!.cancelled).toBe('the token budget was overshot (1,200 of 1,000 tokens)');
     await replied(store, task.id);
     expect(store.get(task.id)).toMatchObject({ state: 'failed', failure: { reason: 'the token budget was overshot (1,200 of 1,000 tokens)' } });
-    expect(mine(req.issueNumber)[0]!.body).toContain('the token budget was overshot');
+    expect(mine(req.target.number)[0]!.body).toContain('the token budget was overshot');
     await service.abort(task.id, 'again'); // ended: no-op
     await service.abort('task_unknown', 'x');
   });
@@ -242,7 +244,7 @@ describe('TaskService', () => {
     const again = b.store.get(task.id)!;
     expect(again.branch).toBe(stored.branch);
     expect(again.commitSha).toBe(stored.commitSha);
-    const pulls = (await gh.pulls(REPO)).filter((p) => (p.head as { ref: string }).ref.startsWith(`codex/${req.issueNumber}-`));
+    const pulls = (await gh.pulls(REPO)).filter((p) => (p.head as { ref: string }).ref.startsWith(`codex/${req.target.number}-`));
     expect(pulls).toHaveLength(1);
   });
 });

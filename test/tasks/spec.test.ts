@@ -57,6 +57,19 @@ describe('buildTaskSpec', () => {
     expect(spec.setup).toEqual({ script: 'npm ci', autoInstall: false });
   });
 
+  test('pull request work: the head, its branch and ref, the number of commits; no agentsDocs unless given', () => {
+    const head = 'b'.repeat(40);
+    const same = buildTaskSpec(sources({ pullRequest: { number: 4, headRef: 'feature', headSha: head, fork: false, commits: 3 } }));
+    expect(same.repository).toMatchObject({ baseRef: 'main', baseSha: SHA, headRef: 'feature', headSha: head, fetchRef: 'refs/heads/feature', prCommits: 3 });
+    expect(same.agentsDocs).toBeUndefined();
+    const fork = buildTaskSpec(
+      sources({ pullRequest: { number: 4, headRef: 'main', headSha: head, fork: true }, agentsDocs: [{ path: 'AGENTS.md', content: 'base rules' }] }),
+    );
+    expect(fork.repository).toMatchObject({ headRef: 'main', headSha: head, fetchRef: 'refs/pull/4/head' });
+    expect(fork.repository.prCommits).toBeUndefined();
+    expect(fork.agentsDocs).toEqual([{ path: 'AGENTS.md', content: 'base rules' }]);
+  });
+
   test('automatic work has no requester', () => {
     const base = sources();
     const { requester: _requester, ...request } = base.request;

@@ -16,14 +16,17 @@ const request: TaskRequest = {
   installationId: 1,
   owner: 'acme',
   repo: 'calc',
-  issueNumber: 3,
-  issueTitle: 't',
+  target: { type: 'issue', number: 3, title: 't' },
   requester: { login: 'maintainer', id: 1 },
   instruction: '',
   context: [],
-  reactTo: { type: 'issue' },
+  origin: { type: 'issue', id: 1 },
   settings: { model: 'm', autoInstall: true, timeoutMs: 1000, maxTokens: 10, allowWorkflowChanges: false, draftPullRequests: false },
 };
+
+/** The same request as the app stored it before targets existed (store versions up to 2). */
+const { target: _target, origin: _origin, ...rest } = request;
+const legacy = { ...rest, issueNumber: 3, issueTitle: 't' };
 
 const version = (file: string) => {
   const db = new DatabaseSync(file, { readOnly: true });
@@ -49,18 +52,24 @@ describe('SqliteTaskStore migrations', () => {
     old
       .prepare(`INSERT INTO tasks (id, trigger_key, delivery_id, state, owner, repo, issue_number, request_json, log_key, progress_comment_id, created_at, updated_at)
                 VALUES ('task_old', 'issues:1', 'd1', 'running', 'acme', 'calc', 3, ?, 'key', 77, 1, 1)`)
-      .run(JSON.stringify(request));
+      // The request as the app stored it before targets (issueNumber, issueTitle, reactTo).
+      .run(JSON.stringify({ ...legacy, reactTo: { type: 'comment', id: 55 } }));
     old.close();
     expect(version(file)).toBe(0);
 
     const store = new SqliteTaskStore(file);
     expect(store.get('task_old')).toMatchObject({ id: 'task_old', state: 'running', progressCommentId: 77 });
     expect(store.get('task_old')!.baseSha).toBeUndefined();
+    // Converted on read: an issue target, the comment reacted to as the origin.
+    expect(store.get('task_old')!.request.target).toEqual({ type: 'issue', number: 3, title: 't' });
+    expect(store.get('task_old')!.request.origin).toEqual({ type: 'comment', id: 55 });
+    expect(store.get('task_old')!.request).not.toHaveProperty('issueNumber');
+    expect(store.outbox.pending()).toEqual([]);
     const sha = 'a'.repeat(40);
     store.update('task_old', { baseSha: sha, baseRef: 'main', headSha: sha, branch: 'codex/3-x', commitSha: sha });
     expect(store.get('task_old')).toMatchObject({ baseSha: sha, baseRef: 'main', headSha: sha, branch: 'codex/3-x', commitSha: sha });
     store.close();
-    expect(version(file)).toBe(3);
+    expect(version(file)).toBe(4);
 
     // Opening again migrates nothing and loses nothing.
     const again = new SqliteTaskStore(file);
@@ -87,6 +96,27 @@ describe('SqliteTaskStore migrations', () => {
     const b = new SqliteTaskStore(file);
     expect(b.recordReply('issue_comment:1')).toBe(false);
     b.close();
+  });
+
+  test('a pull request task keeps its target and origin; its thread is the pull request number', () => {
+    const file = path.join(dir, 'pr.db');
+    const store = new SqliteTaskStore(file);
+    const target = {
+      type: 'pull_request' as const, number: 9, title: 'Add x', baseRef: 'main', baseSha: 'a'.repeat(40), headRef: 'feature', headSha: 'b'.repeat(40),
+      headRepo: 'eve/calc', fork: true, maintainerCanModify: true, commits: 2,
+    };
+    store.create('task_pr', 'key', { ...request, triggerKey: 'pull_request_review_comment:77', target, origin: { type: 'review_comment', id: 77 } });
+    expect(store.get('task_pr')!.request).toMatchObject({ target, origin: { type: 'review_comment', id: 77 } });
+    expect(store.latestForThread('acme', 'calc', 9)?.id).toBe('task_pr');
+    store.close();
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      expect(db.prepare("SELECT issue_number, target_type, origin_type, origin_id FROM tasks WHERE id = 'task_pr'").get()).toEqual({
+        issue_number: 9, target_type: 'pull_request', origin_type: 'review_comment', origin_id: 77,
+      });
+    } finally {
+      db.close();
+    }
   });
 
   test('the final reply is queued with the final state, once', () => {

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Script, createContext } from 'node:vm';
-import type { ProgressEvent } from '../../src/contract.ts';
+import { TaskResult, type ProgressEvent } from '../../src/contract.ts';
 import {
   createTaskPageHandler,
   newTaskKey,
@@ -14,6 +14,7 @@ import type { TaskEventSource, TaskPageRecord, TaskStreamMessage } from '../../s
 /** An in-memory task store, as the real one behaves: append, then notify. */
 class MemorySource implements TaskEventSource {
   readonly tasks = new Map<string, TaskPageRecord>();
+  readBaseFile?: TaskEventSource['readBaseFile'];
   readonly listeners = new Map<string, Set<(m: TaskStreamMessage) => void>>();
 
   get(taskId: string): TaskPageRecord | undefined {
@@ -122,6 +123,14 @@ class FakeElement {
   className = '';
   hidden = false;
   dataset: Record<string, string> = {};
+  readonly classList = {
+    toggle: (name: string, on: boolean): void => {
+      const names = new Set(this.className.split(' ').filter(Boolean));
+      if (on) names.add(name);
+      else names.delete(name);
+      this.className = [...names].join(' ');
+    },
+  };
   constructor(tagName: string) {
     this.tagName = tagName;
   }
@@ -154,6 +163,7 @@ function runPageScript(html: string, pageUrl: string) {
     phases.append(li);
   }
   const errors: unknown[] = [];
+  const fetched: string[] = [];
   const streams: FakeEventSource[] = [];
   class FakeEventSource {
     readonly url: string;
@@ -183,10 +193,15 @@ function runPageScript(html: string, pageUrl: string) {
       document,
       location: { pathname: url.pathname, search: url.search, href: url.href },
       EventSource: FakeEventSource,
+      // The result refresh: answered 503 here (the browser test covers the swap).
+      fetch: async (href: string) => {
+        fetched.push(href);
+        return { ok: false };
+      },
       console: { error: (e: unknown) => errors.push(e), log: () => {} },
     }),
   );
-  return { byId, errors, stream: streams[0]! };
+  return { byId, errors, fetched, stream: streams[0]! };
 }
 
 describe('task page', () => {
@@ -194,7 +209,7 @@ describe('task page', () => {
     const unknown = await fetch(`${base}/tasks/nope?key=${key}`);
     const unknownBody = await unknown.text();
     expect(unknown.status).toBe(404);
-    for (const path of ['', '/events', '/events.json']) {
+    for (const path of ['', '/events', '/events.json', '/result.html']) {
       for (const query of ['', '?key=', `?key=${key.slice(0, -1)}`, `?key=${key}x`, '?key=undefined']) {
         const res = await fetch(`${base}/tasks/t1${path}${query}`);
         expect(res.status).toBe(404);
@@ -344,8 +359,11 @@ describe('task page', () => {
       const data = /^data: (.*)$/m.exec(frame)?.[1];
       if (data !== undefined) page.stream.onmessage?.({ data });
     }
+    await new Promise((resolve) => setImmediate(resolve));
     expect(page.errors).toEqual([]);
     expect(page.stream.closed).toBe(true);
+    // Reaching a final state, the page fetched its result section once to show the stored result.
+    expect(page.fetched).toEqual([`/tasks/t1/result.html?key=${encodeURIComponent(key)}`]);
     expect(page.byId.get('state')!.textContent).toBe('failed');
     expect(page.byId.get('state')!.className).toBe('state state-failed');
     const phaseClasses = page.byId.get('phases')!.elements.map((li) => `${li.dataset.phase}:${li.className}`);
@@ -354,6 +372,8 @@ describe('task page', () => {
       ['in_progress', `Fix ${HOSTILE}`],
     ]);
     expect(page.byId.get('plan-section')!.hidden).toBe(false);
+    // A finished task's plan shows no step in progress.
+    expect(page.byId.get('plan-section')!.className).toBe('finished');
     const log = page.byId.get('log')!.elements.map((li) => li.textContent);
     expect(log).toEqual([
       expect.stringContaining('checkout started'),
@@ -385,6 +405,49 @@ describe('task page', () => {
       events: source.tasks.get('t1')!.events,
     });
     expect(JSON.stringify(body)).not.toContain(key);
+  });
+
+  it('renders the stored result on the server: links, summary, the diff from base files read once, and a result fragment', async () => {
+    const reads: string[][] = [];
+    source.readBaseFile = async (taskId, baseSha, path) => {
+      reads.push([taskId, baseSha, path]);
+      return path === 'src/a.ts' ? Buffer.from('const a = 1;\n') : null;
+    };
+    const task = source.tasks.get('t1')!;
+    Object.assign(task, {
+      state: 'succeeded',
+      model: 'gpt-x',
+      links: { thread: 'https://github.com/octo/app/issues/1', pullRequest: { number: 2, url: 'https://github.com/octo/app/pull/2', title: 'Raise it' } },
+      result: TaskResult.parse({
+        id: 't1',
+        status: 'succeeded',
+        stopReason: 'completed',
+        baseSha: 'b'.repeat(40),
+        summary: `Raised **the limit** ${HOSTILE}`,
+        changes: [{ action: 'modify', path: 'src/a.ts', mode: '100644', contentBase64: Buffer.from('const a = 2;\n').toString('base64') }],
+        commitMessage: 'Raise it',
+        pullRequest: { title: 'Raise it', body: '' },
+        commands: [{ phase: 'agent', command: ['npm', 'test'], workdir: '.', exitCode: 0, durationMs: 1200 }],
+        usage: { inputTokens: 1000, cachedInputTokens: 0, outputTokens: 10, turns: 1, phaseMs: { agent: 1500 }, totalMs: 2000 },
+      }),
+    });
+    const res = await fetch(`${base}/tasks/t1?key=${encodeURIComponent(key)}`);
+    const html = await res.text();
+    expect(html).toContain('<section id="result-section"><h2>Result</h2>');
+    expect(html).toContain('<a href="https://github.com/octo/app/pull/2" rel="noopener noreferrer">#2 Raise it</a>');
+    expect(html).toContain('<a href="https://github.com/octo/app/issues/1" rel="noopener noreferrer">thread</a>');
+    expect(html).toContain('<p>Raised <strong>the limit</strong> ');
+    expect(html).toContain('<span class="line del">-const a = 1;</span><span class="line add">+const a = 2;</span>');
+    expect(html).not.toContain('<img');
+    // The fragment the script swaps in: the same section, no script or style, its own strict CSP.
+    const fragment = await fetch(`${base}/tasks/t1/result.html?key=${encodeURIComponent(key)}`);
+    expect(fragment.headers.get('content-security-policy')).toBe("default-src 'none'");
+    const section = await fragment.text();
+    expect(section.startsWith('<section id="result-section"><h2>Result</h2>')).toBe(true);
+    expect(section).not.toMatch(/<script|<style/);
+    expect(html).toContain(section.trim());
+    // A finished task's diff is computed once.
+    expect(reads).toEqual([['t1', 'b'.repeat(40), 'src/a.ts']]);
   });
 
   it('builds page links and keys', () => {

@@ -282,6 +282,32 @@ export async function pushToBranch(octokit: GitHubClient, opts: PushToBranchOpti
 }
 
 /**
+ * Finds a commit {@link pushToBranch} already made for `changes` (a retry after a crash between the
+ * ref update and recording it): the branch's head when it has one parent and its tree is exactly that
+ * parent's tree with `changes` applied (blobs and the tree are content-addressed, so recreating them
+ * is idempotent and reveals the same tree SHA).
+ * @returns the head commit and its parent, or undefined when the head is not such a commit.
+ * @throws Error when `changes` is empty; RequestError on API errors other than a missing branch.
+ */
+export async function findPushedCommit(
+  octokit: GitHubClient,
+  opts: Pick<PushToBranchOptions, 'owner' | 'repo' | 'branch' | 'dispatchedHeadSha' | 'changes'>,
+): Promise<{ commitSha: string; parentSha: string; verified: boolean } | undefined> {
+  const { owner, repo, branch, changes } = opts;
+  if (!changes.length) throw new Error('findPushedCommit: no changes');
+  const head = await headOf(octokit, owner, repo, branch);
+  if (head === undefined || head === opts.dispatchedHeadSha) return undefined;
+  const { data: commit } = await octokit.rest.git.getCommit({ owner, repo, commit_sha: head });
+  const parentSha = commit.parents.length === 1 ? commit.parents[0]!.sha : undefined;
+  if (!parentSha) return undefined;
+  const entries = buildTreeEntries(changes, await uploadBlobs(octokit, owner, repo, changes));
+  const { data: parent } = await octokit.rest.git.getCommit({ owner, repo, commit_sha: parentSha });
+  const { data: tree } = await octokit.rest.git.createTree({ owner, repo, base_tree: parent.tree.sha, tree: entries });
+  if (tree.sha !== commit.tree.sha) return undefined;
+  return { commitSha: head, parentSha, verified: commit.verification?.verified === true };
+}
+
+/**
  * The branch for work on a fork pull request, in the base repository: `codex/pr-<number>-<slug>`, the
  * slug as in `branchName` of publish.ts (e.g. #7 "Fix the parser" → `codex/pr-7-fix-the-parser`).
  * @throws RangeError when `pullNumber` is not a positive integer.

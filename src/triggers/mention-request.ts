@@ -1,17 +1,22 @@
 /**
- * What a mention on an issue does, whichever event carried it (a new comment or a new issue):
- * parse the command, gate the sender, read the repository config, then start, retry or stop a task.
- * Every accepted request ends with a reply in the thread.
+ * What a mention does, whichever event carried it (normalize.ts): on an issue (a comment, a new
+ * issue) or a pull request (a conversation comment, an inline review comment, a review, a new pull
+ * request). Check for the mention, gate the sender, parse the command, read the repository config and
+ * the thread, then start, retry or stop a task. Every accepted request ends with a reply in the thread.
  */
 import type { Logger } from 'pino';
-import { loadRepoConfig, RepoConfigError, type RepoConfig } from '../config/repo-config.ts';
+import { agentNetworkAllowlist, loadRepoConfig, RepoConfigError, type RepoConfig } from '../config/repo-config.ts';
 import { neutralizeReferences } from '../github/neutralize.ts';
-import { gateSender, type Sender } from '../github/permissions.ts';
+import { gateSender } from '../github/permissions.ts';
+import { pullRequestContext, type PullRequestTrigger } from '../github/pull-request-context.ts';
 import { issueThreadContext } from '../github/thread-context.ts';
 import type { Octokit } from '../github/client.ts';
 import type { TaskService } from '../tasks/service.ts';
-import { FINAL_STATES, type TaskRequest, type TaskSettings } from '../tasks/types.ts';
+import { FINAL_STATES, type TaskSettings, type TaskTarget } from '../tasks/types.ts';
+import type { ContextItem } from '../contract.ts';
 import { mayMention, MentionParseError, parseMention, type MentionCommand } from './mention.ts';
+import { pullRequestTarget, type NormalizedMention, type PullRequestPayload } from './normalize.ts';
+import { WebhookPullRequest } from './payload.ts';
 
 /** App-wide defaults and limits that repository config refines. */
 export interface TriggerSettings {
@@ -34,34 +39,23 @@ export interface TriggerDeps {
   log: Logger;
 }
 
-/** A mention found in an event, normalised. */
-export interface IssueMention {
+/** A normalised mention with what handling it needs from its delivery. */
+export interface MentionRequest extends NormalizedMention {
+  /** `X-GitHub-Delivery`. */
   deliveryId: string;
-  /** Trigger key of this request: one request, one task. */
-  triggerKey: string;
-  installationId: number;
-  owner: string;
-  repo: string;
-  issue: { number: number; title: string; body: string | null; author?: string; url?: string };
-  sender: Sender & { id: number };
-  /** The text that holds the mention (comment body or issue body). */
-  text: string;
-  reactTo: TaskRequest['reactTo'];
-  /** Comment id of the request, to limit the context to what came before it. */
-  commentId?: number;
-  /** Probot's `context.config`, to read `.github/codex.yml`. */
+  /** Probot's `context.config`, to read `.github/codex.yml` (from the default branch). */
   readConfig: (file: string) => Promise<unknown>;
   octokit: Octokit;
 }
 
 // Replies that are not tasks (refusals, config errors, stop/retry answers) are deduplicated per
 // request in the task store, so a redelivered webhook does not reply twice, even after a restart.
-async function postReply(replies: Pick<TaskService['store'], 'recordReply'>, m: IssueMention, body: string, log: Logger): Promise<void> {
+async function postReply(replies: Pick<TaskService['store'], 'recordReply'>, m: MentionRequest, body: string, log: Logger): Promise<void> {
   if (!replies.recordReply(m.triggerKey)) return;
   try {
-    await m.octokit.rest.issues.createComment({ owner: m.owner, repo: m.repo, issue_number: m.issue.number, body });
+    await m.octokit.rest.issues.createComment({ owner: m.owner, repo: m.repo, issue_number: m.target.number, body });
   } catch (error) {
-    log.error({ err: (error as Error).message, repository: `${m.owner}/${m.repo}`, issue: m.issue.number }, 'could not reply');
+    log.error({ err: (error as Error).message, repository: `${m.owner}/${m.repo}`, issue: m.target.number }, 'could not reply');
   }
 }
 
@@ -89,6 +83,8 @@ export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSet
     autoInstall: repo.auto_install ?? true,
     maxTurns: repo.limits?.max_turns,
     timeoutMs,
+    ...(agentNetworkAllowlist(repo) ? { agentNetworkAllow: agentNetworkAllowlist(repo) } : {}),
+    ...(repo.setup_timeout_minutes ? { setupTimeoutMs: Math.min(repo.setup_timeout_minutes * 60_000, timeoutMs) } : {}),
     maxTokens,
     allowWorkflowChanges: repo.allow_workflow_changes ?? false,
     draftPullRequests: repo.draft_pull_requests ?? false,
@@ -105,11 +101,11 @@ export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSet
  * without write access therefore gets the refusal whenever the mention stands on a line that is
  * not quoted, even where the markdown would put it in code; their text is never parsed.
  */
-export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Promise<void> {
+export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promise<void> {
   const { log, settings } = deps;
-  const reply = (target: IssueMention, body: string, logger: Logger) => postReply(deps.service.store, target, body, logger);
-  if (!mayMention(m.text, { mention: settings.mention })) return;
-  const where = { repository: `${m.owner}/${m.repo}`, issue: m.issue.number, deliveryId: m.deliveryId, sender: m.sender.login };
+  const reply = (target: MentionRequest, body: string, logger: Logger) => postReply(deps.service.store, target, body, logger);
+  if (!mayMention(m.body, { mention: settings.mention })) return;
+  const where = { repository: `${m.owner}/${m.repo}`, issue: m.target.number, target: m.target.type, deliveryId: m.deliveryId, sender: m.sender.login };
   let botLogin: string;
   try {
     botLogin = await deps.botLogin();
@@ -120,9 +116,11 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
   if (m.sender.login.toLowerCase() === botLogin.toLowerCase()) return;
   const retryHint = `Mention ${settings.mention} again to retry.`;
   try {
-    const verdict = await shared(`gate:${m.installationId}:${m.owner}/${m.repo}:${m.sender.login.toLowerCase()}:${m.sender.type ?? ''}`, () =>
-      gateSender(m.octokit, { owner: m.owner, repo: m.repo }, m.sender, { botLogin, allowedBots: settings.allowedBots }),
-    );
+    const gate = (sender: { login: string; type?: string }) =>
+      shared(`gate:${m.installationId}:${m.owner}/${m.repo}:${sender.login.toLowerCase()}:${sender.type ?? ''}`, () =>
+        gateSender(m.octokit, { owner: m.owner, repo: m.repo }, sender, { botLogin, allowedBots: settings.allowedBots }),
+      );
+    const verdict = await gate(m.sender);
     if (verdict === 'self' || verdict === 'bot') {
       log.info({ ...where, verdict }, 'mention ignored');
       return;
@@ -135,29 +133,52 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
 
     let command: MentionCommand | null;
     try {
-      command = parseMention(m.text, { mention: settings.mention });
+      command = parseMention(m.body, { mention: settings.mention });
     } catch (error) {
       if (!(error instanceof MentionParseError)) throw error;
-      log.warn({ ...where, reason: error.reason, length: m.text.length }, 'mention not parsed');
+      log.warn({ ...where, reason: error.reason, length: m.body.length }, 'mention not parsed');
       await reply(m, `Sorry @${m.sender.login}, I can't read this request: ${error.message}. Shorten or simplify it, then mention ${settings.mention} again.`, log);
       return;
     }
     if (!command) return;
 
     if (command.command === 'stop') {
-      const task = await deps.service.cancel(m.owner, m.repo, m.issue.number, m.sender.login);
+      const task = await deps.service.cancel(m.owner, m.repo, m.target.number, m.sender.login);
       if (!task) await reply(m, `There is no running ${settings.mention} task in this thread to stop.`, log);
       return;
     }
     if (command.command === 'review') {
-      await reply(m, `\`${settings.mention} review\` works on pull requests. On an issue, describe the change you want.`, log);
+      const text =
+        m.target.type === 'issue'
+          ? `\`${settings.mention} review\` works on pull requests. On an issue, describe the change you want.`
+          : `\`${settings.mention} review\` is not available yet. Describe the change you want instead, e.g. \`${settings.mention} fix the failing test\`.`;
+      await reply(m, text, log);
       return;
     }
 
     // Acknowledge at once: 👀 as soon as the sender passed the gate, while the repository config
-    // and the thread (two independent reads) are fetched together.
-    const acknowledged = deps.service.acknowledge(m.octokit, { owner: m.owner, repo: m.repo, issueNumber: m.issue.number, reactTo: m.reactTo });
-    const thread = issueThreadContext(m.octokit, { owner: m.owner, repo: m.repo, ...m.issue }, { botLogin, beforeCommentId: m.commentId });
+    // and the thread (independent reads) are fetched together.
+    const acknowledged = deps.service.acknowledge(m.octokit, { owner: m.owner, repo: m.repo, target: { number: m.target.number }, origin: m.origin });
+    const resolved = resolveTarget(m);
+    const thread = resolved.then(({ pull }) =>
+      pull
+        ? pullRequestContext(m.octokit, {
+            owner: m.owner,
+            repo: m.repo,
+            pull: {
+              number: pull.number,
+              title: pull.title,
+              body: pull.body ?? null,
+              ...(pull.user?.login ? { author: pull.user.login } : {}),
+              ...(pull.html_url ? { url: pull.html_url } : {}),
+              ...(pull.changed_files !== undefined ? { changedFiles: pull.changed_files } : {}),
+            },
+            botLogin,
+            isWriter: async (login) => (await gate({ login })) === 'allowed',
+            ...(contextTrigger(m) ? { trigger: contextTrigger(m) } : {}),
+          })
+        : issueContext(m, botLogin),
+    );
     thread.catch(() => undefined); // awaited below; this only keeps an early return from leaving it unhandled
 
     let repoConfig: RepoConfig;
@@ -174,7 +195,7 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
 
     let instruction = command.instruction;
     if (command.command === 'retry') {
-      const previous = deps.service.store.latestForThread(m.owner, m.repo, m.issue.number);
+      const previous = deps.service.store.latestForThread(m.owner, m.repo, m.target.number);
       if (!previous) {
         await reply(m, `There is no earlier ${settings.mention} task in this thread to retry.`, log);
         return;
@@ -186,6 +207,7 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       instruction = previous.request.instruction;
     }
 
+    const { target } = await resolved;
     const context = await thread;
     await acknowledged;
     await deps.service.submit({
@@ -195,12 +217,11 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       installationId: m.installationId,
       owner: m.owner,
       repo: m.repo,
-      issueNumber: m.issue.number,
-      issueTitle: m.issue.title,
+      target,
+      origin: m.origin,
       requester: { login: m.sender.login, id: m.sender.id },
       instruction,
       context,
-      reactTo: m.reactTo,
       settings: resolveSettings(settings, repoConfig),
     });
   } catch (error) {
@@ -212,4 +233,40 @@ export async function handleIssueMention(deps: TriggerDeps, m: IssueMention): Pr
       log,
     );
   }
+}
+
+/**
+ * The task target of a mention; for a pull request also its payload, read through the API
+ * (`GET /repos/{o}/{r}/pulls/{n}`) when the event did not carry it (a conversation comment).
+ * @throws Error when the API's pull request does not match the schema; Octokit RequestError.
+ */
+async function resolveTarget(m: MentionRequest): Promise<{ target: TaskTarget; pull?: PullRequestPayload }> {
+  if (m.target.type === 'issue') return { target: { type: 'issue', number: m.target.number, title: m.target.title } };
+  let pull = m.target.pull;
+  if (!pull) {
+    const { data } = await m.octokit.rest.pulls.get({ owner: m.owner, repo: m.repo, pull_number: m.target.number });
+    const parsed = WebhookPullRequest.safeParse(data);
+    if (!parsed.success) throw new Error(`pull request #${m.target.number} could not be read (unexpected API response)`);
+    pull = parsed.data;
+  }
+  return { target: pullRequestTarget(m.owner, m.repo, pull), pull };
+}
+
+/** What the pull request context leaves out and points at: the comment, review or review comment that asked. */
+function contextTrigger(m: MentionRequest): PullRequestTrigger | undefined {
+  if (m.reviewComment) return m.reviewComment;
+  if (m.origin.type === 'comment') return { kind: 'comment', id: m.origin.id };
+  if (m.origin.type === 'review') return { kind: 'review', id: m.origin.id };
+  return undefined;
+}
+
+/** The context of an issue: the issue and the comments before the one that asked. */
+function issueContext(m: MentionRequest, botLogin: string): Promise<ContextItem[]> {
+  if (m.target.type !== 'issue') throw new Error('issueContext: not an issue');
+  const { number, title, body, author, url } = m.target;
+  return issueThreadContext(
+    m.octokit,
+    { owner: m.owner, repo: m.repo, number, title, body, author, url },
+    { botLogin, ...(m.origin.type === 'comment' ? { beforeCommentId: m.origin.id } : {}) },
+  );
 }
