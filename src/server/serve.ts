@@ -1,14 +1,18 @@
 /**
  * `codex-cloud serve`: starts the GitHub App on Probot's server. On a first start without
- * credentials (and NODE_ENV not production) Probot's setup flow registers the app from a manifest
- * (`app.yml`) and writes APP_ID, PRIVATE_KEY and WEBHOOK_SECRET to `.env`.
+ * credentials (and NODE_ENV not production) the setup flow (setup-flow.ts, as Probot's) registers the
+ * app from a manifest (`app.yml`) and writes APP_ID, PRIVATE_KEY and WEBHOOK_SECRET to `.env`.
  */
 import { existsSync } from 'node:fs';
-import { pino, type Logger } from 'pino';
+import path from 'node:path';
 import { ProbotOctokit, run, type ApplicationFunction } from 'probot';
 import { SmeeClient } from 'smee-client';
 import { codexApp, type CodexAppHandle } from '../app.ts';
 import { ConfigError, isSetupMode, loadEnvConfig } from '../config/env.ts';
+import { SqliteWebhookInbox } from './inbox.ts';
+import { WebhookInboxWorker } from './inbox-worker.ts';
+import { createLogger } from './logger.ts';
+import { startSetupFlow } from './setup-flow.ts';
 import { createWebhookEdge, WEBHOOK_PATH } from './webhook-edge.ts';
 
 /**
@@ -19,41 +23,13 @@ import { createWebhookEdge, WEBHOOK_PATH } from './webhook-edge.ts';
  */
 const PROBOT_WEBHOOK_PATH_DISABLED = '/ probot webhook middleware disabled';
 
-/** Paths of secrets and of webhook payloads the logger never prints (pino redaction). */
-export const REDACT_PATHS = [
-  'token',
-  '*.token',
-  'apiKey',
-  '*.apiKey',
-  'privateKey',
-  '*.privateKey',
-  'secret',
-  '*.secret',
-  'req.headers.authorization',
-  'req.headers["x-hub-signature-256"]',
-  'headers.authorization',
-  'err.config.headers.authorization',
-  'err.request.headers.authorization',
-  // Webhook payloads (Probot logs the event on a handler error and at debug level on receipt).
-  'event',
-  'payload',
-  'err.event',
-  'err.payload',
-  'err.aggregateErrors[*].event',
-];
-
-/** The app's logger: JSON lines on stdout, secrets redacted. */
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { name: 'codex-cloud' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
-}
-
 /** Runs the server until SIGTERM/SIGINT. @returns the exit code when it cannot start. */
 export async function serveCommand(): Promise<number> {
-  // Probot's setup flow writes the app's credentials to .env; variables already set win.
+  // The setup flow writes the app's credentials to .env; variables already set win.
   if (existsSync('.env')) process.loadEnvFile('.env');
   if (isSetupMode(process.env)) {
-    // First start: Probot serves its setup page and writes the credentials to .env.
-    await run(() => undefined);
+    // First start: the setup flow registers the app from its manifest and writes the credentials to .env.
+    await startSetupFlow({ env: process.env, dir: process.cwd(), log: createLogger('info') });
     return 0;
   }
   let config;
@@ -72,9 +48,14 @@ export async function serveCommand(): Promise<number> {
     ? ProbotOctokit
     : ProbotOctokit.defaults((options: Record<string, unknown>) => ({ ...options, throttle: { enabled: false } }));
   const appFn = codexApp({ config, log, handle });
+  let inbox: SqliteWebhookInbox | undefined;
+  let worker: WebhookInboxWorker | undefined;
   const withEdge: ApplicationFunction = async (app, options) => {
-    options.addHandler(createWebhookEdge({ receiver: app.webhooks, log }));
+    // The app opens (and migrates) the task database first; the webhook inbox is a table in it.
     await appFn(app, options);
+    inbox = SqliteWebhookInbox.open(path.join(config.dataDir, 'codex-cloud.db'));
+    worker = new WebhookInboxWorker({ inbox, dispatcher: app.webhooks, log });
+    options.addHandler(createWebhookEdge({ receiver: app.webhooks, queue: worker, log }));
   };
   const server = await run(withEdge, {
     // WEBHOOK_PROXY_URL (smee.io, for development) is forwarded below to the edge's path.
@@ -88,10 +69,14 @@ export async function serveCommand(): Promise<number> {
     await smee.start();
   }
   await handle.service?.reconcile();
+  // Deliveries stored before a crash (or while the app started) are processed first.
+  worker?.start();
   const stop = async (signal: string) => {
     log.info({ signal }, 'stopping');
     await smee?.stop().catch(() => undefined);
     await server.stop().catch(() => undefined);
+    await worker?.stop();
+    inbox?.close();
     await handle.backend?.close?.();
     handle.store?.close();
     process.exit(0);

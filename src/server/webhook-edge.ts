@@ -1,5 +1,5 @@
 /**
- * The app's webhook endpoint (`POST /api/github/webhooks`), in front of Probot's event dispatch.
+ * The app's webhook endpoint (`POST /api/github/webhooks`), in front of the webhook inbox.
  * Probot's own middleware (@octokit/webhooks' `createNodeMiddleware`) buffers the whole body before
  * anything else, logs the whole event on a signature failure or a handler error, and answers 500 when
  * a handler throws; this edge replaces it (see `serve.ts` for how Probot's route is switched off):
@@ -16,13 +16,15 @@
  * 4. the envelope (a JSON object; `action` a string and `installation.id` a positive integer where
  *    present, as Probot's dispatch reads them) is validated with zod; anything else gets 202 and is
  *    ignored;
- * 5. the event goes to Probot's handlers (`Webhooks.receive`, which does not verify again); a handler
- *    error is one log line without the payload and a 202, never a 5xx.
+ * 5. the delivery is stored in the inbox ({@link DeliveryQueue}, durable: src/server/inbox.ts) and
+ *    answered at once; Probot's handlers run in the background (src/server/inbox-worker.ts), so
+ *    GitHub never waits for them and a crash after the answer loses nothing.
  *
  * Log lines name the delivery id and event (cut to 100 characters) and the reason; never the body.
- * Answers: 200 handled, 202 accepted but ignored or still running after `responseTimeoutMs`, 400 bad
+ * Answers: 200 stored (or already stored: a redelivery), 202 ignored (not an event payload), 400 bad
  * headers / signature / JSON, 405 not POST, 413 too large, 415 not JSON, 503 when concurrent
- * uploads already hold `maxBufferedBytes` (the only 5xx, and never for a handler's failure).
+ * uploads already hold `maxBufferedBytes` or the delivery could not be stored (never for a
+ * handler's failure).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -41,13 +43,22 @@ export const WEBHOOK_PATH = '/api/github/webhooks';
 export interface WebhookReceiver {
   /** Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `payload` with the webhook secret. */
   verify(payload: string, signature: string): Promise<boolean>;
-  /** Runs the handlers of a verified event; rejects (AggregateError) when one of them throws. */
-  receive(event: { id: string; name: string; payload: Record<string, unknown> }): Promise<void>;
+}
+
+/** Where verified deliveries go (the inbox worker's `accept`). */
+export interface DeliveryQueue {
+  /**
+   * Stores a delivery durably before returning (`payload`: the JSON text as received).
+   * @returns `'queued'`, or `'duplicate'` for a delivery id already stored.
+   * @throws when it cannot be stored (the edge answers 503, so that GitHub shows a failed delivery).
+   */
+  accept(delivery: { id: string; name: string; payload: string }): 'queued' | 'duplicate';
 }
 
 /** Options of {@link createWebhookEdge}. */
 export interface WebhookEdgeOptions {
   receiver: WebhookReceiver;
+  queue: DeliveryQueue;
   log: Logger;
   /** Default {@link WEBHOOK_PATH}. */
   path?: string;
@@ -59,8 +70,6 @@ export interface WebhookEdgeOptions {
    * concurrent unsigned uploads cannot take the app's memory.
    */
   maxBufferedBytes?: number;
-  /** How long to wait for the handlers before answering 202, ms; default 9,000 (GitHub waits 10 s). */
-  responseTimeoutMs?: number;
 }
 
 /** A Probot server handler: `true` when it answered the request. */
@@ -176,7 +185,6 @@ function readBody(req: IncomingMessage, limit: number, budget: BufferBudget): Pr
 export function createWebhookEdge(opts: WebhookEdgeOptions): HttpHandler {
   const path = opts.path ?? WEBHOOK_PATH;
   const maxBodyBytes = opts.maxBodyBytes ?? MAX_WEBHOOK_BODY_BYTES;
-  const responseTimeoutMs = opts.responseTimeoutMs ?? 9_000;
   const budget = bufferBudget(opts.maxBufferedBytes ?? MAX_BUFFERED_WEBHOOK_BYTES);
   const log = opts.log.child({ name: 'webhooks' });
 
@@ -236,26 +244,16 @@ export function createWebhookEdge(opts: WebhookEdgeOptions): HttpHandler {
       return true;
     }
 
-    // `.then` first: a receiver that throws synchronously is a failed handler too.
-    const handled = Promise.resolve()
-      .then(() => opts.receiver.receive({ id: deliveryId, name: eventName, payload: envelope.data }))
-      .then(
-        () => 'handled' as const,
-        (error: unknown) => {
-          const errors = error instanceof AggregateError ? error.errors : [error];
-          const message = errors.map((e) => String((e as Error)?.message ?? e)).join('; ');
-          log.error({ ...ref, err: message.slice(0, 300) }, 'webhook handler failed');
-          return 'failed' as const;
-        },
-      );
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'running'>((resolve) => {
-      timer = setTimeout(() => resolve('running'), responseTimeoutMs);
-    });
-    const outcome = await Promise.race([handled, timedOut]);
-    clearTimeout(timer);
-    if (outcome === 'handled') answer(res, 200, { ok: 'handled' });
-    else answer(res, 202, { ok: outcome === 'running' ? 'still processing' : 'not handled' });
+    let outcome: 'queued' | 'duplicate';
+    try {
+      outcome = opts.queue.accept({ id: deliveryId, name: eventName, payload: text });
+    } catch (error) {
+      log.error({ ...ref, status: 503, err: String((error as Error)?.message ?? error).slice(0, 300) }, 'webhook not stored');
+      answer(res, 503, { error: 'the delivery could not be stored; redeliver it later' }, { 'retry-after': '10' });
+      return true;
+    }
+    if (outcome === 'duplicate') log.info(ref, 'webhook delivery already stored (a redelivery): not queued again');
+    answer(res, 200, { ok: outcome });
     return true;
   };
 }

@@ -187,11 +187,32 @@ ALTER TABLE tasks ADD COLUMN origin_id INTEGER;
 `;
 
 /**
+ * Migration 4: the webhook inbox (src/server/inbox.ts): each verified delivery, stored before GitHub
+ * gets its answer and processed in the background; `delivery_id` unique, so that a redelivery is
+ * stored once.
+ */
+const MIGRATION_4 = `
+CREATE TABLE webhook_inbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  delivery_id TEXT NOT NULL UNIQUE,
+  event_name TEXT NOT NULL,
+  payload_json TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  processed_at INTEGER,
+  failed_at INTEGER,
+  last_error TEXT
+);
+CREATE INDEX webhook_inbox_pending ON webhook_inbox(seq) WHERE processed_at IS NULL AND failed_at IS NULL;
+`;
+
+/**
  * Schema migrations, in order: entry `i` takes the database from `PRAGMA user_version` `i` to `i + 1`.
  * Migration 1 is the schema from before versioning, written with `IF NOT EXISTS` so that it also
  * applies to a database created by an older app (version 0 with the tables present). Append only.
  */
-const MIGRATIONS: readonly string[] = [SCHEMA, MIGRATION_2, MIGRATION_3];
+const MIGRATIONS: readonly string[] = [SCHEMA, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /** Thrown when the database was written by a newer app (its schema version is unknown here). */
 export class StoreVersionError extends Error {

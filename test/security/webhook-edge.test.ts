@@ -107,7 +107,7 @@ describe('a nested-list body', () => {
     h.model.push(...fixTurns());
     const next = newIssue();
     expect(await h.deliver(h.mention(REPO, next, '@codex please fix the failing add test'))).toBe(200);
-    expect(h.task(next)).toBeDefined();
+    await waitFor('the task', () => h.task(next));
     await waitFor('the final reply', () => h.botComments(REPO, next).find((c) => DONE.test(c.body)), 60_000);
   });
 

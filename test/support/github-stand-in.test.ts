@@ -307,6 +307,22 @@ describe('GitHubStandIn', () => {
     expect(await statusOf(perm('nobody-at-all'))).toBe(404);
   });
 
+  test('delayNext holds the next matching requests (recorded on arrival), not the others', async () => {
+    gh.delayNext(`GET /repos/${REPO}`, 1_500);
+    const headers = { authorization: `token ${token}` };
+    const started = performance.now();
+    const slow = fetch(`${gh.apiUrl}/repos/${REPO}`, { headers });
+    expect((await fetch(`${gh.apiUrl}/repos/${REPO}/collaborators/alice/permission`, { headers })).status).toBe(200);
+    expect(performance.now() - started).toBeLessThan(1_500);
+    expect(gh.requestsTo(`GET /repos/${REPO}`).at(-1)!.status).toBe(0);
+    expect((await slow).status).toBe(200);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_500);
+    // Only once.
+    const again = performance.now();
+    expect((await fetch(`${gh.apiUrl}/repos/${REPO}`, { headers })).status).toBe(200);
+    expect(performance.now() - again).toBeLessThan(1_500);
+  });
+
   test('faults, unknown routes and request matching', async () => {
     gh.failNext(`GET /repos/${REPO}`, { status: 502, times: 2 });
     const headers = { authorization: `token ${token}` };

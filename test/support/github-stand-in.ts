@@ -217,6 +217,12 @@ interface Fault {
   headers: Record<string, string>;
 }
 
+interface Delay {
+  matcher: RequestMatcher;
+  ms: number;
+  remaining: number;
+}
+
 interface Ctx {
   method: string;
   params: Record<string, string>;
@@ -404,6 +410,7 @@ export class GitHubStandIn {
   readonly #tokens = new Map<string, TokenRecord>();
   readonly #verification = new Map<string, Json>();
   readonly #faults: Fault[] = [];
+  readonly #delays: Delay[] = [];
   readonly #routes: Route[] = [];
   readonly #createdAt = Date.now();
   #nextId = 1000;
@@ -834,6 +841,14 @@ export class GitHubStandIn {
     });
   }
 
+  /**
+   * Makes the next `times` (default 1) API requests matching `matcher` wait `ms` milliseconds before
+   * they are served (or faulted). They are recorded on arrival, so `at` is when the request came.
+   */
+  delayNext(matcher: RequestMatcher, ms: number, opts: { times?: number } = {}): void {
+    this.#delays.push({ matcher, ms, remaining: opts.times ?? 1 });
+  }
+
   /** Drops every fault set with {@link failNext} that has not fired yet. */
   clearFaults(): void {
     this.#faults.length = 0;
@@ -926,6 +941,11 @@ export class GitHubStandIn {
         this.#send(res, record, { status: 400, body: errorBody(400, 'Problems parsing JSON') });
         return;
       }
+    }
+    const delay = this.#delays.find((d) => d.remaining > 0 && matchRequest(d.matcher, method, path));
+    if (delay) {
+      delay.remaining -= 1;
+      await new Promise((resolve) => setTimeout(resolve, delay.ms).unref());
     }
     if (this.#takeFault(method, path, res, (status) => (record.status = status))) return;
 

@@ -69,7 +69,7 @@ describe('SqliteTaskStore migrations', () => {
     store.update('task_old', { baseSha: sha, baseRef: 'main', headSha: sha, branch: 'codex/3-x', commitSha: sha });
     expect(store.get('task_old')).toMatchObject({ baseSha: sha, baseRef: 'main', headSha: sha, branch: 'codex/3-x', commitSha: sha });
     store.close();
-    expect(version(file)).toBe(3);
+    expect(version(file)).toBe(4);
 
     // Opening again migrates nothing and loses nothing.
     const again = new SqliteTaskStore(file);
