@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   CommandRecord,
+  EnvironmentOutcome,
   FileChange,
   Phase,
   ProgressEventInput,
@@ -15,6 +16,7 @@ import type {
 } from '../contract.ts';
 import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
+import { MAINTENANCE_SCRIPT_NAME, prepareEnvironment, SETUP_SCRIPT_NAME } from './environment/phase.ts';
 import type { TrustedRepository } from './git.ts';
 import { runRecorded } from './recorded-command.ts';
 import { collectAgentsDocs, buildTaskInput } from './instructions.ts';
@@ -108,6 +110,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   let failure: { phase: Phase; reason: string } | undefined;
   let changes: FileChange[] = [];
   let baseSha = spec.repository.baseSha;
+  let environment: EnvironmentOutcome | undefined;
   const cancelled = () => opts.signal?.aborted === true;
 
   async function phase<T>(name: Phase, body: () => Promise<T>): Promise<T> {
@@ -166,7 +169,13 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       );
       baseSha = checkedOut.sha;
       repo = checkedOut.repository;
-      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal));
+      // Environments (issue 12): restore a cached environment instead of setup, or save it after setup.
+      const setupRepo = repo;
+      environment = await phase('setup', () => prepareEnvironment({
+        spec, workDir: opts.workDir, repo: setupRepo, emit, signal: opts.signal,
+        setup: () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal),
+        maintenance: (script) => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal, script).then(() => undefined),
+      }));
     } else {
       // Before the agent runs: from now on the repository's own .git is the agent's to write.
       repo = await adoptWorkingTree(root, privateGitDir).catch((error: unknown) => {
@@ -268,6 +277,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     commands: allCommands,
     findings: [],
     plan: tools?.plan ?? [],
+    ...(environment ? { environment } : {}),
     usage: {
       ...usage,
       turns: loop?.turns ?? 0,
@@ -288,7 +298,9 @@ async function runSetup(
   commands: CommandRecord[],
   emit: (event: ProgressEventInput) => void,
   signal: AbortSignal | undefined,
-): Promise<void> {
+  maintenance?: string,
+): Promise<boolean> {
+  let complete = true;
   const sandbox = await createSandbox({ ...sandboxBase, network: true });
   const setupDeadline = Math.min(deadline, Date.now() + spec.limits.setupTimeoutMs);
   const run = async (command: string[], label: string, required: boolean) => {
@@ -299,18 +311,20 @@ async function runSetup(
       const tail = result.output.trim().split('\n').slice(-15).join('\n');
       const what = result.timedOut ? 'timed out' : `exited with ${result.exitCode ?? result.signal}`;
       if (required) throw new PhaseError('setup', `${label} ${what}:\n${tail}`);
+      complete = false;
       emit({ type: 'log', level: 'warn', message: `${label} ${what}; the agent goes on without it.\n${tail}` });
     }
   };
-  if (spec.setup.script) {
-    const script = path.join(home, '.codex-setup.sh');
-    await writeFile(script, spec.setup.script, { mode: 0o700 });
-    await run(['bash', '-eo', 'pipefail', script], 'the setup script', true);
-    return;
+  if (maintenance !== undefined || spec.setup.script) {
+    const script = path.join(home, maintenance !== undefined ? MAINTENANCE_SCRIPT_NAME : SETUP_SCRIPT_NAME);
+    await writeFile(script, maintenance ?? spec.setup.script!, { mode: 0o700 });
+    await run(['bash', '-eo', 'pipefail', script], maintenance !== undefined ? 'the maintenance script' : 'the setup script', true);
+    return complete;
   }
-  if (!spec.setup.autoInstall) return;
+  if (!spec.setup.autoInstall) return complete;
   const env = sandboxEnv({ home, extraEnv: sandboxBase.extraEnv, extraPath: sandboxBase.extraPath });
   const { steps, missing } = await detectSetup(root, home, env.PATH ?? '');
   for (const m of missing) emit({ type: 'log', level: 'warn', message: `setup skipped: ${m}` });
   for (const step of steps) await run(step.command, step.label, false);
+  return complete;
 }

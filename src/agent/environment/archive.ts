@@ -8,7 +8,7 @@
  * whole archive on the first bad one (see {@link checkEntry}); it extracts into a fresh staging
  * directory first and only then moves the entries into place, never over a file of the checkout.
  */
-import { createReadStream, createWriteStream, readlinkSync } from 'node:fs';
+import { createWriteStream, readlinkSync } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -293,9 +293,4 @@ async function moveInto(from: string, to: string, label: string, skipped: string
       skipped.push(`${label}/${name}`);
     }
   }
-}
-
-/** Opens an archive file for {@link extractEnvironment}. */
-export function archiveFileSource(file: string): Readable {
-  return createReadStream(file);
 }
