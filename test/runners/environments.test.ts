@@ -4,7 +4,8 @@
  * "installs" a dependency into node_modules (offline) from the lockfile's version:
  * - a second task with the same lockfile restores it, runs no setup command, and its agent sees it;
  * - a changed lockfile runs setup again; `fresh` rebuilds;
- * - a malicious archive in the cache is refused at restore, setup runs instead, the cache is replaced.
+ * - a malicious archive in the cache is refused at restore, setup runs instead, the cache is replaced;
+ * - on ECS, the archive travels through presigned URLs to the S3 stand-in and back.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
@@ -13,9 +14,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { Header } from 'tar';
-import { TaskSpec, type ProgressEvent, type TaskResult, type TaskSpecInput } from '../../src/contract.ts';
+import { ProgressEvent, TaskSpec, type TaskResult, type TaskSpecInput } from '../../src/contract.ts';
 import { environmentKey, manifestsFromTree, runnerImageVersion } from '../../src/agent/environment/key.ts';
 import { EnvironmentCache } from '../../src/runners/environment-cache.ts';
+import { S3EnvironmentStore } from '../../src/runners/environment-s3.ts';
+import { S3StandIn } from '../support/s3-stand-in.ts';
+import { runCli } from '../support/cli.ts';
 import { LocalRunnerBackend } from '../../src/runners/local.ts';
 import { createBareRepo, GitHttpServer, bareRepoPath } from '../support/git-http.ts';
 import { ScriptedModel, toolOutputs } from '../support/scripted-model.ts';
@@ -69,8 +73,35 @@ function appKey(fullName: string): string {
   return environmentKey({ repositoryId: REPOSITORY_ID, scope: 'default', setupScript: SETUP, autoInstall: true, manifests: manifestsFromTree(entries), imageVersion: runnerImageVersion() });
 }
 
+type Outcome = { result: TaskResult; events: ProgressEvent[]; agentSaw: string };
+
 /** Runs one task through the local backend; the agent runs `node index.js` and stops. */
-async function runTask(cache: EnvironmentCache, fullName: string, extra: { fresh?: boolean } = {}): Promise<{ result: TaskResult; events: ProgressEvent[]; agentSaw: string }> {
+async function runTask(cache: EnvironmentCache, fullName: string, extra: { fresh?: boolean } = {}): Promise<Outcome> {
+  return runWith(fullName, extra, async (spec) => {
+    const backend = new LocalRunnerBackend({
+      workRoot: path.join(dir, 'work'),
+      command: [process.execPath, CLI, 'runner'],
+      environments: cache,
+    });
+    const events: ProgressEvent[] = [];
+    const execution = await backend.start({ spec, onEvent: (e) => events.push(e), timeoutMs: 120_000 });
+    return { result: await execution.result, events };
+  });
+}
+
+/** Runs one task with the runner CLI directly, the environment travelling through presigned URLs (ECS). */
+async function runThroughS3(store: S3EnvironmentStore, fullName: string): Promise<Outcome> {
+  return runWith(fullName, {}, async (spec) => {
+    const withUrls = TaskSpec.parse({ ...spec, environment: await store.forRunner(spec.environment!) });
+    const run = await runCli(['runner', '--workdir', path.join(dir, 'work', spec.id)], { stdin: JSON.stringify(withUrls) });
+    const events = run.stdout.split('\n').filter((l) => l.trim()).map((l) => ProgressEvent.parse(JSON.parse(l)));
+    const last = events.at(-1);
+    if (last?.type !== 'result') throw new Error(`no result: ${run.stderr}`);
+    return { result: last.result, events };
+  });
+}
+
+async function runWith(fullName: string, extra: { fresh?: boolean }, start: (spec: TaskSpec) => Promise<{ result: TaskResult; events: ProgressEvent[] }>): Promise<Outcome> {
   let agentSaw = '';
   const model = await ScriptedModel.start({
     turns: [
@@ -91,14 +122,7 @@ async function runTask(cache: EnvironmentCache, fullName: string, extra: { fresh
       setup: { script: SETUP },
       environment: { key: appKey(fullName), repositoryId: REPOSITORY_ID, maxBytes: 1024 * 1024 * 1024, ...extra },
     };
-    const backend = new LocalRunnerBackend({
-      workRoot: path.join(dir, 'work'),
-      command: [process.execPath, CLI, 'runner'],
-      environments: cache,
-    });
-    const events: ProgressEvent[] = [];
-    const execution = await backend.start({ spec: TaskSpec.parse(input), onEvent: (e) => events.push(e), timeoutMs: 120_000 });
-    const result = await execution.result;
+    const { result, events } = await start(TaskSpec.parse(input));
     return { result, events, agentSaw };
   } finally {
     await model.close();
@@ -188,5 +212,26 @@ describe('environments on the local backend', () => {
     const cached = await cache.lookup(key);
     expect(cached?.bytes).toBe(run.result.environment?.savedBytes);
     expect(await lstat(evil)).toBeDefined();
+  }, 120_000);
+
+  test('on ECS the archive travels through presigned URLs: saved with PUT after setup, restored with GET by the next task', async () => {
+    const credentials = { accessKeyId: 'AKIDE2E', secretAccessKey: 'e2e-secret' };
+    const s3 = await S3StandIn.start({ ...credentials, region: 'eu-west-1' });
+    try {
+      const store = new S3EnvironmentStore(
+        { bucket: 'envs', prefix: 'environments/', maxAgeMs: 3_600_000, maxArchiveBytes: 1024 ** 3, client: { region: 'eu-west-1', credentials } },
+        { AWS_ENDPOINT_URL_S3: s3.endpoint },
+      );
+      const first = await runThroughS3(store, 'acme/envs');
+      expect(first.result.environment).toMatchObject({ status: 'built' });
+      expect(s3.objects.get(`envs/environments/${appKey('acme/envs')}.tar`)?.length).toBe(first.result.environment?.savedBytes);
+      const second = await runThroughS3(store, 'acme/envs');
+      expect(second.result.environment).toMatchObject({ status: 'restored' });
+      expect(setupCommands(second.result)).toEqual([]);
+      expect(second.agentSaw).toContain('dep-1');
+      expect(s3.requests.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${r.status}`)).toEqual(['PUT 200', 'GET 200']);
+    } finally {
+      await s3.close();
+    }
   }, 120_000);
 });
