@@ -7,6 +7,8 @@
  * ```yaml
  * setup: |                 # bash script run in the repository root, with network, before the agent
  *   npm ci
+ * maintenance: |           # bash script run (with network) after a cached environment is restored
+ *   npm run build
  * model: gpt-5.1-codex
  * reasoning_effort: high   # minimal | low | medium | high | xhigh
  * limits:
@@ -127,6 +129,11 @@ export function autofixSettings(config: RepoConfig): RepoAutofix {
 export const RepoConfig = z.strictObject({
   /** Bash script run in the repository root, with network, before the agent starts. */
   setup: z.string().optional(),
+  /**
+   * Bash script run in the repository root, with network, when the task restores a cached
+   * environment instead of running setup (issue 12): e.g. a build of the checkout's own code.
+   */
+  maintenance: z.string().optional(),
   /** Model name for this repository's tasks (overrides `CODEX_MODEL`). */
   model: z.string().trim().min(1, { error: 'must not be empty' }).optional(),
   /** Reasoning effort (Responses API `reasoning.effort`). */

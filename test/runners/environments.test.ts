@@ -76,7 +76,7 @@ function appKey(fullName: string): string {
 type Outcome = { result: TaskResult; events: ProgressEvent[]; agentSaw: string };
 
 /** Runs one task through the local backend; the agent runs `node index.js` and stops. */
-async function runTask(cache: EnvironmentCache, fullName: string, extra: { fresh?: boolean } = {}): Promise<Outcome> {
+async function runTask(cache: EnvironmentCache, fullName: string, extra: { fresh?: boolean; maintenance?: string } = {}): Promise<Outcome> {
   return runWith(fullName, extra, async (spec) => {
     const backend = new LocalRunnerBackend({
       workRoot: path.join(dir, 'work'),
@@ -101,7 +101,7 @@ async function runThroughS3(store: S3EnvironmentStore, fullName: string): Promis
   });
 }
 
-async function runWith(fullName: string, extra: { fresh?: boolean }, start: (spec: TaskSpec) => Promise<{ result: TaskResult; events: ProgressEvent[] }>): Promise<Outcome> {
+async function runWith(fullName: string, { maintenance, ...extra }: { fresh?: boolean; maintenance?: string }, start: (spec: TaskSpec) => Promise<{ result: TaskResult; events: ProgressEvent[] }>): Promise<Outcome> {
   let agentSaw = '';
   const model = await ScriptedModel.start({
     turns: [
@@ -119,7 +119,7 @@ async function runWith(fullName: string, extra: { fresh?: boolean }, start: (spe
       repository: { cloneUrl: git.cloneUrl(fullName), fullName, token: TOKEN, baseRef: 'main', baseSha: heads[fullName]! },
       instruction: 'Check that the dependency loads.',
       model: { baseUrl: model.baseUrl, apiKey: 'cct_x', name: 'gpt-test', retryBaseMs: 10 },
-      setup: { script: SETUP },
+      setup: { script: SETUP, ...(maintenance ? { maintenance } : {}) },
       environment: { key: appKey(fullName), repositoryId: REPOSITORY_ID, maxBytes: 1024 * 1024 * 1024, ...extra },
     };
     const { result, events } = await start(TaskSpec.parse(input));
@@ -169,6 +169,14 @@ describe('environments on the local backend', () => {
     expect(setupCommands(changed.result)).toHaveLength(1);
     expect(changed.agentSaw).toContain('dep-2');
     expect(changed.result.environment).toMatchObject({ status: 'built' });
+
+    // A restore runs the repository's maintenance script (with network), not the setup script.
+    const maintained = await runTask(cache, 'acme/envs', { maintenance: 'echo "maintained $(cat node_modules/dep/index.js)"' });
+    expect(maintained.result.environment).toMatchObject({ status: 'restored' });
+    const maintenance = setupCommands(maintained.result);
+    expect(maintenance).toHaveLength(1);
+    expect(maintenance[0]!.command.at(-1)).toMatch(/\.codex-maintenance\.sh$/);
+    expect(maintenance[0]!.output?.head).toContain("maintained module.exports = 'dep-1';");
 
     // `@codex retry --fresh`: setup runs although the environment is cached.
     const fresh = await runTask(cache, 'acme/envs', { fresh: true });
