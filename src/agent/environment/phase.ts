@@ -11,6 +11,7 @@ import type { EnvironmentOutcome, ProgressEventInput, TaskSpec } from '../../con
 import { gitIn, type TrustedRepository } from '../git.ts';
 import { EnvironmentArchiveError, extractEnvironment, packEnvironment } from './archive.ts';
 import { environmentKey, manifestsAtCommit, runnerImageVersion } from './key.ts';
+import { relocateVirtualenvs } from './relocate.ts';
 import { openArchive, uploadArchive } from './transfer.ts';
 
 /** Name of the setup script in the sandbox home (runner.ts writes it; never archived). */
@@ -75,6 +76,7 @@ export async function prepareEnvironment(opts: PrepareEnvironmentOptions): Promi
         maxUnpackedBytes: spec.limits.diskBytes ?? DEFAULT_MAX_UNPACKED_BYTES,
       });
       for (const skipped of stats.skipped) emit({ type: 'log', level: 'warn', message: `environment: ${skipped} not restored (the checkout has it)` });
+      await relocateVirtualenvs(opts.workDir);
       const savedAt = Date.parse(env.restore.savedAt);
       emit({
         type: 'environment',
