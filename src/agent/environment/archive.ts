@@ -205,7 +205,12 @@ export interface ExtractOptions {
   maxBytes: number;
   /** Largest total size of the files in it, bytes (a compression bomb stops here). */
   maxUnpackedBytes: number;
+  /** Most entries (files, directories, links) restored; default {@link DEFAULT_MAX_ENTRIES}. */
+  maxEntries?: number;
 }
+
+/** Default {@link ExtractOptions.maxEntries}: one million. */
+export const DEFAULT_MAX_ENTRIES = 1_000_000;
 
 /** What {@link extractEnvironment} restored. */
 export interface ExtractStats {
@@ -242,6 +247,10 @@ export async function extractEnvironment(opts: ExtractOptions): Promise<ExtractS
         if (refused) return false;
         const e = entry as tar.ReadEntry;
         entries += 1;
+        if (entries > (opts.maxEntries ?? DEFAULT_MAX_ENTRIES)) {
+          refused = `the archive has more than ${opts.maxEntries ?? DEFAULT_MAX_ENTRIES} entries`;
+          return false;
+        }
         refused = checkEntry({ path: e.path, type: e.type, linkpath: e.linkpath }, symlinks);
         if (!refused && e.type !== 'Directory') {
           unpacked += e.size ?? 0;

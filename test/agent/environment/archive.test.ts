@@ -142,6 +142,13 @@ describe('packEnvironment + extractEnvironment', () => {
       .rejects.toThrow(/unpacks to more than 10000 bytes/);
   });
 
+  test('too many entries are refused', async () => {
+    const to = await workDir('entries');
+    const archive = craft(Array.from({ length: 5 }, (_, i) => ({ path: `home/f${i}`, type: 'File', body: 'x' })));
+    await expect(extractEnvironment({ source: Readable.from([archive]), workDir: to, ...LIMITS, maxEntries: 4 })).rejects.toThrow(/more than 4 entries/);
+    expect(await readdir(path.join(to, 'home'))).toEqual([]);
+  });
+
   test('packing stops at maxBytes and leaves no file; a symlink restore would refuse is not saved', async () => {
     const from = await workDir('too-big');
     await mkdir(path.join(from, 'repo/node_modules'));
