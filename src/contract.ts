@@ -92,6 +92,42 @@ export const ReviewSpec = z.object({
 export type ReviewSpec = z.infer<typeof ReviewSpec>;
 
 /**
+ * Where an environment archive travels (see {@link EnvironmentSpec}): a local file path readable
+ * (restore) or writable (save) by the runner (local backend), or a presigned S3 URL (ECS backend:
+ * GET for restore, PUT for save, https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-presigned-url.html).
+ */
+export const EnvironmentLocation = z.union([
+  z.object({ path: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path') }),
+  z.object({ url: z.string().url() }),
+]);
+export type EnvironmentLocation = z.infer<typeof EnvironmentLocation>;
+
+/**
+ * The cached environment of a task (DESIGN.md, "Environments"): what the setup phase produced (the
+ * checkout's git-ignored dependency directories and the sandbox home's caches) as one compressed tar
+ * archive. The app computes `key` (see `environmentKey` in src/agent/environment/key.ts) from the
+ * same inputs the runner re-checks after checkout; the backend fills `restore` (a fresh archive for
+ * the key exists) and `save` (where the runner writes the archive after running setup).
+ */
+export const EnvironmentSpec = z.object({
+  /** Cache key: 64 hex characters (sha256). */
+  key: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 hex characters'),
+  /** Repository id (GitHub's numeric id, as a string), an input of the key. */
+  repositoryId: z.string().min(1),
+  /** Cache namespace inside the repository (e.g. `default`, `pull/12` for a fork), an input of the key. */
+  scope: z.string().max(200).default('default'),
+  /** Rebuild: run setup even when `restore` is given (`@codex retry --fresh`). */
+  fresh: z.boolean().default(false),
+  /** The archive to restore instead of running setup, and when it was saved (ISO-8601). */
+  restore: z.object({ from: EnvironmentLocation, savedAt: z.string() }).optional(),
+  /** Where to save the archive after setup ran. */
+  save: EnvironmentLocation.optional(),
+  /** Largest archive (compressed), bytes; a larger one is not saved. */
+  maxBytes: z.number().int().positive(),
+});
+export type EnvironmentSpec = z.infer<typeof EnvironmentSpec>;
+
+/**
  * TaskSpec: everything a runner needs for one task. Secrets in it (the clone token, the model token)
  * are short-lived and scoped: a read-only installation token for one repository and a task token for
  * the model gateway.
@@ -164,6 +200,8 @@ export const TaskSpec = z.object({
       script: z.string().optional(),
       /** With no script: detect the package manager and install dependencies. */
       autoInstall: z.boolean().default(true),
+      /** A bash script run (with network) after a cached environment is restored, instead of setup. */
+      maintenance: z.string().optional(),
     })
     .default({ autoInstall: true }),
   /**
@@ -194,6 +232,8 @@ export const TaskSpec = z.object({
   report: z.object({ url: z.string().url(), token: z.string().min(1) }).optional(),
   /** For `review` tasks: the pull request, focus and earlier findings. */
   review: ReviewSpec.optional(),
+  /** The cached environment: restore instead of setup, or save after setup. Absent: setup always runs. */
+  environment: EnvironmentSpec.optional(),
 });
 /** Validated TaskSpec (defaults applied). */
 export type TaskSpec = z.infer<typeof TaskSpec>;
@@ -355,6 +395,23 @@ export const SetupStatus = z.object({
 });
 export type SetupStatus = z.infer<typeof SetupStatus>;
 
+/**
+ * What the runner did with the task's environment: `restored` (setup skipped), `built` (setup ran;
+ * `savedBytes` when the archive was written to `save`), or `none` (setup ran, nothing saved: no
+ * `save`, or the key did not match the checkout). `restoreFailure` says why a given archive was not
+ * used (refused as unsafe, unreadable); the app then drops it from its cache.
+ */
+export const EnvironmentOutcome = z.object({
+  key: z.string(),
+  status: z.enum(['restored', 'built', 'none']),
+  /** Size of the saved archive, bytes. */
+  savedBytes: z.number().int().nonnegative().optional(),
+  /** Why nothing was saved after setup (too large, upload failed, key mismatch). */
+  saveFailure: z.string().optional(),
+  restoreFailure: z.string().optional(),
+});
+export type EnvironmentOutcome = z.infer<typeof EnvironmentOutcome>;
+
 /** TaskResult: what a runner returns. Always produced, also on failure (with partial work). */
 export const TaskResult = z.object({
   version: z.literal(CONTRACT_VERSION).default(CONTRACT_VERSION),
@@ -380,6 +437,8 @@ export const TaskResult = z.object({
   /** How the setup phase went (absent from runners that predate it). */
   setup: SetupStatus.optional(),
   usage: Usage,
+  /** What happened to the task's environment (absent when the spec had none). */
+  environment: EnvironmentOutcome.optional(),
 });
 export type TaskResult = z.infer<typeof TaskResult>;
 
@@ -440,6 +499,21 @@ export const ProgressEvent = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('message'), at: z.string(), text: z.string() }),
   z.object({ type: z.literal('log'), at: z.string(), level: z.enum(['info', 'warn', 'error']), message: z.string() }),
+  /**
+   * The environment of the task: `restored` (setup skipped; `ageMs` since it was saved, `durationMs`
+   * of the restore), `built` (setup ran for `durationMs`; `saved` when it is cached for next time,
+   * `bytes` its size), or `restore_failed` (`reason`; setup runs instead).
+   */
+  z.object({
+    type: z.literal('environment'),
+    at: z.string(),
+    status: z.enum(['restored', 'built', 'restore_failed']),
+    durationMs: z.number().nonnegative().optional(),
+    ageMs: z.number().nonnegative().optional(),
+    saved: z.boolean().optional(),
+    bytes: z.number().int().nonnegative().optional(),
+    reason: z.string().optional(),
+  }),
   z.object({ type: z.literal('result'), at: z.string(), result: TaskResult }),
 ]);
 export type ProgressEvent = z.infer<typeof ProgressEvent>;

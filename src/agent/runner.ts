@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   CommandRecord,
+  EnvironmentOutcome,
   FileChange,
   Phase,
   ProgressEventInput,
@@ -17,6 +18,7 @@ import type {
 import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
 import { commitMessageOf, parseFinalMessage } from './final-message.ts';
+import { MAINTENANCE_SCRIPT_NAME, prepareEnvironment, SETUP_SCRIPT_NAME } from './environment/phase.ts';
 import type { TrustedRepository } from './git.ts';
 import { runRecorded } from './recorded-command.ts';
 import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions.ts';
@@ -96,6 +98,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   let changes: FileChange[] = [];
   let baseSha = spec.repository.baseSha;
   let setup: SetupStatus | undefined;
+  let environment: EnvironmentOutcome | undefined;
   const cancelled = () => opts.signal?.aborted === true;
 
   async function phase<T>(name: Phase, body: () => Promise<T>): Promise<T> {
@@ -173,7 +176,15 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       );
       baseSha = checkedOut.sha;
       repo = checkedOut.repository;
-      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal, (s) => (setup = s)));
+      // Environments: restore a cached environment instead of setup, or save it after setup.
+      const setupRepo = repo;
+      const report = (s: SetupStatus) => (setup = s);
+      environment = await phase('setup', () => prepareEnvironment({
+        spec, workDir: opts.workDir, repo: setupRepo, emit, signal: opts.signal,
+        setup: () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal, report),
+        maintenance: (script) => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal, report, script).then(() => undefined),
+      }));
+      if (environment?.status === 'restored' && !setup) setup = { status: 'skipped', reason: 'a cached environment was restored' };
     } else {
       // Before the agent runs: from now on the repository's own .git is the agent's to write.
       repo = await adoptWorkingTree(root, privateGitDir).catch((error: unknown) => {
@@ -285,6 +296,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     findings: [],
     plan: tools?.plan ?? [],
     ...(setup ? { setup } : {}),
+    ...(environment ? { environment } : {}),
     usage: {
       ...usage,
       turns: loop?.turns ?? 0,
@@ -306,7 +318,8 @@ async function runSetup(
   emit: (event: ProgressEventInput) => void,
   signal: AbortSignal | undefined,
   report: (status: SetupStatus) => void,
-): Promise<void> {
+  maintenance?: string,
+): Promise<boolean> {
   // Only the setup phase sees the host's CA and proxy variables (and CODEX_SETUP_ENV's), and the CA files.
   const hostEnv = setupEnvironment(process.env);
   for (const r of hostEnv.refused) emit({ type: 'log', level: 'warn', message: `setup environment: ${r}` });
@@ -337,14 +350,17 @@ async function runSetup(
       emit({ type: 'log', level: 'warn', message: `${label} ${what}; the agent goes on without it.\n${tail}` });
     }
   };
-  if (spec.setup.script) {
-    const script = path.join(home, '.codex-setup.sh');
-    await writeFile(script, spec.setup.script, { mode: 0o700 });
-    await run(['bash', '-eo', 'pipefail', script], 'the setup script', true);
-    report({ status: 'succeeded' });
-    return;
+  if (maintenance !== undefined || spec.setup.script) {
+    const script = path.join(home, maintenance !== undefined ? MAINTENANCE_SCRIPT_NAME : SETUP_SCRIPT_NAME);
+    await writeFile(script, maintenance ?? spec.setup.script!, { mode: 0o700 });
+    await run(['bash', '-eo', 'pipefail', script], maintenance !== undefined ? 'the maintenance script' : 'the setup script', true);
+    report(maintenance !== undefined ? { status: 'skipped', reason: 'a cached environment was restored; its maintenance script succeeded' } : { status: 'succeeded' });
+    return true;
   }
-  if (!spec.setup.autoInstall) return report({ status: 'skipped', reason: 'auto_install is off and there is no setup script' });
+  if (!spec.setup.autoInstall) {
+    report({ status: 'skipped', reason: 'auto_install is off and there is no setup script' });
+    return true;
+  }
   const env = sandboxEnv({ home, extraEnv: sandboxBase.extraEnv, extraPath: sandboxBase.extraPath });
   const { steps, missing } = await detectSetup(root, home, env.PATH ?? '');
   for (const m of missing) emit({ type: 'log', level: 'warn', message: `setup skipped: ${m}` });
@@ -352,4 +368,5 @@ async function runSetup(
   if (failures.length) report({ status: 'failed', reason: `${failures.join('; ')}; the agent went on without it` });
   else if (steps.length) report({ status: 'succeeded' });
   else report({ status: 'skipped', reason: missing.length ? missing.join('; ') : 'nothing to install was found' });
+  return failures.length === 0;
 }

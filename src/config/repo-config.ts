@@ -8,6 +8,8 @@
  * setup: |                 # bash script run in the repository root, with network, before the agent
  *   npm ci
  * setup_timeout_minutes: 10  # 1..120, time limit of the setup phase (script or dependency install)
+ * maintenance: |           # bash script run (with network) after a cached environment is restored
+ *   npm run build
  * model: gpt-5.1-codex
  * reasoning_effort: high   # minimal | low | medium | high | xhigh
  * limits:
@@ -168,6 +170,11 @@ export const RepoConfig = z.strictObject({
   setup: z.string().optional(),
   /** Time limit of the setup phase, minutes, 1..120; the runner's default (10) when absent. */
   setup_timeout_minutes: int(1, 120).optional(),
+  /**
+   * Bash script run in the repository root, with network, when the task restores a cached
+   * environment instead of running setup (issue 12): e.g. a build of the checkout's own code.
+   */
+  maintenance: z.string().optional(),
   /** Model name for this repository's tasks (overrides `CODEX_MODEL`). */
   model: z.string().trim().min(1, { error: 'must not be empty' }).optional(),
   /** Reasoning effort (Responses API `reasoning.effort`). */

@@ -82,6 +82,19 @@ export interface ProgressView {
    * inert; shown as given, after the answer (or the failure), in a final state only.
    */
   checks?: string;
+  /** The runner's last `environment` event (issue 12), shown as `setup: cached (2h old)`. */
+  environment?: EnvironmentNote;
+}
+
+/** What the progress comment shows of a task's environment: the `environment` progress event's fields. */
+export interface EnvironmentNote {
+  status: 'restored' | 'built' | 'restore_failed';
+  /** Restore or setup time, ms. */
+  durationMs?: number;
+  /** Age of the restored environment, ms. */
+  ageMs?: number;
+  /** Whether the environment built by setup is cached for the next task. */
+  saved?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -271,6 +284,31 @@ export function formatTokens(n: number): string {
   return `${trim(n / 1_000_000)}M`;
 }
 
+/**
+ * One line on a task's environment: `setup: cached (2h old)`, `setup: 41 s, cached for next time`,
+ * `setup: 41 s`, or `setup: the cached environment was refused`. Numbers only: nothing untrusted.
+ */
+export function environmentText(note: EnvironmentNote): string | undefined {
+  const seconds = (ms: number | undefined): string => (ms === undefined || !Number.isFinite(ms) ? '' : `${Math.max(0, Math.round(ms / 1000))} s`);
+  switch (note.status) {
+    case 'restored': {
+      const age = note.ageMs;
+      if (age === undefined || !Number.isFinite(age)) return 'setup: cached';
+      const minutes = Math.floor(Math.max(0, age) / 60_000);
+      const old = minutes < 1 ? 'under a minute old' : minutes < 60 ? `${minutes} min old` : `${Math.floor(minutes / 60)}h old`;
+      return `setup: cached (${old})`;
+    }
+    case 'built': {
+      const took = seconds(note.durationMs);
+      return `setup: ${took || 'done'}${note.saved ? ', cached for next time' : ''}`;
+    }
+    case 'restore_failed':
+      return 'setup: the cached environment was refused';
+    default:
+      return undefined;
+  }
+}
+
 /** Shows `bash -lc "script"` as the script, like a person typed it. */
 function commandText(argv: string[]): string {
   const shown =
@@ -437,6 +475,9 @@ export function renderProgressComment(view: ProgressView): string {
     footer.push(`${u.turns} ${u.turns === 1 ? 'turn' : 'turns'}`);
   }
   if (view.model) footer.push(escapeInline(truncate(view.model, 64)));
+  // Environments (issue 12).
+  const environment = view.environment ? environmentText(view.environment) : undefined;
+  if (environment) footer.push(environment);
   if (footer.length > 0) blocks.push(`<sub>${footer.join(' · ')}</sub>`);
 
   const assemble = (answer: string): string => {

@@ -13,6 +13,7 @@ import { parseSetupEnvNames, SETUP_CA_VARIABLES, SETUP_PROXY_VARIABLES } from '.
 import { ProgressEvent, TaskResult, type Phase } from '../contract.ts';
 import { DEFAULT_MAX_TOTAL_BYTES } from '../github/validate-result.ts';
 import { failedResult, type RunnerBackend, type RunnerExecution, type RunnerJob } from './backend.ts';
+import type { EnvironmentCache } from './environment-cache.ts';
 import { unreachableDirectory, type RunnerUser } from './runner-user.ts';
 
 /**
@@ -156,6 +157,12 @@ export interface LocalRunnerOptions {
    * privileged app (root or CAP_SETUID/CAP_SETGID). Unset: the app's own user.
    */
   runAs?: RunnerUser;
+  /**
+   * The environment cache (issue 12): for a TaskSpec with `environment`, the backend fills its
+   * `restore` and `save` paths and adopts the saved archive after the task. Unset: the spec's
+   * `environment` is removed and setup always runs.
+   */
+  environments?: EnvironmentCache;
 }
 
 /** Starts each runner as a local child process. */
@@ -187,6 +194,11 @@ export class LocalRunnerBackend implements RunnerBackend {
     } else {
       await mkdir(workDir, { recursive: true });
     }
+    // Environments: restore/save paths in the work directory; the app adopts the saved archive below.
+    const { environments } = this.opts;
+    const spec = job.spec.environment
+      ? { ...job.spec, environment: environments ? await environments.forRunner(job.spec.environment, workDir) : undefined }
+      : job.spec;
     const argv = [...(this.opts.command ?? defaultRunnerCommand()), '--workdir', workDir];
     const env = runnerEnvironment(process.env);
     // The app's HOME is not the runner user's to write; the work directory is.
@@ -260,10 +272,15 @@ export class LocalRunnerBackend implements RunnerBackend {
     });
     await spawned;
     child.stdin.on('error', () => undefined);
-    child.stdin.end(JSON.stringify(job.spec));
+    child.stdin.end(JSON.stringify(spec));
 
     const settled = exited.then(async ({ code, signal }) => {
       clearTimeout(timer);
+      if (environments && spec.environment && result) {
+        await environments.collect(spec.environment, result.environment, workDir).catch((error: unknown) => {
+          process.emitWarning(`the environment could not be cached: ${(error as Error).message}`);
+        });
+      }
       if (!this.opts.keepWorkDirs) await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
       if (stopReason?.status === 'failed') return failedResult(job.spec, lastPhase, stopReason.reason);
       if (result) return result;

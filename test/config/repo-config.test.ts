@@ -65,6 +65,7 @@ describe('parseRepoConfig', () => {
 setup: |
   npm ci
   npm run build
+maintenance: npm run build
 model: gpt-5.1-codex
 reasoning_effort: xhigh
 limits:
@@ -80,6 +81,7 @@ review:
 `);
     expect(parseRepoConfig(raw)).toEqual({
       setup: 'npm ci\nnpm run build\n',
+      maintenance: 'npm run build',
       model: 'gpt-5.1-codex',
       reasoning_effort: 'xhigh',
       limits: { max_turns: 500, timeout_minutes: 360, max_tokens: 2_000_000 },
@@ -183,7 +185,7 @@ review:
       {
         key: 'modle',
         message:
-          'unknown key (allowed here: setup, setup_timeout_minutes, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review, autofix, agent_network)',
+          'unknown key (allowed here: setup, setup_timeout_minutes, maintenance, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review, autofix, agent_network)',
       },
       { key: 'limits.max_turn', message: 'unknown key (allowed here: max_turns, timeout_minutes, max_tokens)' },
       { key: 'review.automatic', message: 'unknown key (allowed here: auto, on_push, drafts, min_priority, paths_ignore, authors_ignore, focus, model, max_turns, timeout_minutes)' },

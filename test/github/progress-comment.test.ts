@@ -534,3 +534,15 @@ describe('untrusted text in every part of the comment is neutralised', () => {
     expect(pingable(body)).toEqual([]);
   });
 });
+
+describe('environments (issue 12)', () => {
+  test('the footer says whether setup was cached, how old the environment is, or how long setup took', () => {
+    expect(render({ environment: { status: 'restored', ageMs: 2 * 3_600_000 + 5 * 60_000, durationMs: 1200 } })).toContain('setup: cached (2h old)');
+    expect(render({ environment: { status: 'restored', ageMs: 7 * 60_000 } })).toContain('setup: cached (7 min old)');
+    expect(render({ environment: { status: 'restored', ageMs: 10_000 } })).toContain('setup: cached (under a minute old)');
+    expect(render({ state: 'succeeded', environment: { status: 'built', durationMs: 41_200, saved: true } })).toContain('setup: 41 s, cached for next time');
+    expect(render({ environment: { status: 'built', durationMs: 41_200, saved: false } })).toMatch(/setup: 41 s(?!,)/);
+    expect(render({ environment: { status: 'restore_failed' } })).toContain('setup: the cached environment was refused');
+    expect(render({})).not.toContain('setup:');
+  });
+});
