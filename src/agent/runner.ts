@@ -16,6 +16,7 @@ import type {
 import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
 import type { TrustedRepository } from './git.ts';
+import { runReviewPhase, type ReviewPhaseOutcome } from './review-phase.ts';
 import { runRecorded } from './recorded-command.ts';
 import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions.ts';
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
@@ -107,6 +108,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   let tools: ToolRunner | undefined;
   let failure: { phase: Phase; reason: string } | undefined;
   let changes: FileChange[] = [];
+  // A review task (spec.kind 'review'): its findings and verdict; it publishes no changes.
+  let review: ReviewPhaseOutcome | undefined;
   let baseSha = spec.repository.baseSha;
   const cancelled = () => opts.signal?.aborted === true;
 
@@ -184,6 +187,18 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }
 
     await phase('agent', async () => {
+      if (spec.kind === 'review') {
+        review = await runReviewPhase({ spec, root, privateGitDir, sandbox: agentSandbox, deadline, emit, signal: opts.signal });
+        loop = review.loop;
+        tools = review.tools;
+        if (loop.stopReason === 'model_error' || loop.stopReason === 'error') {
+          throw new PhaseError('agent', loop.stopDetail ?? STOP_TEXT[loop.stopReason]);
+        }
+        if (loop.stopReason === 'completed' && review.invalidOutput !== undefined) {
+          throw new PhaseError('agent', `the review's final message is not a valid review JSON object (also after one request to restate it): ${review.invalidOutput}`);
+        }
+        return;
+      }
       // AGENTS.md chosen by the app (a fork's pull request: the base branch's) wins over the checkout's.
       const agentsDocs = spec.agentsDocs ? capAgentsDocs(spec.agentsDocs) : await collectAgentsDocs(root);
       const client = createModelClient({ baseUrl: spec.model.baseUrl, apiKey: spec.model.apiKey });
@@ -233,7 +248,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   if (!failure || failure.phase === 'agent') {
     try {
       changes = await phase('result', async () => {
-        if (!repo) return [];
+        // A review changes nothing: whatever the agent wrote in the checkout is discarded.
+        if (!repo || spec.kind === 'review') return [];
         const collected = await collectChanges(repo, baseSha);
         for (const s of collected.skipped) emit({ type: 'log', level: 'warn', message: `not included: ${s.path}: ${s.reason}` });
         return collected.changes;
@@ -251,13 +267,13 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     ? 'cancelled'
     : failure
       ? 'failed'
-      : changes.length > 0
+      : changes.length > 0 || review?.parsed
         ? 'succeeded'
         : 'no_changes';
 
   const finalMessage = loop?.finalMessage ?? '';
   const parsed = parseFinalMessage(finalMessage, spec.instruction || 'Resolve the issue');
-  let summary = parsed.body;
+  let summary = review?.parsed ? review.parsed.verdict.explanation : parsed.body;
   if (status === 'failed' || status === 'cancelled') {
     const why = status === 'cancelled' ? 'The task was cancelled.' : `The task failed at the ${failure!.phase} phase: ${failure!.reason}`;
     summary = [why, parsed.body ? `\nThe agent's last message:\n\n${parsed.body}` : ''].join('\n').trim();
@@ -276,7 +292,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     commitMessage: parsed.body ? `${parsed.title}\n\n${parsed.body}` : parsed.title,
     pullRequest: { title: parsed.title, body: parsed.body },
     commands: allCommands,
-    findings: [],
+    findings: review?.parsed?.findings ?? [],
+    ...(review?.parsed ? { review: review.parsed.verdict } : {}),
     plan: tools?.plan ?? [],
     usage: {
       ...usage,

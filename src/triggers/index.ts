@@ -13,6 +13,7 @@ import { guardTrigger, readPayload } from './payload.ts';
 import { pullRequestOpenedTrigger } from './pull-request-opened.ts';
 import { pullRequestReviewTrigger } from './pull-request-review.ts';
 import { pullRequestReviewCommentTrigger } from './pull-request-review-comment.ts';
+import { registerAutoReviews } from './review-auto.ts';
 
 /** Event → trigger. */
 export const TRIGGERS: Readonly<Record<TriggerEvent, Trigger>> = {
@@ -43,9 +44,14 @@ export async function runTrigger(deps: TriggerDeps, trigger: Trigger, context: P
   });
 }
 
-/** Subscribes every trigger of {@link TRIGGERS} on the Probot app. */
+/**
+ * Subscribes every trigger of {@link TRIGGERS} on the Probot app, and the automatic reviews
+ * (review-auto.ts: `pull_request` opened, reopened, ready_for_review, synchronize; an event may have
+ * both a mention trigger and an automatic review, which Probot runs side by side).
+ */
 export function registerTriggers(app: Pick<Probot, 'on'>, deps: TriggerDeps): void {
   for (const [event, trigger] of Object.entries(TRIGGERS) as Array<[TriggerEvent, Trigger]>) {
     app.on(event, (context) => runTrigger(deps, trigger, context as unknown as Context));
   }
+  registerAutoReviews(app, deps);
 }
