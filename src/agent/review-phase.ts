@@ -51,7 +51,7 @@ export interface ReviewPhaseOutcome {
  */
 export async function runReviewPhase(opts: ReviewPhaseOptions): Promise<ReviewPhaseOutcome> {
   const { spec, root, deadline, emit } = opts;
-  const baseDocs = await readBaseAgentsDocs(opts.privateGitDir, spec.repository.baseSha);
+  const baseDocs = await readBaseAgentsDocs(root, spec.repository.baseSha, opts.privateGitDir);
   const prompt = reviewPromptFromSpec(spec, root, baseDocs);
   const client = createModelClient({ baseUrl: spec.model.baseUrl, apiKey: spec.model.apiKey });
   const timeout = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
