@@ -18,6 +18,7 @@ import { loadRepoConfig, RepoConfigError, type RepoConfig } from '../config/repo
 import type { Octokit } from '../github/client.ts';
 import type { TaskRecord } from '../tasks/types.ts';
 import type { TriggerDeps } from './mention-request.ts';
+import { parseMention } from './mention.ts';
 import { pullRequestTarget } from './normalize.ts';
 import { guardTrigger, readPayload, WebhookInstallation, WebhookPullRequest, WebhookRepository, WebhookUser } from './payload.ts';
 import { resolveReviewSettings, reviewContext, reviewRequest } from './review-request.ts';
@@ -48,6 +49,19 @@ export function autoReviewSkip(event: AutoReviewEvent, payload: AutoReviewPayloa
   const author = pull.user?.login.toLowerCase();
   if (author && review.authors_ignore.some((login) => login.toLowerCase() === author)) return 'author in review.authors_ignore';
   return undefined;
+}
+
+/**
+ * Whether a new pull request's body is itself `@codex review …` (the mention trigger of the same
+ * event starts that review; an automatic one beside it would review the head twice). A body too
+ * long or complex to parse counts as no request.
+ */
+function asksForReview(body: string, mention: string): boolean {
+  try {
+    return parseMention(body, { mention })?.command === 'review';
+  } catch {
+    return false;
+  }
 }
 
 /** Whether a task reviews `headSha` (the head it was dispatched on, else the one it was asked for) and did not fail. */
@@ -91,6 +105,10 @@ export async function runAutoReview(
     const skip = autoReviewSkip(event, payload, config);
     if (skip) {
       deps.log.info({ ...where, reason: skip }, 'no automatic review');
+      return;
+    }
+    if (event === 'pull_request.opened' && asksForReview(pull.body ?? '', deps.settings.mention)) {
+      deps.log.info({ ...where }, 'the pull request body asks for a review; the mention path runs it');
       return;
     }
     const earlier = deps.service.store.reviewTasks(owner, repo, pull.number);

@@ -84,3 +84,14 @@ test('paths_ignore: the reviewer is told to skip the files, and a finding on one
   const inline = h.github.reviewComments(REPO, number);
   expect(inline.map((c) => c.path)).toEqual(['src/x.ts']);
 }, 180_000);
+
+test('a new pull request whose body says `@codex review <focus>`: one review (the asked one, with its focus), not two', async () => {
+  const before = h.model.requests.length;
+  const { number, pull } = await openPullRequest(h.github, REPO, { 'src/x.ts': X_TS_PR }, { body: 'Adds gross().\n\n@codex review rounding' });
+  h.model.push(finalTurn(reviewJson([P1]), (req) => expect(firstPrompt(req)).toContain('rounding')));
+  expect(await h.deliver(pullRequestEvent(h, REPO, 'opened', pull))).toBe(200);
+  await reviewed(number);
+  await sleep(1500);
+  expect(botReviews(h, REPO, number)).toHaveLength(1);
+  expect(h.model.requests.length).toBe(before + 1);
+}, 180_000);
