@@ -9,6 +9,9 @@ import type { ApplicationFunction, Probot } from 'probot';
 import type { AppConfig } from './config/env.ts';
 import { createModelGateway } from './gateway/gateway.ts';
 import { TaskTokens } from './gateway/task-tokens.ts';
+import { AgentProxy } from './proxy/agent-proxy.ts';
+import { blockedHostEvent } from './proxy/blocked-hosts.ts';
+import { ProxyGrants } from './proxy/grants.ts';
 import type { RunnerBackend } from './runners/backend.ts';
 import { defaultRunnerCommand, LocalRunnerBackend } from './runners/local.ts';
 import { assertCanRunAs, hideFromRunnerUser, resolveRunnerUser, type RunnerUser } from './runners/runner-user.ts';
@@ -23,6 +26,12 @@ export interface CodexAppHandle {
   service?: TaskService;
   store?: TaskStore;
   backend?: RunnerBackend;
+  /**
+   * The agent-phase network proxy when `CODEX_AGENT_PROXY_PORT` is set: issue a task's grant with
+   * `grants.issue` (its secret goes into TaskSpec `network.proxyUrl` through
+   * `proxyUrlWithCredentials(url, …)`), revoke it when the task ends, close the proxy on shutdown.
+   */
+  agentProxy?: { proxy: AgentProxy; grants: ProxyGrants; url: string };
 }
 
 /** Options of {@link codexApp}. */
@@ -81,8 +90,26 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     const store = new SqliteTaskStore(path.join(config.dataDir, 'codex-cloud.db'));
     const tokens = new TaskTokens({ persistence: store.tokens });
     const backend = opts.backend ?? (await createBackend(config, store, log));
+    // The agent-phase network proxy (`agent_network` in .github/codex.yml), on its own port; each
+    // refused host lands once in the task's events.
+    if (config.agentProxy) {
+      const grants = new ProxyGrants();
+      const proxy = new AgentProxy({
+        grants,
+        onBlocked: (taskId, host, reason) => {
+          store.appendEvent(taskId, blockedHostEvent(host, reason));
+          log.info({ taskId, host, reason }, 'agent proxy refused a host');
+        },
+      });
+      const port = await proxy.listen(config.agentProxy.port, config.agentProxy.host);
+      const url = config.agentProxy.url ?? `http://127.0.0.1:${port}`;
+      handle.agentProxy = { proxy, grants, url };
+      log.info({ port, host: config.agentProxy.host, url }, 'agent proxy listening');
+    }
+
     const gatewayUrl = config.runner.backend === 'local' ? `http://127.0.0.1:${config.port}/v1` : `${config.publicUrl.replace(/\/$/, '')}/v1`;
     const service = new TaskService({
+      ...(handle.agentProxy ? { agentProxy: handle.agentProxy } : {}),
       store,
       backend,
       tokens,

@@ -59,8 +59,19 @@ export function buildProgram(): Command {
     .option('--workdir <dir>', 'scratch directory (default: a new temporary directory)')
     .option('--output <file>', 'also write the TaskResult JSON to this file')
     .option('--claim', 'claim the TaskSpec from the app with CODEX_TASK_ID, CODEX_APP_URL and CODEX_CLAIM_TICKET (ECS)')
+    .addOption(
+      new Option('--phase <phase>', 'setup: checkout and setup only, report events, exit 0 when setup succeeded (the ECS setup task)')
+        .choices(['setup', 'all'])
+        .default('all'),
+    )
     .action(async (o) => {
-      process.exitCode = await runnerCommand({ spec: o.spec, workdir: o.workdir, output: o.output, claim: o.claim === true });
+      process.exitCode = await runnerCommand({
+        spec: o.spec,
+        workdir: o.workdir,
+        output: o.output,
+        claim: o.claim === true,
+        ...(o.phase === 'setup' ? { phase: 'setup' as const } : {}),
+      });
     });
 
   program

@@ -45,8 +45,8 @@ export const Limits = z.object({
   maxTokens: z.number().int().positive().default(4_000_000),
   /** Default timeout of one command the model runs, ms (the model may ask for another, capped at 4×). */
   commandTimeoutMs: z.number().int().positive().default(10 * 60_000),
-  /** Timeout of the setup phase, ms. */
-  setupTimeoutMs: z.number().int().positive().default(15 * 60_000),
+  /** Timeout of the setup phase, ms (`setup_timeout_minutes` in `.github/codex.yml`; default 10 minutes). */
+  setupTimeoutMs: z.number().int().positive().default(10 * 60_000),
   /** Processes and threads one sandboxed command may have at once (RLIMIT_NPROC); the runner's default when absent (1024). */
   maxProcesses: z.number().int().positive().optional(),
   /** Size of a sandboxed command's private /tmp, bytes; the runner's default when absent (1 GiB). */
@@ -171,6 +171,25 @@ export const TaskSpec = z.object({
    * the sandbox (ECS Fargate), where the runner still clears the environment.
    */
   sandbox: z.enum(['bubblewrap', 'container']).default('bubblewrap'),
+  /**
+   * The agent phase's network (`agent_network.allow` of `.github/codex.yml`), through the app's agent
+   * proxy. Absent: the agent's commands have no network (the default). The setup phase is unaffected.
+   */
+  network: z
+    .object({
+      /**
+       * `http://<task id>:<secret>@<host>:<port>`: the app's agent proxy with the task's proxy
+       * credentials (Basic, valid only while the task runs; not the model token) as userinfo,
+       * percent-encoded as in any URL.
+       */
+      proxyUrl: z
+        .string()
+        .url()
+        .refine((u) => { const url = new URL(u); return url.protocol === 'http:' && url.username !== '' && url.password !== ''; }, 'must be an http:// URL with the task id and secret as user and password'),
+      /** The hosts the proxy allows (informational for the runner; the proxy enforces them). */
+      allow: z.array(z.string().min(1)).max(200),
+    })
+    .optional(),
   /** Where to send progress and the result over HTTP(S), in addition to stdout (ECS). */
   report: z.object({ url: z.string().url(), token: z.string().min(1) }).optional(),
   /** For `review` tasks: the pull request, focus and earlier findings. */
@@ -324,6 +343,18 @@ export const StopReason = z.enum([
 ]);
 export type StopReason = z.infer<typeof StopReason>;
 
+/**
+ * How the setup phase went: `succeeded` (the script or every install command exited 0), `failed`
+ * (the script failed, or an install command failed and the agent went on without it), `skipped`
+ * (nothing to install, installs turned off, a tool missing, or work in place). `reason` says why for
+ * `failed` and `skipped` (runner text: the command and its exit, or what was missing).
+ */
+export const SetupStatus = z.object({
+  status: z.enum(['succeeded', 'failed', 'skipped']),
+  reason: z.string().optional(),
+});
+export type SetupStatus = z.infer<typeof SetupStatus>;
+
 /** TaskResult: what a runner returns. Always produced, also on failure (with partial work). */
 export const TaskResult = z.object({
   version: z.literal(CONTRACT_VERSION).default(CONTRACT_VERSION),
@@ -346,6 +377,8 @@ export const TaskResult = z.object({
   /** For `review` tasks: the overall verdict and the earlier findings now resolved. */
   review: ReviewVerdict.optional(),
   plan: z.array(PlanStep).default([]),
+  /** How the setup phase went (absent from runners that predate it). */
+  setup: SetupStatus.optional(),
   usage: Usage,
 });
 export type TaskResult = z.infer<typeof TaskResult>;

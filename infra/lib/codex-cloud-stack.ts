@@ -5,7 +5,15 @@
  *   (HTTPS, HTTP→HTTPS redirect), SQLite on EFS at /data, the GitHub App and OpenAI secrets from
  *   Secrets Manager;
  * - runner: a Fargate task definition (`codex-cloud runner --claim`) that the app starts with
- *   ecs:RunTask, one task per coding task; no secrets, no IAM permissions, egress HTTPS only.
+ *   ecs:RunTask as two task kinds (DESIGN.md, "Environments"): the **setup task** (only when the
+ *   task's environment is not cached) in the setup security group, HTTPS egress; the **agent task**
+ *   in the agent security group, whose only ways out are the app (an internal ALB, reached inside the
+ *   VPC under the app's own domain name through a private hosted zone), S3 through the VPC gateway
+ *   endpoint (presigned URLs for the environment archive), the ECR / CloudWatch Logs interface
+ *   endpoints (image pull, logs) and the app's agent proxy (Cloud Map `app.codex-cloud.internal`);
+ *   no secrets, no IAM permissions;
+ * - the environment archives' S3 bucket (encrypted, private, SSL only, expiring after 2 days); the
+ *   app presigns PUT (setup task) and GET (agent task) URLs under `environments/`.
  *
  * The stack is environment-agnostic and does no lookups, so `cdk synth` works offline; the image
  * asset (default) is only built by `cdk deploy`.
@@ -24,7 +32,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as route53 from 'aws-cdk-lib/aws-route53';
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as servicediscovery from 'aws-cdk-lib/aws-servicediscovery';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as cr from 'aws-cdk-lib/custom-resources';
 import type { Construct } from 'constructs';
 import { parseEcrImageUri, validateFargateSize } from './validation.ts';
 
@@ -89,6 +100,35 @@ export interface CodexCloudStackProps extends StackProps {
    * @default false
    */
   readonly allowHttpEgress?: boolean;
+  /**
+   * Cache prepared environments (dependency directories after the setup phase) in an S3 bucket
+   * the stack creates (`CODEX_ENV_BUCKET`), so that later tasks of the same repository, setup
+   * script and lockfiles skip setup. Off: no bucket, and every task runs its setup in one runner
+   * task with HTTPS egress (`agentNetworkIsolation` must then be off too).
+   * @default true
+   */
+  readonly environmentCache?: boolean;
+  /**
+   * Run the agent phase in its own runner task whose security group allows no internet: only the
+   * app (inside the VPC), S3 through the gateway endpoint, and the ECR and CloudWatch Logs
+   * interface endpoints (which the stack then creates). Off: the agent task gets the setup
+   * security group (HTTPS to anywhere), as before environments existed; no interface endpoints,
+   * no internal load balancer. Needs `environmentCache`, and a runner image in Amazon ECR (or the
+   * default image asset): the agent task cannot pull from another registry.
+   * @default true
+   */
+  readonly agentNetworkIsolation?: boolean;
+  /**
+   * Port of the app's agent proxy (`CODEX_AGENT_PROXY_PORT`), through which agent tasks reach the
+   * hosts a repository's `agent_network` allowlist names; agent tasks reach it at
+   * `http://app.codex-cloud.internal:<port>` (Cloud Map service discovery, `CODEX_AGENT_PROXY_URL`).
+   * 0: no proxy (`agent_network` allowlists then have no effect on ECS). Only with
+   * `agentNetworkIsolation`.
+   * @default 3128
+   */
+  readonly agentProxyPort?: number;
+  /** Days after which environment archives expire from the bucket (S3 lifecycle rule). @default 2 */
+  readonly environmentExpirationDays?: number;
   /** NAT gateways (the runner needs egress). 1 is cheapest; use 2 for one per AZ. @default 1 */
   readonly natGateways?: number;
   /** `OPENAI_BASE_URL` for the app (an OpenAI-compatible endpoint on HTTPS). @default the SDK's default */
@@ -125,6 +165,10 @@ export const CODEX_CLOUD_DEFAULTS = {
   runnerEphemeralStorageGiB: 50,
   logRetention: logs.RetentionDays.ONE_MONTH,
   allowHttpEgress: false,
+  environmentCache: true,
+  agentNetworkIsolation: true,
+  environmentExpirationDays: 2,
+  agentProxyPort: 3128,
   natGateways: 1,
   logLevel: 'info',
 } as const;
@@ -137,6 +181,10 @@ export const RUNNER_CONTAINER_NAME = 'runner';
 export const APP_CONTAINER_NAME = 'app';
 /** Where the app's EFS volume is mounted (`CODEX_DATA_DIR`). */
 export const DATA_DIR = '/data';
+/** Private DNS namespace (Cloud Map) in which the app registers as `app`, for the agent proxy. */
+export const SERVICE_NAMESPACE = 'codex-cloud.internal';
+/** Key prefix of environment archives in the bucket (the app may presign only under it). */
+export const ENVIRONMENTS_PREFIX = 'environments/';
 /** uid/gid of the image's non-root user (`node` in the official Node.js images). */
 export const IMAGE_UID = '1000';
 
@@ -162,7 +210,18 @@ export class CodexCloudStack extends Stack {
   readonly appTaskDefinition: ecs.FargateTaskDefinition;
   readonly appSecurityGroup: ec2.SecurityGroup;
   readonly runnerTaskDefinition: ecs.FargateTaskDefinition;
-  readonly runnerSecurityGroup: ec2.SecurityGroup;
+  /** The setup task's security group (`CODEX_ECS_SETUP_SECURITY_GROUPS`): no ingress, egress HTTPS. */
+  readonly setupSecurityGroup: ec2.SecurityGroup;
+  /**
+   * The agent task's security group (`CODEX_ECS_SECURITY_GROUPS`): no ingress; egress only to the
+   * internal load balancer, the S3 prefix list and the interface endpoints. The setup group itself
+   * when `agentNetworkIsolation` is off.
+   */
+  readonly agentSecurityGroup: ec2.SecurityGroup;
+  /** The environment archives' bucket (`CODEX_ENV_BUCKET`), unless `environmentCache` is off. */
+  readonly environmentBucket?: s3.Bucket;
+  /** The internal ALB through which runner tasks reach the app, when `agentNetworkIsolation` is on. */
+  readonly internalLoadBalancer?: elbv2.ApplicationLoadBalancer;
   readonly runnerLogGroup: logs.LogGroup;
   readonly appLogGroup: logs.LogGroup;
   readonly fileSystem: efs.FileSystem;
@@ -197,6 +256,25 @@ export class CodexCloudStack extends Stack {
       throw new Error(`runnerEphemeralStorageGiB must be an integer from 21 to 200, got ${runnerStorage}`);
     }
     const retention = props.logRetention ?? d.logRetention;
+    const environmentCache = props.environmentCache ?? d.environmentCache;
+    const isolateAgent = props.agentNetworkIsolation ?? d.agentNetworkIsolation;
+    if (isolateAgent && !environmentCache) {
+      throw new Error('agentNetworkIsolation needs environmentCache: the agent task without internet gets its environment from the bucket');
+    }
+    const runnerImageSource = props.runnerImage ?? props.image ?? defaultImage();
+    if (isolateAgent && runnerImageSource.kind === 'uri' && !parseEcrImageUri(runnerImageSource.uri)) {
+      throw new Error(
+        `agentNetworkIsolation needs the runner image in Amazon ECR (the agent task has no internet to pull ${runnerImageSource.uri}); push it to ECR (or use an ECR pull-through cache) or turn agentNetworkIsolation off`,
+      );
+    }
+    const proxyPort = isolateAgent ? (props.agentProxyPort ?? d.agentProxyPort) : 0;
+    if (!Number.isInteger(proxyPort) || proxyPort < 0 || proxyPort > 65_535 || proxyPort === APP_PORT) {
+      throw new Error(`agentProxyPort must be a port number other than the app's ${APP_PORT} (0: no proxy), got ${proxyPort}`);
+    }
+    const expirationDays = props.environmentExpirationDays ?? d.environmentExpirationDays;
+    if (!Number.isInteger(expirationDays) || expirationDays < 1) {
+      throw new Error(`environmentExpirationDays must be a positive integer, got ${expirationDays}`);
+    }
     const publicUrl = `https://${props.domainName}`;
     this.runnerFamily = `${this.stackName}-runner`;
 
@@ -218,8 +296,8 @@ export class CodexCloudStack extends Stack {
           trafficType: ec2.FlowLogTrafficType.REJECT,
         },
       },
-      // Nothing uses the default security group; restricting it would add a custom-resource Lambda.
-      restrictDefaultSecurityGroup: false,
+      // Nothing uses the default security group: a custom resource removes its rules.
+      restrictDefaultSecurityGroup: true,
     });
     const privateSubnets = { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
 
@@ -229,18 +307,26 @@ export class CodexCloudStack extends Stack {
     });
 
     // ── Runner ─────────────────────────────────────────────────────────────────────────────────
-    // Security groups do not filter DNS to the VPC's Amazon-provided resolver, so HTTPS is all the
-    // runner needs: github.com (clone), package registries (HTTPS), the app's URL (through the
-    // NAT to the ALB), ECR and CloudWatch Logs (image pull and logs go through the task's ENI).
-    this.runnerSecurityGroup = new ec2.SecurityGroup(this, 'RunnerSecurityGroup', {
+    // Security groups do not filter DNS to the VPC's Amazon-provided resolver.
+    // Setup task: HTTPS to anywhere (github.com, package registries), through the NAT gateway.
+    this.setupSecurityGroup = new ec2.SecurityGroup(this, 'SetupSecurityGroup', {
       vpc: this.vpc,
-      description: 'codex-cloud runner tasks: no ingress; egress HTTPS only',
+      description: 'codex-cloud runner setup tasks: no ingress; egress HTTPS only',
       allowAllOutbound: false,
     });
-    this.runnerSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS: GitHub, registries, the app, AWS endpoints');
+    this.setupSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS: GitHub, registries, the app, AWS endpoints');
     if (props.allowHttpEgress ?? d.allowHttpEgress) {
-      this.runnerSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), 'plain HTTP (allowHttpEgress)');
+      this.setupSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), 'plain HTTP (allowHttpEgress)');
     }
+    // Agent task: no internet. Its rules (the app, S3, the endpoints) are added below.
+    this.agentSecurityGroup = isolateAgent
+      ? new ec2.SecurityGroup(this, 'AgentSecurityGroup', {
+          vpc: this.vpc,
+          description: 'codex-cloud runner agent tasks: no ingress; egress to the app, S3 and the ECR/Logs endpoints only',
+          allowAllOutbound: false,
+          allowAllIpv6Outbound: false,
+        })
+      : this.setupSecurityGroup;
 
     this.runnerLogGroup = new logs.LogGroup(this, 'RunnerLogs', { retention });
     this.runnerTaskDefinition = new ecs.FargateTaskDefinition(this, 'RunnerTaskDefinition', {
@@ -253,14 +339,15 @@ export class CodexCloudStack extends Stack {
         cpuArchitecture: ecs.CpuArchitecture.X86_64,
       },
     });
-    const runnerImage = this.containerImage('RunnerImageRepository', props.runnerImage ?? props.image ?? defaultImage());
+    const runnerImage = this.containerImage('RunnerImageRepository', runnerImageSource);
     this.runnerTaskDefinition.addContainer(RUNNER_CONTAINER_NAME, {
       containerName: RUNNER_CONTAINER_NAME,
       image: runnerImage,
       command: ['runner', '--claim'],
       // No environment of its own: the app adds CODEX_TASK_ID, CODEX_APP_URL and CODEX_CLAIM_TICKET
-      // as RunTask overrides; everything else (the TaskSpec, whose `sandbox` is `container` here)
-      // is fetched from the app with the one-time claim ticket.
+      // as RunTask overrides (and, for a setup task, the command `runner --claim --phase setup`);
+      // everything else (the TaskSpec, whose `sandbox` is `container` here, and the presigned
+      // archive URLs) is fetched from the app with the one-time claim ticket.
       logging: ecs.LogDrivers.awsLogs({ logGroup: this.runnerLogGroup, streamPrefix: 'runner' }),
       // Time between SIGTERM (StopTask, e.g. cancel) and SIGKILL, for reporting partial work.
       stopTimeout: Duration.seconds(120),
@@ -317,6 +404,25 @@ export class CodexCloudStack extends Stack {
       posixUser: { uid: IMAGE_UID, gid: IMAGE_UID },
     });
 
+    if (environmentCache) {
+      // Environment archives: written and read only through URLs the app presigns per task.
+      this.environmentBucket = new s3.Bucket(this, 'EnvironmentBucket', {
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        enforceSSL: true,
+        minimumTLSVersion: 1.2,
+        versioned: false,
+        lifecycleRules: [
+          { id: 'ExpireEnvironments', prefix: ENVIRONMENTS_PREFIX, expiration: Duration.days(expirationDays) },
+          { id: 'AbortIncompleteUploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        ],
+        // A cache: its objects expire anyway. Retained on stack deletion (a non-empty bucket cannot
+        // be deleted by CloudFormation without an extra Lambda); empty it and delete it by hand.
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+    }
+
     const secret = (id: string, description: string): secretsmanager.Secret =>
       new secretsmanager.Secret(this, id, {
         description: `codex-cloud: ${description} (set with aws secretsmanager put-secret-value)`,
@@ -360,9 +466,17 @@ export class CodexCloudStack extends Stack {
       CODEX_ECS_TASK_DEFINITION: this.runnerFamily,
       CODEX_ECS_CONTAINER_NAME: RUNNER_CONTAINER_NAME,
       CODEX_ECS_SUBNETS: Fn.join(',', this.vpc.privateSubnets.map((s) => s.subnetId)),
-      CODEX_ECS_SECURITY_GROUPS: this.runnerSecurityGroup.securityGroupId,
+      CODEX_ECS_SECURITY_GROUPS: this.agentSecurityGroup.securityGroupId,
       AWS_REGION: Aws.REGION,
     };
+    if (this.environmentBucket) {
+      environment.CODEX_ENV_BUCKET = this.environmentBucket.bucketName;
+      environment.CODEX_ECS_SETUP_SECURITY_GROUPS = this.setupSecurityGroup.securityGroupId;
+    }
+    if (proxyPort) {
+      environment.CODEX_AGENT_PROXY_PORT = String(proxyPort);
+      environment.CODEX_AGENT_PROXY_URL = `http://app.${SERVICE_NAMESPACE}:${proxyPort}`;
+    }
     if (props.githubAppId) environment.APP_ID = props.githubAppId;
     if (props.openAiBaseUrl) environment.OPENAI_BASE_URL = props.openAiBaseUrl;
     // The app's own settings; unset ones keep the app's defaults.
@@ -422,6 +536,17 @@ export class CodexCloudStack extends Stack {
       }),
     );
     this.grantRunnerControl(this.appTaskDefinition.taskRole);
+    if (this.environmentBucket) {
+      // Presigned URLs act with the signer's permissions: PUT for the setup task, GET for the
+      // agent task, only under the environments/ prefix.
+      this.appTaskDefinition.addToTaskRolePolicy(
+        new iam.PolicyStatement({
+          sid: 'PresignEnvironmentArchives',
+          actions: ['s3:PutObject', 's3:GetObject'],
+          resources: [this.environmentBucket.arnForObjects(`${ENVIRONMENTS_PREFIX}*`)],
+        }),
+      );
+    }
 
     this.appService = new ecs.FargateService(this, 'AppService', {
       cluster: this.cluster,
@@ -438,6 +563,18 @@ export class CodexCloudStack extends Stack {
       circuitBreaker: { enable: true, rollback: true },
       healthCheckGracePeriod: Duration.seconds(60),
       enableExecuteCommand: false,
+      ...(proxyPort
+        ? {
+            // `app.codex-cloud.internal` (A record of the task's private IP): how agent tasks reach
+            // the agent proxy, which an ALB cannot carry (HTTP CONNECT).
+            cloudMapOptions: {
+              name: 'app',
+              cloudMapNamespace: this.cluster.addDefaultCloudMapNamespace({ name: SERVICE_NAMESPACE, vpc: this.vpc }),
+              dnsRecordType: servicediscovery.DnsRecordType.A,
+              dnsTtl: Duration.seconds(10),
+            },
+          }
+        : {}),
     });
 
     // ── Load balancer ──────────────────────────────────────────────────────────────────────────
@@ -474,6 +611,11 @@ export class CodexCloudStack extends Stack {
       targetPort: 443,
       targetProtocol: elbv2.ApplicationProtocol.HTTPS,
     });
+
+    if (isolateAgent) this.internalLoadBalancer = this.isolateAgentTasks(props, this.setupSecurityGroup, this.agentSecurityGroup);
+    if (proxyPort) {
+      this.appSecurityGroup.connections.allowFrom(this.agentSecurityGroup, ec2.Port.tcp(proxyPort), 'agent proxy (HTTP CONNECT) from agent tasks');
+    }
 
     if (props.hostedZone) {
       const zone = route53.HostedZone.fromHostedZoneAttributes(this, 'HostedZone', {
@@ -580,6 +722,122 @@ export class CodexCloudStack extends Stack {
     );
   }
 
+  /**
+   * The agent task's ways out, none of them to the internet:
+   * - the app, through an internal ALB with the app's own certificate; a private hosted zone for
+   *   `domainName` in the VPC makes the app's public URL resolve to it from inside the VPC, so
+   *   runners use the same `CODEX_APP_URL` and TLS, without the NAT gateway;
+   * - S3 through the VPC's gateway endpoint: an egress rule to the region's S3 prefix list
+   *   (`com.amazonaws.<region>.s3`, looked up at deploy time by a custom resource, since
+   *   CloudFormation does not expose it);
+   * - the ECR (API and registry) and CloudWatch Logs interface endpoints, with private DNS, for the
+   *   image pull and the awslogs driver, which use the task's network interface on Fargate.
+   * @returns the internal load balancer.
+   */
+  private isolateAgentTasks(
+    props: CodexCloudStackProps,
+    setupSecurityGroup: ec2.SecurityGroup,
+    agentSecurityGroup: ec2.SecurityGroup,
+  ): elbv2.ApplicationLoadBalancer {
+    const internal = new elbv2.ApplicationLoadBalancer(this, 'InternalLoadBalancer', {
+      vpc: this.vpc,
+      internetFacing: false,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      dropInvalidHeaderFields: true,
+      securityGroup: new ec2.SecurityGroup(this, 'InternalLoadBalancerSecurityGroup', {
+        vpc: this.vpc,
+        description: 'codex-cloud internal ALB: HTTPS from runner tasks only',
+        allowAllOutbound: false,
+      }),
+    });
+    const listener = internal.addListener('InternalHttps', {
+      port: 443,
+      protocol: elbv2.ApplicationProtocol.HTTPS,
+      certificates: [acm.Certificate.fromCertificateArn(this, 'InternalCertificate', props.certificateArn)],
+      sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+      open: false,
+    });
+    listener.addTargets('AppFromRunners', {
+      port: APP_PORT,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targets: [this.appService.loadBalancerTarget({ containerName: APP_CONTAINER_NAME, containerPort: APP_PORT })],
+      healthCheck: { path: '/healthz', healthyHttpCodes: '200', interval: Duration.seconds(15), timeout: Duration.seconds(5) },
+      deregistrationDelay: Duration.seconds(15),
+    });
+    // The setup group's own rule (443 to anywhere) already covers its egress: ingress rules only.
+    internal.connections.securityGroups[0]!.addIngressRule(setupSecurityGroup, ec2.Port.tcp(443), 'HTTPS from setup tasks');
+    internal.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(443), 'HTTPS from agent tasks');
+    const zone = new route53.PrivateHostedZone(this, 'AppPrivateZone', {
+      zoneName: props.domainName,
+      vpc: this.vpc,
+      comment: 'codex-cloud: the app URL resolves to the internal ALB inside the VPC',
+    });
+    new route53.ARecord(this, 'AppPrivateAliasRecord', {
+      zone,
+      target: route53.RecordTarget.fromAlias(new route53Targets.LoadBalancerTarget(internal)),
+    });
+
+    const s3PrefixList = new cr.AwsCustomResource(this, 'S3PrefixListLookup', {
+      onUpdate: {
+        service: 'EC2',
+        action: 'DescribeManagedPrefixLists',
+        parameters: { Filters: [{ Name: 'prefix-list-name', Values: [`com.amazonaws.${Aws.REGION}.s3`] }] },
+        physicalResourceId: cr.PhysicalResourceId.of(`s3-prefix-list-${Aws.REGION}`),
+        outputPaths: ['PrefixLists.0.PrefixListId'],
+      },
+      policy: cr.AwsCustomResourcePolicy.fromSdkCalls({ resources: cr.AwsCustomResourcePolicy.ANY_RESOURCE }),
+      installLatestAwsSdk: false,
+      logGroup: new logs.LogGroup(this, 'S3PrefixListLookupLogs', { retention: props.logRetention ?? CODEX_CLOUD_DEFAULTS.logRetention }),
+    });
+    agentSecurityGroup.addEgressRule(
+      ec2.Peer.prefixList(s3PrefixList.getResponseField('PrefixLists.0.PrefixListId')),
+      ec2.Port.tcp(443),
+      'HTTPS to S3 through the gateway endpoint (presigned environment archives, image layers)',
+    );
+    const endpoints: [string, ec2.InterfaceVpcEndpointAwsService][] = [
+      ['EcrApiEndpoint', ec2.InterfaceVpcEndpointAwsService.ECR],
+      ['EcrDockerEndpoint', ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER],
+      ['LogsEndpoint', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
+    ];
+    for (const [id, service] of endpoints) {
+      const endpoint = this.vpc.addInterfaceEndpoint(id, {
+        service,
+        privateDnsEnabled: true,
+        subnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        // With private DNS every task in the VPC resolves these names to the endpoint: the app and
+        // both runner task kinds may reach it; the agent group gets its egress rule from this.
+        open: false,
+      });
+      const endpointGroup = endpoint.connections.securityGroups[0]!;
+      endpointGroup.addIngressRule(this.appSecurityGroup, ec2.Port.tcp(443), `HTTPS from the app (${id})`);
+      endpointGroup.addIngressRule(setupSecurityGroup, ec2.Port.tcp(443), `HTTPS from setup tasks (${id})`);
+      endpoint.connections.allowFrom(agentSecurityGroup, ec2.Port.tcp(443), `HTTPS from agent tasks (${id})`);
+    }
+
+    const ack = (scope: Construct, id: string, reason: string): void => {
+      Validations.of(scope).acknowledge({ id, reason });
+    };
+    ack(
+      internal,
+      'AwsSolutions-ELB2',
+      'The internal ALB only carries runner tasks\' runner API calls, which the app logs itself (claims, progress, results, model gateway requests).',
+    );
+    ack(
+      s3PrefixList,
+      'AwsSolutions-IAM5[Resource::*]',
+      'ec2:DescribeManagedPrefixLists supports no resource-level permissions; the lookup reads the AWS-managed S3 prefix list id once per deployment.',
+    );
+    const lookupFunction = this.node.tryFindChild(`AWS${cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`);
+    if (lookupFunction) {
+      ack(
+        lookupFunction,
+        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        'The CDK AwsCustomResource Lambda (deploy-time S3 prefix list lookup) only writes its own logs through the AWS managed basic execution policy.',
+      );
+    }
+    return internal;
+  }
+
   /** Resolves an image source; ECR URIs become repository references so that pulls are granted. */
   private containerImage(id: string, source: CodexImageSource): ecs.ContainerImage {
     if (source.kind === 'asset') {
@@ -634,6 +892,18 @@ export class CodexCloudStack extends Stack {
       'AwsSolutions-ECS2',
       'The plain environment variables are non-secret configuration (ids, URLs, subnet and security group ids); the three secrets come from Secrets Manager.',
     );
+    if (this.environmentBucket) {
+      ack(
+        this.environmentBucket,
+        'AwsSolutions-S1',
+        'Environment archives are a short-lived cache (expired by the lifecycle rule) read and written only through presigned URLs that the app mints per task and logs; server access logs would need a second bucket.',
+      );
+      ack(
+        this.appTaskDefinition.taskRole,
+        `AwsSolutions-IAM5[Resource::<${this.resolve((this.environmentBucket.node.defaultChild as s3.CfnBucket).logicalId) as string}.Arn>/${ENVIRONMENTS_PREFIX}*]`,
+        'The app presigns one archive object per environment key, which is not known in advance: s3:PutObject/GetObject are limited to the environments/ prefix of this bucket.',
+      );
+    }
     const authToken =
       'ecr:GetAuthorizationToken supports no resource-level permissions (Resource must be "*"); image pulls themselves are limited to the image repository.';
     ack(this.runnerTaskDefinition.obtainExecutionRole(), 'AwsSolutions-IAM5[Resource::*]', authToken);

@@ -18,6 +18,8 @@ let ids: {
   runnerTaskRole: string;
   runnerExecutionRole: string;
   runnerSg: string;
+  agentSg: string;
+  internalAlbSg: string;
   appSg: string;
   albSg: string;
   efsSg: string;
@@ -34,7 +36,9 @@ beforeAll(() => {
     appExecutionRole: s.logicalId(st.appTaskDefinition.obtainExecutionRole()),
     runnerTaskRole: s.logicalId(st.runnerTaskDefinition.taskRole),
     runnerExecutionRole: s.logicalId(st.runnerTaskDefinition.obtainExecutionRole()),
-    runnerSg: s.logicalId(st.runnerSecurityGroup),
+    runnerSg: s.logicalId(st.setupSecurityGroup),
+    agentSg: s.logicalId(st.agentSecurityGroup),
+    internalAlbSg: s.logicalId(st.internalLoadBalancer!.connections.securityGroups[0]!),
     appSg: s.logicalId(st.appSecurityGroup),
     albSg: s.logicalId(st.loadBalancer.connections.securityGroups[0]!),
     efsSg: s.logicalId(st.fileSystem.connections.securityGroups[0]!),
@@ -60,11 +64,19 @@ const allowing = (action: string): { role: string; statement: Statement }[] =>
   );
 
 describe('app task role (least privilege)', () => {
-  test('holds exactly the EFS, RunTask, Describe/Stop, ListTasks, TagResource-on-launch and PassRole statements', () => {
+  test('holds exactly the EFS, RunTask, Describe/Stop, ListTasks, TagResource-on-launch, PassRole and presign statements', () => {
     const { statements, managedPolicyArns } = roleGrants(s.template, ids.appTaskRole);
     expect(managedPolicyArns).toEqual([]);
     expect(statements.map((st) => st.Sid).sort()).toEqual(
-      ['ListRunnerTasks', 'ManageRunnerTasks', 'MountDataThroughAccessPoint', 'PassRunnerRoles', 'RunRunnerTasks', 'TagRunnerTasksOnLaunch'].sort(),
+      [
+        'ListRunnerTasks',
+        'ManageRunnerTasks',
+        'MountDataThroughAccessPoint',
+        'PassRunnerRoles',
+        'PresignEnvironmentArchives',
+        'RunRunnerTasks',
+        'TagRunnerTasksOnLaunch',
+      ].sort(),
     );
     for (const st of statements) {
       expect(st.Effect).toBe('Allow');
@@ -206,7 +218,7 @@ describe('runner (no secrets, no permissions)', () => {
     });
   });
 
-  test('runner security group: no ingress, egress TCP 443 only', () => {
+  test('setup security group: no ingress, egress TCP 443 only', () => {
     const sg = s.template.findResources('AWS::EC2::SecurityGroup')[ids.runnerSg]!.Properties;
     expect(sg.SecurityGroupIngress).toBeUndefined();
     expect(sg.SecurityGroupEgress).toEqual([
@@ -251,7 +263,9 @@ describe('app', () => {
       CODEX_ECS_CLUSTER: { 'Fn::GetAtt': [ids.cluster, 'Arn'] },
       CODEX_ECS_TASK_DEFINITION: 'CodexCloud-runner',
       CODEX_ECS_CONTAINER_NAME: 'runner',
-      CODEX_ECS_SECURITY_GROUPS: { 'Fn::GetAtt': [ids.runnerSg, 'GroupId'] },
+      CODEX_ECS_SECURITY_GROUPS: { 'Fn::GetAtt': [ids.agentSg, 'GroupId'] },
+      CODEX_ECS_SETUP_SECURITY_GROUPS: { 'Fn::GetAtt': [ids.runnerSg, 'GroupId'] },
+      CODEX_ENV_BUCKET: { Ref: s.logicalId(s.stack.environmentBucket!) },
       AWS_REGION: { Ref: 'AWS::Region' },
     });
     // The app's own settings are left to its defaults unless given.
@@ -297,20 +311,25 @@ describe('app', () => {
     });
   });
 
-  test('app security group: ingress only from the load balancer security group, on the app port', () => {
+  test('app security group: ingress only from the two load balancers\' security groups, on the app port', () => {
     const sg = s.template.findResources('AWS::EC2::SecurityGroup')[ids.appSg]!.Properties;
     expect(sg.SecurityGroupIngress).toBeUndefined();
     const ingress = resourcesOf(s.template, 'AWS::EC2::SecurityGroupIngress').filter(
       ([, p]) => JSON.stringify(p.GroupId) === JSON.stringify({ 'Fn::GetAtt': [ids.appSg, 'GroupId'] }),
     );
-    expect(ingress).toHaveLength(1);
-    expect(ingress[0]![1]).toMatchObject({
-      IpProtocol: 'tcp',
-      FromPort: 3000,
-      ToPort: 3000,
-      SourceSecurityGroupId: { 'Fn::GetAtt': [ids.albSg, 'GroupId'] },
-    });
-    expect(ingress[0]![1].CidrIp).toBeUndefined();
+    // (And the agent proxy's port from agent tasks: infra/test/environments.test.ts.)
+    const app = ingress.filter(([, p]) => p.FromPort === 3000);
+    expect(app.map(([, p]) => p.SourceSecurityGroupId)).toEqual([
+      { 'Fn::GetAtt': [ids.albSg, 'GroupId'] },
+      { 'Fn::GetAtt': [ids.internalAlbSg, 'GroupId'] },
+    ]);
+    expect(ingress.filter(([, p]) => p.FromPort !== 3000).map(([, p]) => [p.FromPort, p.SourceSecurityGroupId])).toEqual([
+      [3128, { 'Fn::GetAtt': [ids.agentSg, 'GroupId'] }],
+    ]);
+    for (const [, p] of app) {
+      expect(p).toMatchObject({ IpProtocol: 'tcp', FromPort: 3000, ToPort: 3000 });
+      expect(p.CidrIp).toBeUndefined();
+    }
   });
 
   test('app security group egress: HTTPS anywhere, NFS to the EFS security group only', () => {
@@ -386,7 +405,8 @@ describe('storage, logs, load balancer', () => {
       DefaultActions: [{ Type: 'redirect', RedirectConfig: { Port: '443', Protocol: 'HTTPS', StatusCode: 'HTTP_301' } }],
     });
     const listeners = resourcesOf(s.template, 'AWS::ElasticLoadBalancingV2::Listener');
-    expect(listeners.map(([, l]) => l.Port).sort()).toEqual([443, 80]);
+    // The public ALB's 443 and 80, and the internal ALB's 443 (runner tasks).
+    expect(listeners.map(([, l]) => l.Port).sort()).toEqual([443, 443, 80]);
   });
 
   test('the target group checks GET /healthz on the app port', () => {

@@ -55,6 +55,12 @@ describe('cdk-nag AwsSolutionsChecks', () => {
     expect(synthError).toBeUndefined();
   });
 
+  test('so does a stack without agent isolation and without the environment cache', () => {
+    const { report, synthError } = nagReport({ agentNetworkIsolation: false, environmentCache: false });
+    expect(describeViolations(report.violations)).toEqual([]);
+    expect(synthError).toBeUndefined();
+  });
+
   test('every acknowledgment in the stack names a rule and gives a specific reason', () => {
     const { stack } = nagReport();
     const acks: [string, string][] = [];

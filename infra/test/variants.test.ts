@@ -44,7 +44,8 @@ describe('images by URI', () => {
   });
 
   test('other registries are pulled anonymously: no ECR permission at all', () => {
-    const s = make({ image: { kind: 'uri', uri: 'ghcr.io/example/codex-cloud:1.0.0' } });
+    // (The agent task, without internet, can only pull from ECR: isolation off.)
+    const s = make({ image: { kind: 'uri', uri: 'ghcr.io/example/codex-cloud:1.0.0' }, agentNetworkIsolation: false });
     expect(containerOf(s, 'CodexCloud-app').Image).toBe('ghcr.io/example/codex-cloud:1.0.0');
     expect(containerOf(s, 'CodexCloud-runner').Image).toBe('ghcr.io/example/codex-cloud:1.0.0');
     const runnerExec = roleGrants(s.template, s.logicalId(s.stack.runnerTaskDefinition.obtainExecutionRole()));
@@ -71,7 +72,7 @@ describe('options', () => {
 
   test('allowHttpEgress adds TCP 80 to the runner security group, and nothing else', () => {
     const s = make({ allowHttpEgress: true });
-    const sg = s.template.findResources('AWS::EC2::SecurityGroup')[s.logicalId(s.stack.runnerSecurityGroup)]!.Properties;
+    const sg = s.template.findResources('AWS::EC2::SecurityGroup')[s.logicalId(s.stack.setupSecurityGroup)]!.Properties;
     expect(sg.SecurityGroupEgress.map((r: { FromPort: number }) => r.FromPort).sort()).toEqual([443, 80]);
     expect(sg.SecurityGroupIngress).toBeUndefined();
   });
@@ -139,6 +140,10 @@ describe('invalid props are refused at synth time', () => {
     ['a CPU value Fargate does not offer', { runnerCpu: 3000 }, /runner CPU must be one of/],
     ['memory outside the CPU value\'s range', { runnerCpu: 2048, runnerMemoryMiB: 2048 }, /runner memory 2048 MiB is not valid with 2048 CPU units/],
     ['less ephemeral storage than Fargate allows', { runnerEphemeralStorageGiB: 20 }, /runnerEphemeralStorageGiB must be an integer from 21 to 200/],
+    ['agent isolation without the environment cache', { environmentCache: false }, /agentNetworkIsolation needs environmentCache/],
+    ['agent isolation with a runner image outside ECR', { runnerImage: { kind: 'uri' as const, uri: 'ghcr.io/example/runner:1' } }, /agentNetworkIsolation needs the runner image in Amazon ECR/],
+    ['an archive expiry of zero days', { environmentExpirationDays: 0 }, /environmentExpirationDays must be a positive integer/],
+    ['the agent proxy on the app\'s port', { agentProxyPort: 3000 }, /agentProxyPort must be a port number other than the app's 3000/],
   ])('%s', (_name, props, message) => {
     expect(() => buildApp(props)).toThrow(message);
   });

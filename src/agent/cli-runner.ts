@@ -5,6 +5,11 @@
  * also POSTed to the app (reporter.ts).
  * Exit codes: 0 succeeded or no_changes, 1 failed or cancelled, 2 invalid input, 3 the claim failed,
  * 4 the result could not be delivered to `report.url`.
+ *
+ * With `phase: 'setup'` (`--phase setup`, the ECS backend's setup task) the runner stops after the
+ * setup phase: its events are reported, no TaskResult is posted (the agent task posts the task's
+ * only result), and the exit code tells the app whether setup succeeded (0) or not (1); the phase
+ * event of a failed phase carries the reason.
  */
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -30,6 +35,8 @@ export interface RunnerCommandOptions {
    * `CODEX_APP_URL` and `CODEX_CLAIM_TICKET` from the environment.
    */
   claim?: boolean;
+  /** `setup`: checkout and setup only (see the module comment). Default: every phase. */
+  phase?: 'setup';
 }
 
 /** Thrown for bad input; the CLI prints the message and exits 2. */
@@ -80,9 +87,17 @@ export async function runnerCommand(opts: RunnerCommandOptions): Promise<number>
   const cancel = abortOnSignals();
   let result: TaskResult;
   try {
-    result = await runTask({ spec, workDir, emit, signal: cancel.signal });
+    result = await runTask({ spec, workDir, emit, signal: cancel.signal, ...(opts.phase ? { phase: opts.phase } : {}) });
   } finally {
     cancel.dispose();
+  }
+  if (opts.phase === 'setup') {
+    if (opts.output) await writeFile(opts.output, JSON.stringify(result, null, 2));
+    if (reporter) {
+      await reporter.flush();
+      reporter.close();
+    }
+    return result.status === 'succeeded' || result.status === 'no_changes' ? 0 : 1;
   }
   emit({ type: 'result', result });
   if (opts.output) await writeFile(opts.output, JSON.stringify(result, null, 2));

@@ -109,6 +109,8 @@ export interface TaskInputOptions {
   requester?: string;
   /** Absolute path of the checkout, shown to the model as its working directory. */
   cwd: string;
+  /** The hosts agent commands may reach through the proxy (TaskSpec `network.allow`); absent: no network. */
+  networkAllow?: string[];
 }
 
 /**
@@ -122,7 +124,9 @@ export function buildTaskInput(opts: TaskInputOptions): ResponseInputItem[] {
       '<environment>',
       `cwd: ${opts.cwd}`,
       opts.repository ? repositoryLine(opts.repository) : undefined,
-      'network: none (sandboxed)',
+      opts.networkAllow
+        ? `network: only these hosts, through the proxy in HTTPS_PROXY/HTTP_PROXY (already set): ${opts.networkAllow.join(', ')}; every other host is blocked`
+        : 'network: none (sandboxed)',
       '</environment>',
     ]
       .filter(Boolean)

@@ -9,12 +9,14 @@ import type {
   FileChange,
   Phase,
   ProgressEventInput,
+  SetupStatus,
   StopReason,
   TaskResult,
   TaskSpec,
 } from '../contract.ts';
 import { collectChanges } from './changes.ts';
 import { checkoutRepository } from './checkout.ts';
+import { commitMessageOf, parseFinalMessage } from './final-message.ts';
 import type { TrustedRepository } from './git.ts';
 import { runReviewPhase, type ReviewPhaseOutcome } from './review-phase.ts';
 import { runRecorded } from './recorded-command.ts';
@@ -22,9 +24,11 @@ import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
 import { createModelClient, type TokenUsage } from './model.ts';
 import { BASE_INSTRUCTIONS } from './prompts/base.ts';
+import { agentProxyEnv, startProxyBridge, type ProxyBridge } from './proxy-bridge.ts';
 import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './sandbox.ts';
 import { readOnlyPathsFromEnv, runnerHiddenPaths } from './sandbox-mounts.ts';
 import { detectSetup, toolPaths } from './setup.ts';
+import { setupEnvironment } from './setup-env.ts';
 import { ToolRunner } from './tools/index.ts';
 import { adoptWorkingTree } from './trusted-repo.ts';
 
@@ -55,28 +59,11 @@ export interface RunTaskOptions {
   emit: (event: ProgressEventInput) => void;
   /** Aborting cancels the task; the result then has status `cancelled` with the partial work. */
   signal?: AbortSignal;
-}
-
-/** A parsed final message: the pull request title and the markdown body (Summary, Testing). */
-export interface ParsedFinalMessage {
-  title: string;
-  body: string;
-}
-
-/**
- * Splits the agent's final message into a PR title (its leading `# heading`) and a body. Without a
- * heading, the title is derived from `fallback` (the instruction), cut to 72 characters.
- */
-export function parseFinalMessage(message: string, fallback: string): ParsedFinalMessage {
-  const text = message.trim();
-  const match = /^#\s+(.+)\n?([\s\S]*)$/.exec(text);
-  if (match) return { title: clip(match[1]!.trim(), 72), body: match[2]!.trim() };
-  const first = fallback.trim().split('\n')[0] ?? '';
-  return { title: clip(first || 'Changes by Codex', 72), body: text };
-}
-
-function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
+  /**
+   * `setup`: stop after the setup phase (the ECS backend's setup task); the result then has no
+   * changes and status `no_changes`, or `failed` with the failed phase. Default: every phase.
+   */
+  phase?: 'setup';
 }
 
 const STOP_TEXT: Record<StopReason, string> = {
@@ -111,6 +98,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   // A review task (spec.kind 'review'): its findings and verdict; it publishes no changes.
   let review: ReviewPhaseOutcome | undefined;
   let baseSha = spec.repository.baseSha;
+  let setup: SetupStatus | undefined;
   const cancelled = () => opts.signal?.aborted === true;
 
   async function phase<T>(name: Phase, body: () => Promise<T>): Promise<T> {
@@ -140,6 +128,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }).filter(([, v]) => v !== undefined)),
   };
 
+  // The agent phase's network (TaskSpec `network`): the runner's end of the way to the app's proxy.
+  let proxyBridge: ProxyBridge | undefined;
   try {
     await mkdir(home, { recursive: true });
     await mkdir(root, { recursive: true });
@@ -149,7 +139,15 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     // The sandbox is checked first: no sandbox, no task (never silently unsandboxed).
     let agentSandbox: Sandbox;
     try {
-      agentSandbox = await createSandbox({ ...sandboxBase, network: false });
+      const network = spec.network;
+      if (network && spec.sandbox === 'bubblewrap') proxyBridge = await startProxyBridge(network);
+      agentSandbox = await createSandbox({
+        ...sandboxBase,
+        network: false,
+        ...(network
+          ? { extraEnv: { ...sandboxBase.extraEnv, ...agentProxyEnv(network, spec.sandbox) }, proxySocket: proxyBridge?.socketPath }
+          : {}),
+      });
     } catch (error) {
       throw new PhaseError(opts.inPlace ? 'agent' : 'checkout', `no sandbox could be created: ${(error as Error).message}`);
     }
@@ -178,7 +176,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       );
       baseSha = checkedOut.sha;
       repo = checkedOut.repository;
-      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal));
+      await phase('setup', () => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal, (s) => (setup = s)));
     } else {
       // Before the agent runs: from now on the repository's own .git is the agent's to write.
       repo = await adoptWorkingTree(root, privateGitDir).catch((error: unknown) => {
@@ -186,7 +184,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       });
     }
 
-    await phase('agent', async () => {
+    if (opts.phase !== 'setup') await phase('agent', async () => {
       if (spec.kind === 'review') {
         review = await runReviewPhase({ spec, root, privateGitDir, sandbox: agentSandbox, deadline, emit, signal: opts.signal });
         loop = review.loop;
@@ -198,6 +196,9 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           throw new PhaseError('agent', `the review's final message is not a valid review JSON object (also after one request to restate it): ${review.invalidOutput}`);
         }
         return;
+      }
+      if (spec.network) {
+        emit({ type: 'log', level: 'info', message: `agent network: only through the app's proxy, to ${spec.network.allow.join(', ')}` });
       }
       // AGENTS.md chosen by the app (a fork's pull request: the base branch's) wins over the checkout's.
       const agentsDocs = spec.agentsDocs ? capAgentsDocs(spec.agentsDocs) : await collectAgentsDocs(root);
@@ -226,6 +227,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           repository: opts.inPlace ? undefined : spec.repository,
           requester: spec.requester,
           cwd: root,
+          ...(spec.network ? { networkAllow: spec.network.allow } : {}),
         }),
         tools,
         limits: { maxTurns: spec.limits.maxTurns, deadline, maxTokens: spec.limits.maxTokens },
@@ -244,8 +246,10 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     };
   }
 
+  await proxyBridge?.close().catch(() => undefined);
+
   // The result phase runs whenever there is a checkout, so partial work is never lost.
-  if (!failure || failure.phase === 'agent') {
+  if (opts.phase !== 'setup' && (!failure || failure.phase === 'agent')) {
     try {
       changes = await phase('result', async () => {
         // A review changes nothing: whatever the agent wrote in the checkout is discarded.
@@ -272,8 +276,11 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
         : 'no_changes';
 
   const finalMessage = loop?.finalMessage ?? '';
-  const parsed = parseFinalMessage(finalMessage, spec.instruction || 'Resolve the issue');
-  let summary = review?.parsed ? review.parsed.verdict.explanation : parsed.body;
+  // The title comes from the final message, else the issue's title; never from the raw instruction.
+  const threadTitle = spec.context.find((c) => (c.kind === 'issue' || c.kind === 'pull_request') && c.title?.trim())?.title ?? '';
+  const parsed = parseFinalMessage(finalMessage, threadTitle);
+  // A review's summary is its verdict's explanation (its final message is the review JSON).
+  let summary = review?.parsed ? review.parsed.verdict.explanation : parsed.body || finalMessage.trim();
   if (status === 'failed' || status === 'cancelled') {
     const why = status === 'cancelled' ? 'The task was cancelled.' : `The task failed at the ${failure!.phase} phase: ${failure!.reason}`;
     summary = [why, parsed.body ? `\nThe agent's last message:\n\n${parsed.body}` : ''].join('\n').trim();
@@ -289,12 +296,13 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     baseSha,
     summary,
     changes,
-    commitMessage: parsed.body ? `${parsed.title}\n\n${parsed.body}` : parsed.title,
+    commitMessage: commitMessageOf(parsed),
     pullRequest: { title: parsed.title, body: parsed.body },
     commands: allCommands,
     findings: review?.parsed?.findings ?? [],
     ...(review?.parsed ? { review: review.parsed.verdict } : {}),
     plan: tools?.plan ?? [],
+    ...(setup ? { setup } : {}),
     usage: {
       ...usage,
       turns: loop?.turns ?? 0,
@@ -315,17 +323,35 @@ async function runSetup(
   commands: CommandRecord[],
   emit: (event: ProgressEventInput) => void,
   signal: AbortSignal | undefined,
+  report: (status: SetupStatus) => void,
 ): Promise<void> {
-  const sandbox = await createSandbox({ ...sandboxBase, network: true });
+  // Only the setup phase sees the host's CA and proxy variables (and CODEX_SETUP_ENV's), and the CA files.
+  const hostEnv = setupEnvironment(process.env);
+  for (const r of hostEnv.refused) emit({ type: 'log', level: 'warn', message: `setup environment: ${r}` });
+  const sandbox = await createSandbox({
+    ...sandboxBase,
+    network: true,
+    extraEnv: { ...hostEnv.env, ...sandboxBase.extraEnv },
+    readOnlyPaths: [...(sandboxBase.readOnlyPaths ?? []), ...hostEnv.readOnlyPaths],
+  });
+  const failures: string[] = [];
   const setupDeadline = Math.min(deadline, Date.now() + spec.limits.setupTimeoutMs);
   const run = async (command: string[], label: string, required: boolean) => {
     const remaining = setupDeadline - Date.now();
-    if (remaining <= 0) throw new PhaseError('setup', `the setup phase timed out after ${spec.limits.setupTimeoutMs} ms`);
+    if (remaining <= 0) {
+      const reason = `the setup phase timed out after ${Math.round(spec.limits.setupTimeoutMs / 1000)} s`;
+      report({ status: 'failed', reason });
+      throw new PhaseError('setup', reason);
+    }
     const result = await runRecorded({ sandbox, phase: 'setup', command, cwd: root, workdir: '.', timeoutMs: remaining, signal, emit, commands });
     if (result.exitCode !== 0) {
       const tail = result.output.trim().split('\n').slice(-15).join('\n');
       const what = result.timedOut ? 'timed out' : `exited with ${result.exitCode ?? result.signal}`;
-      if (required) throw new PhaseError('setup', `${label} ${what}:\n${tail}`);
+      if (required) {
+        report({ status: 'failed', reason: `${label} ${what}` });
+        throw new PhaseError('setup', `${label} ${what}:\n${tail}`);
+      }
+      failures.push(`${label} ${what}`);
       emit({ type: 'log', level: 'warn', message: `${label} ${what}; the agent goes on without it.\n${tail}` });
     }
   };
@@ -333,11 +359,15 @@ async function runSetup(
     const script = path.join(home, '.codex-setup.sh');
     await writeFile(script, spec.setup.script, { mode: 0o700 });
     await run(['bash', '-eo', 'pipefail', script], 'the setup script', true);
+    report({ status: 'succeeded' });
     return;
   }
-  if (!spec.setup.autoInstall) return;
+  if (!spec.setup.autoInstall) return report({ status: 'skipped', reason: 'auto_install is off and there is no setup script' });
   const env = sandboxEnv({ home, extraEnv: sandboxBase.extraEnv, extraPath: sandboxBase.extraPath });
   const { steps, missing } = await detectSetup(root, home, env.PATH ?? '');
   for (const m of missing) emit({ type: 'log', level: 'warn', message: `setup skipped: ${m}` });
   for (const step of steps) await run(step.command, step.label, false);
+  if (failures.length) report({ status: 'failed', reason: `${failures.join('; ')}; the agent went on without it` });
+  else if (steps.length) report({ status: 'succeeded' });
+  else report({ status: 'skipped', reason: missing.length ? missing.join('; ') : 'nothing to install was found' });
 }

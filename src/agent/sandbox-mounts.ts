@@ -59,6 +59,11 @@ export interface MountPlanInput {
   tmpBytes: number;
   /** Size of /dev/shm, bytes. */
   shmBytes: number;
+  /**
+   * Host unix sockets bound read-only at the given absolute in-sandbox paths (connecting needs no
+   * write access), e.g. the agent proxy's relay socket. Default none.
+   */
+  sockets?: { source: string; target: string }[];
 }
 
 /** One bwrap mount operation and where it lands. */
@@ -203,6 +208,10 @@ export function planMounts(input: MountPlanInput): string[] {
   }
 
   for (const w of writable) mounts.push({ target: w, order: 4, args: ['--bind', w, w] });
+  for (const { source, target } of input.sockets ?? []) {
+    if (!path.isAbsolute(source) || !path.isAbsolute(target)) throw new TypeError(`socket paths must be absolute, got ${JSON.stringify(source)} -> ${JSON.stringify(target)}`);
+    mounts.push({ target, order: 4, args: ['--ro-bind', source, target] });
+  }
   if (!visible.some((v) => isInside(v.target, '/var'))) {
     mounts.push({ target: '/var/tmp', order: 1, args: ['--symlink', '../tmp', '/var/tmp'] });
   }

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
 import { measureDiskUsage, type DiskUsage } from './disk-usage.ts';
+import { relayCommand, SANDBOX_PROXY_SOCKET } from './loopback-relay.ts';
 import { isInside, planMounts, SandboxLayoutError, SYSTEM_PATHS } from './sandbox-mounts.ts';
 import { charStartAtOrAfter, charStartAtOrBefore, omissionMarker } from './tools/truncate.ts';
 
@@ -63,6 +64,13 @@ export interface SandboxOptions {
   readOnlyPaths?: string[];
   /** Resource limits of each command; defaults in {@link DEFAULT_SANDBOX_LIMITS}. */
   limits?: Partial<SandboxLimits>;
+  /**
+   * `bubblewrap` mode with `network: false`: absolute host path of the runner's agent-proxy socket
+   * (proxy-bridge.ts). It is bound into every command's sandbox and each command runs under a
+   * loopback relay to it (loopback-relay.ts), so that the command reaches the proxy, and only the
+   * proxy, at `127.0.0.1:3128`. Ignored in `container` mode.
+   */
+  proxySocket?: string;
   /** bwrap executable: a path, or a name looked up on the runner's PATH. Default `bwrap`. */
   bwrapPath?: string;
   /** Grace between SIGTERM and SIGKILL when a command is stopped, in ms. Default 2000. */
@@ -275,6 +283,8 @@ interface Config {
   prlimit: string;
   bwrap: string;
   disableUserns: boolean;
+  /** Run each command under the loopback relay to the bound proxy socket (bubblewrap mode). */
+  relay: boolean;
   killGraceMs: number;
   maxOutputBytes: number;
 }
@@ -320,7 +330,8 @@ function bwrapArgs(c: Config, cwd: string, command: string[]): string[] {
   if (c.disableUserns) args.push('--unshare-user', '--disable-userns');
   args.push('--die-with-parent', '--new-session', '--cap-drop', 'ALL', '--clearenv');
   for (const [k, v] of Object.entries(c.env)) args.push('--setenv', k, v);
-  args.push('--', c.prlimit, `--nproc=${c.limits.maxProcesses}`, `--fsize=${c.limits.diskBytes}`, '--', ...command);
+  const argv = c.relay ? relayCommand(process.execPath, command) : command;
+  args.push('--', c.prlimit, `--nproc=${c.limits.maxProcesses}`, `--fsize=${c.limits.diskBytes}`, '--', ...argv);
   return args;
 }
 
@@ -683,11 +694,11 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
     throw new SandboxUnavailableError(`the disk use of the workspace cannot be measured: ${(error as Error).message}`);
   }
 
-  const base: Omit<Config, 'mountArgs' | 'prlimit' | 'bwrap' | 'disableUserns'> = {
+  const base: Omit<Config, 'mountArgs' | 'prlimit' | 'bwrap' | 'disableUserns' | 'relay'> = {
     mode: opts.mode, workspace, home, network: opts.network, env, limits, killGraceMs, maxOutputBytes,
   };
   if (opts.mode === 'container') {
-    return new ProcessSandbox({ ...base, mountArgs: [], prlimit: '', bwrap: '', disableUserns: false });
+    return new ProcessSandbox({ ...base, mountArgs: [], prlimit: '', bwrap: '', disableUserns: false, relay: false });
   }
 
   const bwrapName = opts.bwrapPath ?? 'bwrap';
@@ -704,6 +715,8 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
   if (prlimit === undefined || !SYSTEM_PATHS.some((dir) => isInside(dir, prlimit))) {
     throw new SandboxUnavailableError('prlimit (util-linux) is required in /usr/bin or /bin to limit the processes of sandboxed commands');
   }
+  const relay = opts.proxySocket !== undefined && !opts.network;
+  if (relay) assertAbsoluteDir('proxySocket', opts.proxySocket);
   let mountArgs: string[];
   try {
     mountArgs = planMounts({
@@ -714,6 +727,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
       nodeExecPath: process.execPath,
       tmpBytes: limits.tmpBytes,
       shmBytes: Math.min(SHM_BYTES, limits.tmpBytes),
+      ...(relay ? { sockets: [{ source: opts.proxySocket!, target: SANDBOX_PROXY_SOCKET }] } : {}),
     });
   } catch (error) {
     if (error instanceof SandboxLayoutError) throw new SandboxUnavailableError(error.message);
@@ -722,7 +736,7 @@ export async function createSandbox(opts: SandboxOptions): Promise<Sandbox> {
 
   const failures: string[] = [];
   for (const disableUserns of [true, false]) {
-    const sandbox = new ProcessSandbox({ ...base, mountArgs, prlimit, bwrap, disableUserns });
+    const sandbox = new ProcessSandbox({ ...base, mountArgs, prlimit, bwrap, disableUserns, relay });
     const probe = await sandbox.run({ command: ['true'], timeoutMs: PROBE_TIMEOUT_MS });
     if (probe.exitCode === 0) return sandbox;
     const why = probe.timedOut ? 'timed out' : probe.exitCode !== null ? `exit code ${probe.exitCode}` : `signal ${probe.signal}`;

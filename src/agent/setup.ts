@@ -14,6 +14,20 @@ export interface SetupStep {
   command: string[];
 }
 
+/**
+ * npm flags of every install: no audit or funding requests, one retry of a failed request with at
+ * most 10 s between attempts (npm's defaults: 2 retries, up to 60 s apart, each request up to 5
+ * minutes), so a registry that cannot be reached fails the step in seconds, not minutes.
+ * See https://docs.npmjs.com/cli/using-npm/config#fetch-retries.
+ */
+export const NPM_FAIL_FAST = ['--no-audit', '--no-fund', '--fetch-retries=1', '--fetch-retry-mintimeout=2000', '--fetch-retry-maxtimeout=10000'];
+
+/**
+ * pip flags of every install: one retry per connection, a 15 s socket timeout (pip's defaults: 5
+ * retries, 15 s). See https://pip.pypa.io/en/stable/cli/pip/#general-options.
+ */
+export const PIP_FAIL_FAST = ['--retries', '1', '--timeout', '15'];
+
 async function exists(file: string): Promise<boolean> {
   try {
     await access(file, constants.F_OK);
@@ -71,6 +85,7 @@ export async function detectSetup(
   };
 
   // JavaScript: one package manager, chosen by lockfile.
+  // npm fails fast: its defaults retry each request for minutes on a network that cannot answer.
   if (await has('pnpm-lock.yaml')) {
     if (await onPath('pnpm', pathList)) steps.push({ label: 'pnpm (pnpm-lock.yaml)', command: ['pnpm', 'install', '--frozen-lockfile'] });
     else await want('npx', { label: 'pnpm (pnpm-lock.yaml)', command: ['npx', '--yes', 'pnpm', 'install', '--frozen-lockfile'] });
@@ -80,11 +95,11 @@ export async function detectSetup(
   } else if ((await has('bun.lock')) || (await has('bun.lockb'))) {
     await want('bun', { label: 'bun (bun.lock)', command: ['bun', 'install', '--frozen-lockfile'] });
   } else if ((await has('package-lock.json')) || (await has('npm-shrinkwrap.json'))) {
-    await want('npm', { label: 'npm (package-lock.json)', command: ['npm', 'ci', '--no-audit', '--no-fund'] });
+    await want('npm', { label: 'npm (package-lock.json)', command: ['npm', 'ci', ...NPM_FAIL_FAST] });
   } else if ((await has('package.json')) && (await hasNodeDependencies(root))) {
     await want('npm', {
       label: 'npm (package.json)',
-      command: ['npm', 'install', '--no-package-lock', '--no-audit', '--no-fund'],
+      command: ['npm', 'install', '--no-package-lock', ...NPM_FAIL_FAST],
     });
   }
 
@@ -102,8 +117,8 @@ export async function detectSetup(
   } else if (presentReqs.length > 0 || pyproject) {
     if (await onPath('python3', pathList)) {
       steps.push({ label: 'python venv', command: ['python3', '-m', 'venv', venv] });
-      for (const r of presentReqs) steps.push({ label: `pip (${r})`, command: [pip, 'install', '-r', r] });
-      if (pyproject && presentReqs.length === 0) steps.push({ label: 'pip (pyproject.toml)', command: [pip, 'install', '-e', '.'] });
+      for (const r of presentReqs) steps.push({ label: `pip (${r})`, command: [pip, 'install', ...PIP_FAIL_FAST, '-r', r] });
+      if (pyproject && presentReqs.length === 0) steps.push({ label: 'pip (pyproject.toml)', command: [pip, 'install', ...PIP_FAIL_FAST, '-e', '.'] });
     } else {
       missing.push('python: python3 is not installed');
     }

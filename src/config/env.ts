@@ -165,11 +165,44 @@ export const EnvSchema = z.object({
     .regex(RUNNER_USER, 'expected a user name or uid:gid, e.g. codex-runner or 1500:1500')
     .refine((value) => value !== 'root' && !/^0+:|:0+$/.test(value), 'must not be root (uid 0 or gid 0)')
     .optional(),
+  /**
+   * Port of the agent-phase network proxy (src/proxy/), which serves `agent_network` allowlists of
+   * `.github/codex.yml`; 0 = any free port (local backend only). Unset: no proxy, agent commands
+   * never have network.
+   */
+  CODEX_AGENT_PROXY_PORT: z
+    .string()
+    .regex(/^\d+$/, 'expected a port number (0-65535)')
+    .transform(Number)
+    .refine((n) => n <= 65_535, 'expected a port number (0-65535)')
+    .optional(),
+  /** Bind address of the agent proxy: default 127.0.0.1 with the local backend, all interfaces with ECS. */
+  CODEX_AGENT_PROXY_HOST: z.string().trim().min(1).optional(),
+  /**
+   * How runners reach the agent proxy, `http://host:port` (ECS: inside the VPC, e.g. the app's
+   * service-discovery name; required there). Default with the local backend: `http://127.0.0.1:<port>`.
+   */
+  CODEX_AGENT_PROXY_URL: z
+    .string()
+    .refine(
+      (value) => URL.canParse(value) && new URL(value).protocol === 'http:' && /^\/*$/.test(new URL(value).pathname) && new URL(value).username === '',
+      'expected http://host:port (how runners reach the agent proxy, e.g. http://codex-app.internal:3128)',
+    )
+    .transform((value) => value.replace(/\/+$/, ''))
+    .optional(),
   CODEX_ECS_CLUSTER: z.string().optional(),
   CODEX_ECS_TASK_DEFINITION: z.string().optional(),
   CODEX_ECS_CONTAINER_NAME: z.string().default('runner'),
   CODEX_ECS_SUBNETS: list(z.string()).optional(),
   CODEX_ECS_SECURITY_GROUPS: list(z.string()).default([]),
+  /** Security groups of the setup task (HTTPS egress); unset: the agent task's groups. */
+  CODEX_ECS_SETUP_SECURITY_GROUPS: list(z.string()).optional(),
+  /** S3 bucket of the ECS backend's environment archives (presigned URLs); unset: no cache on ECS. */
+  CODEX_ENV_BUCKET: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens)')
+    .optional(),
   CODEX_ECS_ASSIGN_PUBLIC_IP: bool.default(false),
   AWS_REGION: z.string().optional(),
   /** Probot's GitHub request throttling (on by default; off only against a local GitHub stand-in). */
@@ -198,8 +231,15 @@ export type RunnerConfig =
       containerName: string;
       /** Subnet IDs for the task's awsvpc network configuration (at least one). */
       subnets: string[];
-      /** Security group IDs (may be empty: the VPC's default group applies). */
+      /** Security group IDs of the agent task (may be empty: the VPC's default group applies). */
       securityGroups: string[];
+      /**
+       * Security group IDs of the setup task (`CODEX_ECS_SETUP_SECURITY_GROUPS`: HTTPS egress, for
+       * a cache miss); unset: the setup task gets `securityGroups`.
+       */
+      setupSecurityGroups?: string[];
+      /** `CODEX_ENV_BUCKET`: S3 bucket of environment archives (the SDK's `AWS_ENDPOINT_URL_S3` applies). */
+      environmentBucket?: string;
       assignPublicIp: boolean;
       /** AWS region (`AWS_REGION`); the SDK's own resolution applies when unset. */
       region?: string;
@@ -251,6 +291,11 @@ type BaseAppConfig = {
   /** Retry policy of the runner's model requests (`CODEX_MODEL_RETRIES`, `CODEX_MODEL_RETRY_BASE_MS`). */
   modelRetry: { retries: number; baseMs: number };
   runner: RunnerConfig;
+  /**
+   * The agent-phase network proxy (`CODEX_AGENT_PROXY_*`); absent when `CODEX_AGENT_PROXY_PORT` is
+   * unset. `url` is how runners reach it (absent: `http://127.0.0.1:<bound port>`, local backend).
+   */
+  agentProxy?: { port: number; host: string; url?: string };
 };
 
 /**
@@ -380,6 +425,11 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     }
   }
 
+  if (vars.CODEX_AGENT_PROXY_PORT !== undefined && vars.CODEX_RUNNER_BACKEND === 'ecs') {
+    if (!vars.CODEX_AGENT_PROXY_URL) add('CODEX_AGENT_PROXY_URL', 'required with CODEX_AGENT_PROXY_PORT when CODEX_RUNNER_BACKEND is ecs: how runners reach the agent proxy inside the VPC');
+    if (vars.CODEX_AGENT_PROXY_PORT === '0') add('CODEX_AGENT_PROXY_PORT', 'must be a fixed port when CODEX_RUNNER_BACKEND is ecs (security groups name it)');
+  }
+
   if (issues.length || !parsed.success) throw new ConfigError(issues);
   const e = parsed.data;
 
@@ -392,6 +442,8 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
           containerName: e.CODEX_ECS_CONTAINER_NAME,
           subnets: e.CODEX_ECS_SUBNETS!,
           securityGroups: e.CODEX_ECS_SECURITY_GROUPS,
+          ...(e.CODEX_ECS_SETUP_SECURITY_GROUPS?.length ? { setupSecurityGroups: e.CODEX_ECS_SETUP_SECURITY_GROUPS } : {}),
+          ...(e.CODEX_ENV_BUCKET ? { environmentBucket: e.CODEX_ENV_BUCKET } : {}),
           assignPublicIp: e.CODEX_ECS_ASSIGN_PUBLIC_IP,
           ...(e.AWS_REGION ? { region: e.AWS_REGION } : {}),
         }
@@ -424,6 +476,15 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     ...(e.CODEX_TOKEN_PRICES ? { tokenPrices: e.CODEX_TOKEN_PRICES } : {}),
     modelRetry: { retries: e.CODEX_MODEL_RETRIES, baseMs: e.CODEX_MODEL_RETRY_BASE_MS },
     runner,
+    ...(e.CODEX_AGENT_PROXY_PORT !== undefined
+      ? {
+          agentProxy: {
+            port: e.CODEX_AGENT_PROXY_PORT,
+            host: e.CODEX_AGENT_PROXY_HOST ?? (runner.backend === 'local' ? '127.0.0.1' : '0.0.0.0'),
+            ...(e.CODEX_AGENT_PROXY_URL ? { url: e.CODEX_AGENT_PROXY_URL } : {}),
+          },
+        }
+      : {}),
   };
 
   if (setupMode) {

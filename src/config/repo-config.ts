@@ -7,6 +7,7 @@
  * ```yaml
  * setup: |                 # bash script run in the repository root, with network, before the agent
  *   npm ci
+ * setup_timeout_minutes: 10  # 1..120, time limit of the setup phase (script or dependency install)
  * model: gpt-5.1-codex
  * reasoning_effort: high   # minimal | low | medium | high | xhigh
  * limits:
@@ -31,12 +32,16 @@
  *   enabled: false         # fix failing checks of pull requests without being asked
  *   max_attempts: 2        # 1..10 automatic attempts per pull request and check name
  *   checks: [test, "lint*"] # check names or globs (`*`, `?`) to fix; default all
+ * agent_network: off       # default: the agent's commands have no network; or an allowlist:
+ * # agent_network:
+ * #   allow: ["pypi.org", "*.pythonhosted.org"]   # exact hosts, or `*.` suffix wildcards
  * ```
  *
  * A key with an empty value (YAML `null`, e.g. `model:` with nothing after it) counts as not set.
  */
 import { z } from 'zod';
 import { ReasoningEffort } from '../contract.ts';
+import { hostPatternProblem } from '../proxy/allowlist.ts';
 
 /** Path of the file in the repository, for messages. */
 export const REPO_CONFIG_PATH = '.github/codex.yml';
@@ -123,10 +128,46 @@ export function autofixSettings(config: RepoConfig): RepoAutofix {
   return config.autofix ?? DEFAULT_AUTOFIX;
 }
 
+/**
+ * Network of the agent's commands during the agent phase (`agent_network:`): `off` (the default;
+ * YAML `false` means the same) or `{allow: [hosts]}`, reached through the app's agent proxy
+ * (src/proxy/): exact host names (`pypi.org`) or `*.` suffix wildcards (`*.pythonhosted.org`:
+ * its subdomains, not itself), HTTPS (CONNECT to port 443) and plain HTTP (port 80). The setup
+ * phase is not affected (it has network). See {@link agentNetworkAllowlist}.
+ */
+export const RepoAgentNetwork = z.union(
+  [
+    z.literal(['off', false]).transform(() => 'off' as const),
+    z.strictObject({
+      allow: z
+        .array(
+          z.string({ error: 'must be a host name' }).trim().superRefine((host, ctx) => {
+            const problem = hostPatternProblem(host);
+            if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(host.slice(0, 80))} ${problem}` });
+          }).transform((host) => host.toLowerCase().replace(/\.$/, '')),
+          { error: 'must be a list of host names' },
+        )
+        .min(1, { error: 'must list at least one host (or write agent_network: off)' })
+        .max(200, { error: 'must have at most 200 entries' }),
+    }),
+  ],
+  { error: 'must be off or a mapping with allow: [host names]' },
+);
+/** Validated `agent_network:`: `off`, or the allowlist (lower-cased, trailing dots dropped). */
+export type RepoAgentNetwork = z.infer<typeof RepoAgentNetwork>;
+
+/** The hosts the agent's commands may reach, or undefined when `agent_network` is off (the default). */
+export function agentNetworkAllowlist(config: RepoConfig): string[] | undefined {
+  const network = config.agent_network;
+  return network === undefined || network === 'off' ? undefined : [...new Set(network.allow)];
+}
+
 /** Schema of `.github/codex.yml` (YAML keys, snake_case). Defaults are applied by parsing. */
 export const RepoConfig = z.strictObject({
   /** Bash script run in the repository root, with network, before the agent starts. */
   setup: z.string().optional(),
+  /** Time limit of the setup phase, minutes, 1..120; the runner's default (10) when absent. */
+  setup_timeout_minutes: int(1, 120).optional(),
   /** Model name for this repository's tasks (overrides `CODEX_MODEL`). */
   model: z.string().trim().min(1, { error: 'must not be empty' }).optional(),
   /** Reasoning effort (Responses API `reasoning.effort`). */
@@ -141,6 +182,8 @@ export const RepoConfig = z.strictObject({
   review: RepoReview.default(() => RepoReview.parse({})),
   /** Automatic fixing of failing checks; see {@link autofixSettings} for the defaults when absent. */
   autofix: RepoAutofix.optional(),
+  /** The agent phase's network: `off` (also when absent) or an allowlist; see {@link agentNetworkAllowlist}. */
+  agent_network: RepoAgentNetwork.optional(),
 });
 /** A validated `.github/codex.yml`, defaults applied. */
 export type RepoConfig = z.infer<typeof RepoConfig>;

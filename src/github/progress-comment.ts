@@ -81,6 +81,12 @@ export interface ProgressView {
   mention?: string;
   /** The latest warning while the task is active (e.g. a RunTask retry), untrusted text. */
   notice?: string;
+  /**
+   * The app's own "Checks run" section for a finished task: markdown rendered by `checksRunSection`
+   * (checks-run.ts) from the TaskResult's commands and setup status, which makes its untrusted parts
+   * inert; shown as given, after the answer (or the failure), in a final state only.
+   */
+  checks?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -297,11 +303,12 @@ function phaseLine(current: number, failed = false): string {
   }).join(' → ');
 }
 
-function planChecklist(plan: PlanStep[]): string {
+/** The plan as a checklist; a finished task's plan is shown as the model left it, with no step marked as in progress. */
+function planChecklist(plan: PlanStep[], finished = false): string {
   const lines = plan.slice(0, PLAN_MAX_STEPS).map((s) => {
     const text = escapeInline(truncate(s.step, PLAN_STEP_MAX_CHARS)) || '(empty step)';
     if (s.status === 'completed') return `- [x] ${text}`;
-    if (s.status === 'in_progress') return `- [ ] **${text}** ← _in progress_`;
+    if (s.status === 'in_progress' && !finished) return `- [ ] **${text}** ← _in progress_`;
     return `- [ ] ${text}`;
   });
   if (plan.length > PLAN_MAX_STEPS) lines.push(`- … and ${plan.length - PLAN_MAX_STEPS} more steps`);
@@ -411,6 +418,7 @@ export function renderProgressComment(view: ProgressView): string {
     blocks.push(codeBlock(headAndTail(reason, REASON_MAX_CHARS)));
     blocks.push(`To try again, comment ${codeSpan(`${mention} retry`)}.`);
   }
+  if (!active && view.checks?.trim()) blocks.push(view.checks.trim());
   if (view.state === 'cancelled') {
     const by = view.cancelledBy ? ` by ${escapeInline(`@${view.cancelledBy}`)}` : '';
     blocks.push(`The ${noun} was cancelled${by}.`);
@@ -424,7 +432,7 @@ export function renderProgressComment(view: ProgressView): string {
       blocks.push(`**Plan**\n\n${planChecklist(plan)}`);
     } else {
       const done = plan.filter((s) => s.status === 'completed').length;
-      blocks.push(`<details><summary>Plan (${done}/${plan.length} steps done)</summary>\n\n${planChecklist(plan)}\n\n</details>`);
+      blocks.push(`<details><summary>Plan as the agent left it (${done} of ${plan.length} steps checked off)</summary>\n\n${planChecklist(plan, true)}\n\n</details>`);
     }
   }
 

@@ -1,9 +1,11 @@
 /**
  * The body of a pull request the app opens: the agent's summary, the `Closes #N` link to the issue, the
- * commands the agent ran with their outcome, and a footer with the model, token usage, time and the
+ * app's own "Checks run" section (checks-run.ts: the last run of each check, the setup outcome, a
+ * note on unsupported claims of passing tests), and a footer with the model, token usage, time and the
  * task log. GitHub-flavoured markdown (https://github.github.com/gfm/).
  */
-import type { CommandRecord, Usage } from '../contract.ts';
+import type { CommandRecord, SetupStatus, Usage } from '../contract.ts';
+import { checksRunSection, displayCommand, formatDuration as duration } from './checks-run.ts';
 import { sanitizeMarkdown } from './progress-comment.ts';
 
 /** GitHub refuses pull request bodies longer than this many characters. */
@@ -22,8 +24,10 @@ export interface PullRequestBodyOptions {
   summary: string;
   /** The issue the work answers; adds `Closes #N` (GitHub closes it when the PR merges). */
   issueNumber?: number;
-  /** Commands of the task; only those of the `agent` phase are listed. */
+  /** Commands of the task; the last run of each distinct `agent`-phase check is listed under "Checks run". */
   commands: CommandRecord[];
+  /** How the setup phase went (TaskResult `setup`), stated under "Checks run". */
+  setup?: SetupStatus;
   /** Model name, e.g. `gpt-5-codex`. */
   model: string;
   /** Token and time usage of the task. */
@@ -53,21 +57,6 @@ function cut(text: string, max: number): string {
   const code = text.charCodeAt(end - 1);
   if (code >= 0xd800 && code <= 0xdbff) end--;
   return `${text.slice(0, end)}…`;
-}
-
-/** A command as a reader would type it: `bash -lc <script>` shows the script; other argv are shell-quoted. */
-function displayCommand(argv: string[]): string {
-  if (argv.length === 3 && /^(?:\/(?:usr\/)?bin\/)?(?:ba|z)?sh$/.test(argv[0]!) && /^-l?c$/.test(argv[1]!)) return argv[2]!;
-  return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
-
-/** A duration for people: `850 ms`, `12.3 s`, `4m 05s`, `1h 02m`. */
-function duration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  const s = Math.round(ms / 1000);
-  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 function count(n: number): string {
@@ -147,21 +136,22 @@ function closeOpenBlocks(text: string): string {
  *
  * Closes #N
  *
- * <details><summary>Commands run by the agent (n, k failed)</summary> - `cmd` · ✅ exit 0 · 1.2 s …</details>
+ * ### Checks run
+ * - `npm test` · ✅ exit 0 · 1.2 s
+ * - Setup (dependency install): ✅ succeeded
  *
  * ---
  * <sub>Codex Cloud · requested by @login · model `m` · 1,234 input tokens (1,000 cached), 56 output, 3 turns · 2m 05s · [task log](url)</sub>
  * ```
- * Only `agent`-phase commands are listed, the last {@link MAX_LISTED_COMMANDS}, each cut to 200
- * characters and shown as a code span (backticks and line breaks cannot break the markdown). The whole
+ * Commands are shown as code spans cut to 200 characters (backticks and line breaks cannot break the
+ * markdown); see {@link checksRunSection}. The whole
  * body stays within {@link PULL_REQUEST_BODY_LIMIT} characters: a summary too long is cut (closing an
  * open code fence or HTML comment) with a note saying so.
  */
 export function pullRequestBody(opts: PullRequestBodyOptions): string {
   const tail: string[] = [];
   if (opts.issueNumber !== undefined) tail.push(`Closes #${opts.issueNumber}`);
-  const commands = commandsSection(opts.commands);
-  if (commands) tail.push(commands);
+  tail.push(checksRunSection({ commands: opts.commands, setup: opts.setup, summary: opts.summary }));
   tail.push(`---\n${footer(opts)}`);
   const rest = tail.join('\n\n');
 

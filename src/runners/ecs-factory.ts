@@ -18,7 +18,9 @@ import { EcsRunnerBackend, type EcsRunnerOptions } from './ecs.ts';
  * background, the runner tasks ECS still runs for us: each with its task's state in `store`, and a
  * warning for orphans (tasks the store does not know or has finished; they are not stopped here).
  * Mount `backend.httpHandler` on the app's HTTP server (runners call it at `config.publicUrl`).
- * @param overrides options to replace (tests: `client`, polling and retry timings).
+ * `CODEX_ECS_SETUP_SECURITY_GROUPS` become the setup task's groups; the environment planner (which
+ * splits a task into a setup and an agent task) is given in `overrides.environments`.
+ * @param overrides options to replace (tests: `client`, polling and retry timings; `environments`).
  * @throws Error when `config.runner.backend` is not `ecs`.
  */
 export function createEcsBackend(
@@ -42,6 +44,7 @@ export function createEcsBackend(
     containerName: runner.containerName,
     subnets: runner.subnets,
     securityGroups: runner.securityGroups,
+    ...(runner.setupSecurityGroups ? { setupSecurityGroups: runner.setupSecurityGroups } : {}),
     assignPublicIp: runner.assignPublicIp,
     appUrl: config.publicUrl,
     claims: new Claims({ store: store.claims ?? new MemoryClaimStore() }),
@@ -49,6 +52,12 @@ export function createEcsBackend(
     log,
     ...overrides,
   });
+  if (runner.environmentBucket && !overrides.environments) {
+    log.warn(
+      { bucket: runner.environmentBucket },
+      'CODEX_ENV_BUCKET is set but no environment planner was given: every task runs as one runner task with its own setup, in CODEX_ECS_SECURITY_GROUPS',
+    );
+  }
   void logRunnerTasks(backend, store, log);
   return backend;
 }

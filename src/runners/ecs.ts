@@ -12,6 +12,17 @@
  * …/API_ListTasks.html; stop codes and reasons
  * https://docs.aws.amazon.com/AmazonECS/latest/developerguide/stopped-task-error-codes.html.
  * The endpoint follows the SDK's own configuration (`AWS_ENDPOINT_URL_ECS`, `AWS_REGION`, …).
+ *
+ * Environments (DESIGN.md, "Environments"): with an {@link EcsEnvironmentPlanner}, a task whose
+ * environment is not cached runs as two Fargate tasks of the same task definition, one after the
+ * other, each started with RunTask and each claiming its own spec with its own one-time ticket:
+ * 1. the **setup task** (`runner --claim --phase setup` as the container's command override) in
+ *    `setupSecurityGroups` (HTTPS egress): checkout, setup, save the environment (e.g. a presigned
+ *    PUT URL in its spec); it reports events only, and its exit code 0 means the environment is
+ *    saved (any other stop fails the task at the phase the runner reported, or with the stop reason);
+ * 2. then the **agent task** (`runner --claim`, the task definition's own command) in
+ *    `securityGroups` (no internet on the stack's agent group): restore, agent, result.
+ * A cached environment makes one RunTask, the agent task's. Neither RunTask carries a secret.
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,6 +49,44 @@ export const STARTED_BY = 'codex-cloud';
 /** Tag keys put on runner tasks (when tagging is on). */
 export const TASK_TAGS = { taskId: 'codex-cloud:task-id', repository: 'codex-cloud:repository' } as const;
 
+/** The setup task's command (container override): the runner stops after the setup phase. */
+export const SETUP_PHASE_COMMAND = ['runner', '--claim', '--phase', 'setup'] as const;
+
+/** The specs of one task's runner tasks, as an {@link EcsEnvironmentPlanner} plans them. */
+export interface EcsEnvironmentPlan {
+  /**
+   * The setup task's spec on a cache miss (it saves the environment, e.g. to a presigned PUT URL its
+   * spec carries); undefined on a hit.
+   */
+  setup?: TaskSpec;
+  /**
+   * The agent task's spec (it restores the environment, e.g. from a presigned GET URL its spec
+   * carries). On a miss, {@link EcsEnvironmentPlanner.afterSetup} may replace it once setup is done.
+   */
+  agent: TaskSpec;
+}
+
+/**
+ * The environment cache as the ECS backend sees it: decides per task whether a setup task is needed
+ * and what each runner task's spec says about the archive (an S3 implementation mints presigned
+ * URLs under the environment bucket's prefix). The backend only sequences the runner tasks.
+ */
+export interface EcsEnvironmentPlanner {
+  /**
+   * Plans the runner tasks of `spec` (the service's spec: `id` and the repository must stay).
+   * @throws Error when no plan can be made (e.g. S3 unreachable): the task then fails to start.
+   */
+  plan(spec: TaskSpec): Promise<EcsEnvironmentPlan>;
+  /**
+   * Called once the setup task exited 0, before the agent task starts: returns the agent task's
+   * spec (default `plan.agent`), e.g. with a GET URL minted now, so that its minutes of validity
+   * start now, after checking that the archive was saved.
+   * @throws Error when the agent task cannot run (e.g. the archive is missing): the task fails
+   *   with "the agent task could not be started: …".
+   */
+  afterSetup?(plan: EcsEnvironmentPlan): Promise<TaskSpec>;
+}
+
 /** The subset of a pino logger the backend uses. */
 export interface EcsLogger {
   info(obj: object, msg?: string): void;
@@ -57,8 +106,12 @@ export interface EcsRunnerOptions {
   containerName: string;
   /** Subnet IDs of the task's awsvpc network configuration (at least one). */
   subnets: string[];
-  /** Security group IDs (empty: the VPC's default group). */
+  /** Security group IDs of the agent task, or of the only task without a planner (empty: the VPC's default group). */
   securityGroups: string[];
+  /** Security group IDs of the setup task (default: `securityGroups`). */
+  setupSecurityGroups?: string[];
+  /** The environment cache; without it every task is one runner task that runs its own setup. */
+  environments?: EcsEnvironmentPlanner;
   /** `assignPublicIp: ENABLED` (public subnets without NAT); default false (DISABLED). */
   assignPublicIp?: boolean;
   /** Public base URL of the app, as runners reach it (`CODEX_APP_URL`; https in production). */
@@ -102,6 +155,15 @@ interface Watch {
   taskId: string;
   baseSha: string;
   arn?: string;
+  /**
+   * Which runner task `arn` is: the setup task (then `agentSpec` waits for it), the agent task, or
+   * `between` while the agent task is being started.
+   */
+  stage: 'setup' | 'between' | 'agent';
+  agentSpec?: TaskSpec;
+  plan?: EcsEnvironmentPlan;
+  /** The setup task's failed phase, from its events. */
+  setupFailure?: { phase: Phase; reason: string };
   onEvent: (event: ProgressEvent) => void;
   lastPhase?: Phase;
   lastStatus?: string;
@@ -187,6 +249,13 @@ export function describeStoppedTask(task: Task, containerName: string): string {
   return `the runner task stopped without a result (${[code, details].filter(Boolean).join(': ') || 'no reason given'})`;
 }
 
+/** Whether a task is a setup task: its container override runs {@link SETUP_PHASE_COMMAND}. */
+function isSetupTask(task: Task, containerName: string): boolean {
+  const overrides = task.overrides?.containerOverrides ?? [];
+  const command = (overrides.find((o) => o.name === containerName) ?? overrides[0])?.command;
+  return JSON.stringify(command) === JSON.stringify(SETUP_PHASE_COMMAND);
+}
+
 function taskIdOf(task: Task, containerName: string): string | undefined {
   const overrides = task.overrides?.containerOverrides ?? [];
   const override = overrides.find((o) => o.name === containerName) ?? overrides[0];
@@ -241,19 +310,31 @@ export class EcsRunnerBackend implements RunnerBackend {
   }
 
   /**
-   * Issues a claim ticket and starts the runner task with RunTask, retrying capacity shortages,
-   * `failures[]` entries and throttling with backoff; each retry is reported to `job.onEvent` as a
-   * `log` event at `warn` level. Resolves once ECS accepted the task (`externalId` is its ARN).
-   * @throws Error when RunTask keeps failing or fails in a way a retry cannot fix (bad parameters,
-   *   access denied, a missing task definition).
+   * Plans the task's runner tasks (with an environment planner: a setup task first on a cache miss),
+   * issues a claim ticket and starts the first runner task with RunTask, retrying capacity
+   * shortages, `failures[]` entries and throttling with backoff; each retry is reported to
+   * `job.onEvent` as a `log` event at `warn` level. Resolves once ECS accepted the task
+   * (`externalId` is its ARN: the setup task's on a cache miss). The agent task follows the setup
+   * task's exit 0 by itself.
+   * @throws Error when the planner fails, or RunTask keeps failing or fails in a way a retry cannot
+   *   fix (bad parameters, access denied, a missing task definition).
    */
   async start(job: RunnerJob): Promise<RunnerExecution> {
     const spec = job.spec;
-    const ticket = this.#o.claims.issue(this.claimSpec(spec), this.#o.claimTtlMs);
+    const plan: EcsEnvironmentPlan = this.#o.environments ? await this.#o.environments.plan(spec) : { agent: spec };
+    for (const planned of [plan.setup, plan.agent]) {
+      if (planned && planned.id !== spec.id) throw new Error(`the environment plan is for task ${planned.id}, not ${spec.id}`);
+    }
+    const stage = plan.setup ? 'setup' : 'agent';
+    const first = plan.setup ?? plan.agent;
+    const ticket = this.#o.claims.issue(this.claimSpec(first), this.#o.claimTtlMs);
     const watch = this.#watch(spec.id, spec.repository.headSha ?? spec.repository.baseSha, job.onEvent);
+    watch.stage = stage;
+    watch.plan = plan;
+    if (plan.setup) watch.agentSpec = plan.agent;
     let arn: string;
     try {
-      arn = await this.#runTask(spec, ticket, job.onEvent);
+      arn = await this.#runTask(first, ticket, job.onEvent, stage);
     } catch (error) {
       this.#o.claims.revoke(spec.id);
       this.#watches.delete(spec.id);
@@ -262,8 +343,8 @@ export class EcsRunnerBackend implements RunnerBackend {
     }
     watch.arn = arn;
     watch.lastStatus = 'PROVISIONING';
-    this.#emit(watch, 'info', 'ECS task started (provisioning)');
-    this.#log?.info({ taskId: spec.id, taskArn: arn }, 'runner task started');
+    this.#emit(watch, 'info', stage === 'setup' ? 'ECS setup task started (provisioning): the environment is not cached' : 'ECS task started (provisioning)');
+    this.#log?.info({ taskId: spec.id, taskArn: arn, stage }, 'runner task started');
     return this.#follow(watch, job.timeoutMs);
   }
 
@@ -296,6 +377,15 @@ export class EcsRunnerBackend implements RunnerBackend {
       const task = await this.#describe(externalId);
       if (task?.createdAt) timeoutMs = Math.max(1000, hooks.timeoutMs - (Date.now() - task.createdAt.getTime()));
       if (task) watch.lastStatus = task.lastStatus;
+      if (task && isSetupTask(task, this.#o.containerName)) {
+        // The agent task's spec lived in the earlier process: this task cannot go on. Fail it
+        // (a retry plans it again) and stop the setup task if it still runs.
+        watch.lastPhase ??= 'setup';
+        if (task.lastStatus !== 'STOPPED') await this.#stopTask(watch, 'codex-cloud: the app restarted during the setup task');
+        watch.settle(this.#failed(watch, 'the app restarted while the setup task ran; retry the task'));
+        this.#log?.warn({ taskId, taskArn: externalId, lastStatus: task.lastStatus }, 'setup task found on resume; the task fails');
+        return this.#execution(watch);
+      }
       if (!task || task.lastStatus === 'STOPPED') {
         // A result may still be in flight.
         const result = await this.#graceForResult(watch);
@@ -357,6 +447,7 @@ export class EcsRunnerBackend implements RunnerBackend {
     const watch: Watch = {
       taskId,
       baseSha,
+      stage: 'agent',
       onEvent,
       settled: false,
       result: settledPromise,
@@ -422,14 +513,17 @@ export class EcsRunnerBackend implements RunnerBackend {
         return; // settled or closed
       }
       delay = Math.min(maxMs, Math.round(delay * 1.5));
+      if (watch.stage === 'between') continue; // the agent task is being started
+      const arn = watch.arn!;
       let task: Task | undefined;
       try {
-        task = await this.#describe(watch.arn!);
+        task = await this.#describe(arn);
       } catch (error) {
-        this.#log?.warn({ taskId: watch.taskId, taskArn: watch.arn, err: errorText(error) }, 'DescribeTasks failed; will retry');
+        this.#log?.warn({ taskId: watch.taskId, taskArn: arn, err: errorText(error) }, 'DescribeTasks failed; will retry');
         continue;
       }
       if (watch.settled) return;
+      if (watch.arn !== arn) continue;
       const status = task?.lastStatus ?? 'MISSING';
       if (status !== watch.lastStatus) {
         watch.lastStatus = status;
@@ -438,6 +532,12 @@ export class EcsRunnerBackend implements RunnerBackend {
         if (status !== 'STOPPED' && status !== 'MISSING') {
           this.#emit(watch, 'info', `ECS task ${status.toLowerCase()}`);
         }
+      }
+      if ((status === 'STOPPED' || status === 'MISSING') && watch.stage === 'setup') {
+        await this.#setupStopped(watch, task);
+        if (watch.settled) return;
+        delay = minMs;
+        continue;
       }
       if (status === 'STOPPED' || status === 'MISSING') {
         const result = await this.#graceForResult(watch);
@@ -454,6 +554,63 @@ export class EcsRunnerBackend implements RunnerBackend {
         watch.settle(this.#failed(watch, reason));
         return;
       }
+    }
+  }
+
+  /**
+   * The setup task stopped: exit code 0 (and no failed phase) starts the agent task; anything else
+   * settles the task as failed at the phase the runner reported, or with the stop reason.
+   */
+  async #setupStopped(watch: Watch, task: Task | undefined): Promise<void> {
+    if (watch.stop) {
+      watch.settle(this.#failed(watch, watch.stop.reason, watch.stop.status));
+      return;
+    }
+    const container = task?.containers?.find((c) => c.name === this.#o.containerName) ?? task?.containers?.[0];
+    if (task?.lastStatus === 'STOPPED' && container?.exitCode === 0 && !watch.setupFailure) {
+      this.#log?.info({ taskId: watch.taskId, taskArn: watch.arn }, 'setup task finished; starting the agent task');
+      await this.#startAgent(watch);
+      return;
+    }
+    const failure = watch.setupFailure;
+    if (failure) watch.lastPhase = failure.phase;
+    else watch.lastPhase ??= 'setup';
+    const reason = failure
+      ? failure.reason
+      : `the setup task stopped: ${task ? describeStoppedTask(task, this.#o.containerName) : 'it disappeared from ECS'}`;
+    this.#log?.warn({ taskId: watch.taskId, taskArn: watch.arn, exitCode: container?.exitCode, reason }, 'setup task failed');
+    watch.settle(this.#failed(watch, reason));
+  }
+
+  /** Issues the agent task's ticket and starts it, after the setup task saved the environment. */
+  async #startAgent(watch: Watch): Promise<void> {
+    watch.stage = 'between';
+    try {
+      const agent = (await this.#o.environments?.afterSetup?.(watch.plan!)) ?? watch.agentSpec!;
+      if (agent.id !== watch.taskId) throw new Error(`the agent spec is for task ${agent.id}, not ${watch.taskId}`);
+      if (watch.settled) return;
+      if (watch.stop) {
+        watch.settle(this.#failed(watch, watch.stop.reason, watch.stop.status));
+        return;
+      }
+      const ticket = this.#o.claims.issue(this.claimSpec(agent), this.#o.claimTtlMs);
+      const arn = await this.#runTask(agent, ticket, watch.onEvent, 'agent');
+      watch.arn = arn;
+      // (Re-read: a timeout or a cancel may have come while RunTask ran.)
+      const stop = (watch as Watch).stop;
+      if (watch.settled || stop) {
+        // Stop the new task as well.
+        await this.#stopTask(watch, `codex-cloud: ${stop?.reason ?? 'the task ended before its agent task started'}`);
+        if (stop && !watch.settled) watch.settle(this.#failed(watch, stop.reason, stop.status));
+        return;
+      }
+      watch.stage = 'agent';
+      watch.lastStatus = 'PROVISIONING';
+      this.#emit(watch, 'info', 'ECS agent task started (provisioning)');
+      this.#log?.info({ taskId: watch.taskId, taskArn: arn, stage: 'agent' }, 'runner task started');
+    } catch (error) {
+      this.#o.claims.revoke(watch.taskId);
+      watch.settle(this.#failed(watch, `the agent task could not be started: ${error instanceof Error ? error.message : String(error)}`));
     }
   }
 
@@ -492,6 +649,9 @@ export class EcsRunnerBackend implements RunnerBackend {
     if (!watch || watch.settled) return; // nobody follows the task in this process (yet)
     for (const event of events) {
       if (event.type === 'phase') watch.lastPhase = event.phase;
+      if (event.type === 'phase' && event.status === 'failed' && watch.stage === 'setup') {
+        watch.setupFailure = { phase: event.phase, reason: event.reason ?? `the ${event.phase} phase failed` };
+      }
       try {
         watch.onEvent(event);
       } catch (error) {
@@ -507,13 +667,19 @@ export class EcsRunnerBackend implements RunnerBackend {
       this.#log?.info({ taskId }, 'runner result kept for a task nobody follows in this process');
       return;
     }
+    if (watch.stage !== 'agent') {
+      // The setup task reports with its exit code, never a result: this one is not the task's.
+      this.#log?.warn({ taskId, stage: watch.stage }, 'a result posted before the agent task started was ignored');
+      return;
+    }
     watch.resolvePosted(result);
     if (watch.stop?.status === 'failed') return; // timed out: the timeout result stands
     watch.settle(result);
   }
 
-  #runTaskInput(spec: TaskSpec, ticket: string, attempt: number): RunTaskCommandInput {
+  #runTaskInput(spec: TaskSpec, ticket: string, attempt: number, stage: 'setup' | 'agent'): RunTaskCommandInput {
     const o = this.#o;
+    const securityGroups = stage === 'setup' ? (o.setupSecurityGroups ?? o.securityGroups) : o.securityGroups;
     return {
       cluster: o.cluster,
       taskDefinition: o.taskDefinition,
@@ -521,11 +687,14 @@ export class EcsRunnerBackend implements RunnerBackend {
       count: 1,
       startedBy: STARTED_BY,
       // Idempotency of one attempt (the SDK's own retries reuse it); 64 characters at most.
-      clientToken: createHash('sha256').update(`${spec.id}\n${attempt}`).digest('hex').slice(0, 64),
+      clientToken: createHash('sha256')
+        .update(stage === 'setup' ? `${spec.id}\nsetup\n${attempt}` : `${spec.id}\n${attempt}`)
+        .digest('hex')
+        .slice(0, 64),
       networkConfiguration: {
         awsvpcConfiguration: {
           subnets: o.subnets,
-          ...(o.securityGroups.length ? { securityGroups: o.securityGroups } : {}),
+          ...(securityGroups.length ? { securityGroups } : {}),
           assignPublicIp: o.assignPublicIp ? 'ENABLED' : 'DISABLED',
         },
       },
@@ -533,6 +702,8 @@ export class EcsRunnerBackend implements RunnerBackend {
         containerOverrides: [
           {
             name: o.containerName,
+            // The setup task stops after setup; the agent task runs the task definition's command.
+            ...(stage === 'setup' ? { command: [...SETUP_PHASE_COMMAND] } : {}),
             environment: [
               { name: CLAIM_ENV.taskId, value: spec.id },
               { name: CLAIM_ENV.appUrl, value: o.appUrl },
@@ -552,13 +723,13 @@ export class EcsRunnerBackend implements RunnerBackend {
     };
   }
 
-  async #runTask(spec: TaskSpec, ticket: string, onEvent: (event: ProgressEvent) => void): Promise<string> {
+  async #runTask(spec: TaskSpec, ticket: string, onEvent: (event: ProgressEvent) => void, stage: 'setup' | 'agent'): Promise<string> {
     const r = this.#o.runTaskRetry ?? {};
     return pRetry(
       async (attempt) => {
         let out;
         try {
-          out = await this.#o.client.send(new RunTaskCommand(this.#runTaskInput(spec, ticket, attempt)));
+          out = await this.#o.client.send(new RunTaskCommand(this.#runTaskInput(spec, ticket, attempt, stage)));
         } catch (error) {
           const denied = /AccessDenied/i.test(errorName(error)) || /not authorized/i.test((error as Error).message ?? '');
           if (this.#tags && denied && /TagResource/i.test((error as Error).message ?? '')) {

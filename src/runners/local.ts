@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseSetupEnvNames, SETUP_CA_VARIABLES, SETUP_PROXY_VARIABLES } from '../agent/setup-env.ts';
 import { ProgressEvent, TaskResult, type Phase } from '../contract.ts';
 import { DEFAULT_MAX_TOTAL_BYTES } from '../github/validate-result.ts';
 import { failedResult, type RunnerBackend, type RunnerExecution, type RunnerJob } from './backend.ts';
@@ -25,18 +26,27 @@ export const RUNNER_ENV_ALLOWLIST = [
   'LC_ALL',
   'TZ',
   'TMPDIR',
-  'SSL_CERT_FILE',
-  'SSL_CERT_DIR',
-  'NODE_EXTRA_CA_CERTS',
-  'HTTP_PROXY',
-  'HTTPS_PROXY',
-  'NO_PROXY',
-  'http_proxy',
-  'https_proxy',
-  'no_proxy',
+  // CA bundles and proxies, which the runner passes to the setup phase only (setup-env.ts). The
+  // files they name must be readable by the runner's user.
+  ...SETUP_CA_VARIABLES,
+  ...SETUP_PROXY_VARIABLES,
   // Operator-listed read-only paths for the sandbox (toolchains); not secrets.
   'CODEX_SANDBOX_RO_PATHS',
+  // Operator-listed variables for the setup phase (never secrets); the variables it names are passed too.
+  'CODEX_SETUP_ENV',
 ];
+
+/**
+ * The runner process's environment from the app's `env`: the {@link RUNNER_ENV_ALLOWLIST} variables
+ * and those `CODEX_SETUP_ENV` names (names that look like secrets are refused, see setup-env.ts).
+ */
+export function runnerEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of [...RUNNER_ENV_ALLOWLIST, ...parseSetupEnvNames(env.CODEX_SETUP_ENV).names]) {
+    if (env[key] !== undefined) out[key] = env[key];
+  }
+  return out;
+}
 
 const MIB = 1024 * 1024;
 
@@ -178,8 +188,7 @@ export class LocalRunnerBackend implements RunnerBackend {
       await mkdir(workDir, { recursive: true });
     }
     const argv = [...(this.opts.command ?? defaultRunnerCommand()), '--workdir', workDir];
-    const env: Record<string, string> = {};
-    for (const key of RUNNER_ENV_ALLOWLIST) if (process.env[key] !== undefined) env[key] = process.env[key]!;
+    const env = runnerEnvironment(process.env);
     // The app's HOME is not the runner user's to write; the work directory is.
     if (runAs) env.HOME = workDir;
     // The runner hides the app's working directory (.env, key files) from its sandboxes even when it

@@ -18,7 +18,10 @@ import type { Logger } from 'pino';
 import type { ProgressEvent, TaskResult } from '../contract.ts';
 import type { TaskTokens } from '../gateway/task-tokens.ts';
 import { errorMessage, statusOf, type GitHubAccess, type Octokit } from '../github/client.ts';
-import { renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
+import { proxyUrlWithCredentials, type ProxyGrants } from '../proxy/grants.ts';
+import { blockedHostsOf } from '../proxy/blocked-hosts.ts';
+import { checksRunSection } from '../github/checks-run.ts';
+import { codeSpan, renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
 import { publishPullRequest, workTitle } from '../github/publishers/pull-request.ts';
 import { findPushedCommit, openFromForkHead, pushToBranch, type PushOutcome } from '../github/publishers/push-to-branch.ts';
 import { listEarlierFindings, publishReview, toEarlierFindings, type ReviewOrigin } from '../github/publishers/review.ts';
@@ -33,6 +36,8 @@ import { FINAL_STATES, type TaskOrigin, type TaskRecord, type TaskRequest, type 
 
 /** Dependencies and settings of {@link TaskService}. */
 export interface TaskServiceOptions {
+  /** The agent proxy (app.ts, CODEX_AGENT_PROXY_PORT): credentials for tasks with `agent_network.allow`. */
+  agentProxy?: { grants: ProxyGrants; url: string };
   store: TaskStore;
   backend: RunnerBackend;
   tokens: TaskTokens;
@@ -308,6 +313,30 @@ export class TaskService {
   }
 
   /**
+   * What the app itself states in the final reply, beside the model's summary: the checks the runner
+   * ran (checks-run.ts) and the hosts the agent proxy refused (from the task's events).
+   */
+  private appAccount(task: TaskRecord, outcome: Outcome): string | undefined {
+    const parts: string[] = [];
+    if (task.result) {
+      const { commands, setup, failure, summary } = task.result;
+      parts.push(checksRunSection({ commands, setup, failure: outcome.failure ?? failure, summary: outcome.answer ?? summary }));
+    }
+    const blocked = blockedHostsOf(this.opts.store.events(task.id));
+    if (blocked.length > 0) {
+      const shown = blocked.slice(0, 20).map((host) => codeSpan(host)).join(', ');
+      parts.push(`**Blocked network requests** (hosts not in \`agent_network.allow\`): ${shown}${blocked.length > 20 ? ` and ${blocked.length - 20} more` : ''}`);
+    }
+    return parts.length > 0 ? parts.join('\n\n') : undefined;
+  }
+
+  /** Revokes what a task's runner holds: its gateway task token and its agent-proxy credentials. */
+  private revokeCredentials(taskId: string): void {
+    this.opts.tokens.revoke(taskId);
+    this.opts.agentProxy?.grants.revoke(taskId);
+  }
+
+  /**
    * Ends a task as failed with `reason` (e.g. its token budget was overshot): its task token is
    * revoked at once, a queued task fails without running, a running task's runner is stopped and the
    * task then fails with `reason` whatever the runner returns. A task already publishing or ended is
@@ -316,7 +345,7 @@ export class TaskService {
   async abort(taskId: string, reason: string): Promise<void> {
     const task = this.opts.store.get(taskId);
     if (!task || FINAL_STATES.has(task.state)) return;
-    this.opts.tokens.revoke(taskId);
+    this.revokeCredentials(taskId);
     if (task.state === 'publishing') {
       this.log.warn({ taskId, reason }, 'abort ignored: the task is already publishing');
       return;
@@ -367,9 +396,18 @@ export class TaskService {
         model: request.settings.model,
         ...(request.settings.reasoningEffort ? { reasoningEffort: request.settings.reasoningEffort } : {}),
       });
+      // A review runs without network, whatever agent_network allows (DESIGN.md, "Review").
+      const allow = request.kind === 'review' ? undefined : request.settings.agentNetworkAllow;
+      const proxy = this.opts.agentProxy;
+      if (allow && !proxy) this.log.warn({ taskId }, 'agent_network is set but the app has no agent proxy (CODEX_AGENT_PROXY_PORT): the agent stays offline');
+      const network =
+        allow && proxy
+          ? { proxyUrl: proxyUrlWithCredentials(proxy.url, task.id, proxy.grants.issue(task.id, { allow, ttlMs: request.settings.timeoutMs + 15 * 60_000 })), allow }
+          : undefined;
       const review = request.kind === 'review' ? await this.reviewDispatch(octokit, request, dispatched.pull?.headSha) : undefined;
       const spec = buildTaskSpec({
         taskId: task.id,
+        ...(network ? { network } : {}),
         request: review ? { ...request, review: review.request } : request,
         ...(review ? { earlierFindings: review.earlierFindings } : {}),
         repository: { cloneUrl: repository.clone_url, baseRef: dispatched.baseRef, baseSha: dispatched.baseSha },
@@ -390,7 +428,7 @@ export class TaskService {
       if (live.abortReason) await execution.cancel(live.abortReason);
       else if (live.cancelRequested) await execution.cancel(`cancelled by @${live.cancelRequested}`);
     } catch (error) {
-      this.opts.tokens.revoke(taskId);
+      this.revokeCredentials(taskId);
       await this.finish(task, 'failed', { failure: { phase: 'starting', reason: errorMessage(error) } });
       return;
     }
@@ -515,7 +553,7 @@ export class TaskService {
   private async settle(taskId: string, live: LiveTask, execution: RunnerExecution): Promise<void> {
     const result = await execution.result;
     live.execution = undefined;
-    this.opts.tokens.revoke(taskId);
+    this.revokeCredentials(taskId);
     await this.settleResult(this.opts.store.get(taskId)!, result);
   }
 
@@ -682,6 +720,7 @@ export class TaskService {
           commands: result.commands,
           model: request.settings.model,
           usage: result.usage,
+          ...(result.setup ? { setup: result.setup } : {}),
           taskUrl: this.logUrl(task),
           ...(request.requester ? { requester: request.requester.login } : {}),
         }),
@@ -749,6 +788,8 @@ export class TaskService {
       queuePosition: undefined,
       notice: undefined,
       cancelledBy: outcome.cancelledBy,
+      // The app's own account of the checks the runner ran (not the model's words), for tasks that ran.
+      checks: this.appAccount(current, outcome),
     });
     live.view.now = Date.now();
     const body = withFinalMarker(task.id, renderProgressComment(live.view));
@@ -801,7 +842,7 @@ export class TaskService {
         return true;
       },
       fail: async (task, failure) => {
-        this.opts.tokens.revoke(task.id);
+        this.revokeCredentials(task.id);
         await this.showProgress(task, this.track(task));
         await this.finish(task, 'failed', { failure });
       },

@@ -20,6 +20,8 @@ export interface DispatchedPullRequest {
 
 /** What {@link buildTaskSpec} combines. */
 export interface TaskSpecSources {
+  /** The agent's network (TaskSpec `network`): the proxy URL with the task's credentials and the allowlist. */
+  network?: { proxyUrl: string; allow: string[] };
   taskId: string;
   request: Pick<TaskRequest, 'kind' | 'owner' | 'repo' | 'instruction' | 'context' | 'requester' | 'settings' | 'review'>;
   /** For a review: the app's open earlier findings on the pull request (read at dispatch). */
@@ -56,6 +58,7 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
   const { settings } = request;
   return TaskSpec.parse({
     id: s.taskId,
+    ...(s.network ? { network: s.network } : {}),
     kind: request.kind,
     repository: {
       cloneUrl: s.repository.cloneUrl,
@@ -87,6 +90,7 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
     limits: {
       wallTimeMs: settings.timeoutMs,
       maxTokens: settings.maxTokens,
+      ...(settings.setupTimeoutMs ? { setupTimeoutMs: settings.setupTimeoutMs } : {}),
       ...(settings.maxTurns ? { maxTurns: settings.maxTurns } : {}),
     },
     ...(request.kind === 'review' && request.review && s.pullRequest

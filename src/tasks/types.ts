@@ -16,6 +16,10 @@ export interface TaskSettings {
   maxTurns?: number;
   /** Wall-clock limit of the runner, ms. */
   timeoutMs: number;
+  /** Time limit of the setup phase, ms (`setup_timeout_minutes`); the runner's default (10 minutes) when absent. */
+  setupTimeoutMs?: number;
+  /** `agent_network.allow` of the repository's config; absent: the agent's commands have no network. */
+  agentNetworkAllow?: string[];
   maxTokens: number;
   allowWorkflowChanges: boolean;
   draftPullRequests: boolean;

@@ -5,7 +5,7 @@
  * the thread, then start, retry or stop a task. Every accepted request ends with a reply in the thread.
  */
 import type { Logger } from 'pino';
-import { loadRepoConfig, RepoConfigError, type RepoConfig } from '../config/repo-config.ts';
+import { agentNetworkAllowlist, loadRepoConfig, RepoConfigError, type RepoConfig } from '../config/repo-config.ts';
 import { neutralizeReferences } from '../github/neutralize.ts';
 import { gateSender } from '../github/permissions.ts';
 import { pullRequestContext, type PullRequestTrigger } from '../github/pull-request-context.ts';
@@ -84,6 +84,8 @@ export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSet
     autoInstall: repo.auto_install ?? true,
     maxTurns: repo.limits?.max_turns,
     timeoutMs,
+    ...(agentNetworkAllowlist(repo) ? { agentNetworkAllow: agentNetworkAllowlist(repo) } : {}),
+    ...(repo.setup_timeout_minutes ? { setupTimeoutMs: Math.min(repo.setup_timeout_minutes * 60_000, timeoutMs) } : {}),
     maxTokens,
     allowWorkflowChanges: repo.allow_workflow_changes ?? false,
     draftPullRequests: repo.draft_pull_requests ?? false,

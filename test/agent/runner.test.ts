@@ -78,6 +78,8 @@ describe('codex-cloud runner', () => {
         { action: 'modify', path: 'src/math.js', mode: '100644', contentBase64: Buffer.from(FIXED_MATH).toString('base64') },
       ]);
       expect(result.pullRequest.title).toBe('Fix add() to return the sum');
+      expect(result.commitMessage).toBe(`Fix add() to return the sum\n\n${result.pullRequest.body}`);
+      expect(result.setup).toEqual({ status: 'skipped', reason: 'nothing to install was found' });
       expect(result.summary).toContain('## Testing');
       expect(result.summary).toBe(FINAL_MESSAGE.split('\n').slice(2).join('\n'));
       const tests = result.commands.filter((c) => c.command.join(' ') === 'node --test');
@@ -182,6 +184,28 @@ describe('codex-cloud runner', () => {
       expect(result.failure?.reason).toContain('exited with 3');
       expect(result.failure?.reason).toContain('missing tool');
       expect(result.commands[0]).toMatchObject({ phase: 'setup', exitCode: 3 });
+      expect(result.setup).toEqual({ status: 'failed', reason: 'the setup script exited with 3' });
+      // No final message: the title is the issue's, never the instruction.
+      expect(result.pullRequest.title).toBe('add is broken');
+      expect(result.commitMessage).toBe('add is broken');
+    } finally {
+      await model.close();
+    }
+  });
+
+  test('the setup phase has its own time limit: a script running past it fails the task at setup, saying so', async () => {
+    const model = await ScriptedModel.start({ turns: [] });
+    try {
+      const s = spec(model, { setup: { script: 'echo started\nsleep 60\n' }, limits: { setupTimeoutMs: 1500 } });
+      const started = Date.now();
+      const result = resultOf((await runCli(['runner'], { stdin: JSON.stringify(s) })).stdout);
+      expect(Date.now() - started).toBeLessThan(50_000);
+      expect(result.status).toBe('failed');
+      expect(result.failure?.phase).toBe('setup');
+      expect(result.failure?.reason).toMatch(/^the setup script timed out/);
+      expect(result.setup).toEqual({ status: 'failed', reason: 'the setup script timed out' });
+      expect(result.commands[0]).toMatchObject({ phase: 'setup', timedOut: true });
+      expect(model.requests).toHaveLength(0);
     } finally {
       await model.close();
     }

@@ -348,6 +348,8 @@ describe('runner backend', () => {
         ...ecs,
         CODEX_ECS_CONTAINER_NAME: 'agent',
         CODEX_ECS_SECURITY_GROUPS: 'sg-1,sg-2',
+        CODEX_ECS_SETUP_SECURITY_GROUPS: 'sg-setup',
+        CODEX_ENV_BUCKET: 'codex-environments-123',
         CODEX_ECS_ASSIGN_PUBLIC_IP: 'TRUE',
         AWS_REGION: 'eu-west-1',
       }),
@@ -359,9 +361,15 @@ describe('runner backend', () => {
       containerName: 'agent',
       subnets: ['subnet-a', 'subnet-b'],
       securityGroups: ['sg-1', 'sg-2'],
+      setupSecurityGroups: ['sg-setup'],
+      environmentBucket: 'codex-environments-123',
       assignPublicIp: true,
       region: 'eu-west-1',
     });
+  });
+
+  test('CODEX_ENV_BUCKET must be an S3 bucket name', () => {
+    expect(() => loadEnvConfig(baseEnv({ ...ecs, CODEX_ENV_BUCKET: 'Not_A_Bucket' }))).toThrow(/CODEX_ENV_BUCKET: expected an S3 bucket name/);
   });
 
   test.each([
@@ -391,5 +399,23 @@ describe('runner backend', () => {
 
   test('ECS variables are not required by the local backend', () => {
     expect(loadEnvConfig(baseEnv({ CODEX_ECS_CLUSTER: 'ignored' })).runner).toEqual({ backend: 'local' });
+  });
+});
+
+describe('loadEnvConfig: agent proxy', () => {
+  test('is absent unless CODEX_AGENT_PROXY_PORT is set; local defaults bind loopback', () => {
+    expect(loadEnvConfig(baseEnv()).agentProxy).toBeUndefined();
+    expect(loadEnvConfig(baseEnv({ CODEX_AGENT_PROXY_PORT: '3128' })).agentProxy).toEqual({ port: 3128, host: '127.0.0.1' });
+    expect(loadEnvConfig(baseEnv({ CODEX_AGENT_PROXY_PORT: '0', CODEX_AGENT_PROXY_HOST: '0.0.0.0', CODEX_AGENT_PROXY_URL: 'http://10.0.0.5:3128/' })).agentProxy)
+      .toEqual({ port: 0, host: '0.0.0.0', url: 'http://10.0.0.5:3128' });
+  });
+
+  test('ECS needs the URL runners reach it at and a fixed port; bad values are named', () => {
+    const ecs = { CODEX_RUNNER_BACKEND: 'ecs', CODEX_ECS_CLUSTER: 'c', CODEX_ECS_TASK_DEFINITION: 'td', CODEX_ECS_SUBNETS: 'subnet-1' };
+    expect(loadEnvConfig(baseEnv({ ...ecs, CODEX_AGENT_PROXY_PORT: '3128', CODEX_AGENT_PROXY_URL: 'http://codex-app.internal:3128' })).agentProxy)
+      .toEqual({ port: 3128, host: '0.0.0.0', url: 'http://codex-app.internal:3128' });
+    expect(issuesOf(baseEnv({ ...ecs, CODEX_AGENT_PROXY_PORT: '0' })).map((i) => i.variable).sort()).toEqual(['CODEX_AGENT_PROXY_PORT', 'CODEX_AGENT_PROXY_URL']);
+    expect(issuesOf(baseEnv({ CODEX_AGENT_PROXY_PORT: '70000' }))).toEqual([{ variable: 'CODEX_AGENT_PROXY_PORT', message: 'expected a port number (0-65535), got "70000"' }]);
+    expect(issuesOf(baseEnv({ CODEX_AGENT_PROXY_PORT: '3128', CODEX_AGENT_PROXY_URL: 'https://proxy:3128' }))[0]!.variable).toBe('CODEX_AGENT_PROXY_URL');
   });
 });

@@ -3,6 +3,7 @@ import { Context, type ProbotOctokit } from 'probot';
 import { pino } from 'pino';
 import YAML from 'yaml';
 import {
+  agentNetworkAllowlist,
   autofixSettings,
   DEFAULT_AUTOFIX,
   loadRepoConfig,
@@ -87,6 +88,14 @@ review:
       auto_install: false,
       review: { ...REVIEW_DEFAULTS, auto: true, focus: 'security' },
     });
+  });
+
+  test('setup_timeout_minutes takes 1..120 minutes', () => {
+    expect(parseRepoConfig({ setup_timeout_minutes: 1 }).setup_timeout_minutes).toBe(1);
+    expect(parseRepoConfig({ setup_timeout_minutes: 120 }).setup_timeout_minutes).toBe(120);
+    expect(parseRepoConfig({}).setup_timeout_minutes).toBeUndefined();
+    expect(() => parseRepoConfig({ setup_timeout_minutes: 0 })).toThrow(/setup_timeout_minutes/);
+    expect(() => parseRepoConfig({ setup_timeout_minutes: 121 })).toThrow(/setup_timeout_minutes/);
   });
 
   test('limits accept their lower bounds and may be partial', () => {
@@ -174,7 +183,7 @@ review:
       {
         key: 'modle',
         message:
-          'unknown key (allowed here: setup, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review, autofix)',
+          'unknown key (allowed here: setup, setup_timeout_minutes, model, reasoning_effort, limits, allow_workflow_changes, draft_pull_requests, auto_install, review, autofix, agent_network)',
       },
       { key: 'limits.max_turn', message: 'unknown key (allowed here: max_turns, timeout_minutes, max_tokens)' },
       { key: 'review.automatic', message: 'unknown key (allowed here: auto, on_push, drafts, min_priority, paths_ignore, authors_ignore, focus, model, max_turns, timeout_minutes)' },
@@ -337,5 +346,29 @@ describe('autofix settings', () => {
     expect(issuesOf({ autofix: { checks: ['test', ' '] } })).toEqual([{ key: 'autofix.checks.1', message: 'must not be empty' }]);
     expect(issuesOf({ autofix: true })).toEqual([{ key: 'autofix', message: 'must be a mapping of keys to values, got a boolean' }]);
     expect(issuesOf({ autofix: { enable: true } })).toEqual([{ key: 'autofix.enable', message: 'unknown key (allowed here: enabled, max_attempts, checks)' }]);
+  });
+});
+
+describe('agent_network', () => {
+  test('is off by default, with YAML off or false, and an allowlist of hosts and *. wildcards otherwise', () => {
+    expect(agentNetworkAllowlist(parseRepoConfig({}))).toBeUndefined();
+    expect(agentNetworkAllowlist(parseRepoConfig(YAML.parse('agent_network: off')))).toBeUndefined();
+    expect(agentNetworkAllowlist(parseRepoConfig({ agent_network: false }))).toBeUndefined();
+    const config = parseRepoConfig(YAML.parse('agent_network:\n  allow: ["PyPI.org.", "*.pythonhosted.org", pypi.org]\n'));
+    expect(config.agent_network).toEqual({ allow: ['pypi.org', '*.pythonhosted.org', 'pypi.org'] });
+    expect(agentNetworkAllowlist(config)).toEqual(['pypi.org', '*.pythonhosted.org']);
+  });
+
+  test('names each bad entry; a bare *, IP addresses and malformed names are refused', () => {
+    expect(issuesOf({ agent_network: { allow: ['*', '10.0.0.1', 'ok.org', 'a_b.com', '*.org'] } })).toEqual([
+      { key: 'agent_network.allow.0', message: '"*" must name hosts: a bare * would allow the whole internet' },
+      { key: 'agent_network.allow.1', message: '"10.0.0.1" must be a host name, not an IP address' },
+      { key: 'agent_network.allow.3', message: expect.stringMatching(/^"a_b\.com" must be a host name such as pypi\.org/) },
+      { key: 'agent_network.allow.4', message: expect.stringMatching(/^"\*\.org" must be a host name/) },
+    ]);
+    expect(issuesOf({ agent_network: { allow: [] } })).toEqual([{ key: 'agent_network.allow', message: 'must list at least one host (or write agent_network: off)' }]);
+    for (const bad of ['on', true, { allowed: ['pypi.org'] }]) {
+      expect(issuesOf({ agent_network: bad })).toEqual([{ key: 'agent_network', message: 'must be off or a mapping with allow: [host names]' }]);
+    }
   });
 });

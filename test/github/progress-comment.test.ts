@@ -104,6 +104,29 @@ describe('renderProgressComment', () => {
     );
   });
 
+  it('a finished task shows the plan as the agent left it, with no step marked in progress', () => {
+    const plan = [
+      { step: 'Reproduce', status: 'in_progress' as const },
+      { step: 'Fix', status: 'pending' as const },
+      { step: 'Test', status: 'pending' as const },
+    ];
+    for (const state of ['succeeded', 'no_changes', 'failed', 'cancelled'] as const) {
+      const body = render({ state, plan, answer: 'Done.', failure: { phase: 'agent', reason: 'x' } });
+      expect(body).toContain('<details><summary>Plan as the agent left it (0 of 3 steps checked off)</summary>\n\n- [ ] Reproduce\n- [ ] Fix\n- [ ] Test\n\n</details>');
+      expect(body).not.toContain('in progress');
+    }
+    expect(render({ state: 'running', plan })).toContain('- [ ] **Reproduce** ← _in progress_');
+  });
+
+  it("the app's Checks run section follows the answer in a final state, and is not shown while active", () => {
+    const checks = "### Checks run\n\n- `npm test` · ❌ exit 1 · 1.0 s\n\n**Note:** the last run of `npm test` exited 1; the summary's claim that tests pass is not supported.";
+    const done = render({ state: 'succeeded', answer: '## Testing\n- All tests pass', checks, pullRequest: { number: 4, url: 'https://github.com/o/r/pull/4', title: 't' } });
+    expect(done).toContain(`## Testing\n- All tests pass\n\n${checks}\n\n`);
+    const failed = render({ state: 'failed', failure: { phase: 'setup', reason: 'npm ci exited with 1' }, checks });
+    expect(failed.indexOf(checks)).toBeGreaterThan(failed.indexOf('npm ci exited with 1'));
+    expect(render({ state: 'running', checks })).not.toContain('Checks run');
+  });
+
   it('publishing: every runner phase done', () => {
     expect(render({ state: 'publishing' })).toContain(
       '🔄 **Publishing** · ✓ checkout → ✓ setup → ✓ agent → **publishing** · 1m 23s',
@@ -125,7 +148,7 @@ describe('renderProgressComment', () => {
     expect(body).toContain('✅ **Done** · 1m 23s');
     expect(body).toContain('Opened [#42: Raise the \\[rate\\] limit](https://github.com/octo/app/pull/42)');
     expect(body).toContain('## Summary\n\nRaised the limit to 100.\n\n## Testing\n\n- `npm test` passed');
-    expect(body).toContain('<details><summary>Plan (2/2 steps done)</summary>\n\n- [x] Read\n- [x] Fix\n\n</details>');
+    expect(body).toContain('<details><summary>Plan as the agent left it (2 of 2 steps checked off)</summary>\n\n- [x] Read\n- [x] Fix\n\n</details>');
     expect(body).toContain(
       '<sub>[Task log](https://codex.example.com/tasks/task-01J9?key=s3cret) · requested by @\u200dalice · ' +
         '123.5k input tokens (100k cached) · 2.1k output tokens · 7 turns · gpt-5-codex</sub>',
@@ -198,7 +221,7 @@ describe('renderProgressComment', () => {
         state === 'running' ? ['echo @everyone `</details>`'] : ['agent', '@codex retry'],
       );
       expect(pingable(body)).toEqual([]);
-      const ours = state === 'running' ? [] : ['<details><summary>Plan (0/2 steps done)</summary>', '</details>'];
+      const ours = state === 'running' ? [] : ['<details><summary>Plan as the agent left it (0 of 2 steps checked off)</summary>', '</details>'];
       expect(htmlNodes(body).filter((h) => !h.startsWith('<!-- codex-cloud') && !/^<\/?sub>$/.test(h))).toEqual(ours);
     }
   });
@@ -245,7 +268,7 @@ describe('renderProgressComment', () => {
     expect(body).toContain('- … and 470 more steps');
     expect(body.trimEnd().endsWith('</sub>')).toBe(true);
     expect(htmlNodes(body).filter((h) => !h.startsWith('<!-- codex-cloud'))).toEqual([
-      '<details><summary>Plan (0/500 steps done)</summary>',
+      '<details><summary>Plan as the agent left it (0 of 500 steps checked off)</summary>',
       '</details>',
       '<sub>',
       '</sub>',

@@ -1,6 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import type { CommandRecord, Usage } from '../../src/contract.ts';
-import { MAX_LISTED_COMMANDS, PULL_REQUEST_BODY_LIMIT, codeSpan, pullRequestBody } from '../../src/github/pull-request-body.ts';
+import { MAX_LISTED_CHECKS } from '../../src/github/checks-run.ts';
+import { PULL_REQUEST_BODY_LIMIT, codeSpan, pullRequestBody } from '../../src/github/pull-request-body.ts';
 
 const usage: Usage = {
   inputTokens: 123_456,
@@ -30,7 +31,7 @@ describe('codeSpan', () => {
 });
 
 describe('pullRequestBody', () => {
-  test('summary, Closes #N, the agent commands with outcomes, and a footer with model, tokens, time and log', () => {
+  test('summary, Closes #N, the Checks run section (last run of each check, setup), and a footer with model, tokens, time and log', () => {
     const body = pullRequestBody({
       summary: SUMMARY,
       issueNumber: 12,
@@ -38,54 +39,65 @@ describe('pullRequestBody', () => {
         { ...cmd(['npm', 'ci'], 0), phase: 'setup' },
         cmd(['node', '--test'], 1),
         cmd(['bash', '-lc', 'grep -rn "add" src | head'], 0, { workdir: 'packages/core' }),
-        cmd(['sleep', '999'], null, { timedOut: true, durationMs: 600_000 }),
-        cmd(['kill-me'], null),
+        cmd(['npm', 'run', 'lint'], null, { timedOut: true, durationMs: 600_000 }),
+        cmd(['npx', 'tsc', '--noEmit'], null),
         cmd(['node', '--test'], 0, { durationMs: 850 }),
       ],
+      setup: { status: 'succeeded' },
       model: 'gpt-5-codex',
       usage,
       taskUrl: 'https://codex.example.com/tasks/t-1',
       requester: 'alice',
     });
-    expect(body.startsWith(`${SUMMARY}\n\nCloses #12\n\n<details>\n<summary>Commands run by the agent (5, 3 failed)</summary>\n\n`)).toBe(true);
-    expect(body).toContain('- `node --test` · ❌ exit 1 · 1.2 s\n');
-    expect(body).toContain('- `grep -rn "add" src | head` · ✅ exit 0 · 1.2 s · in `packages/core`\n');
-    expect(body).toContain('- `sleep 999` · ⏱️ timed out · 10m 00s\n');
-    expect(body).toContain('- `kill-me` · ❌ killed');
-    expect(body).toContain('- `node --test` · ✅ exit 0 · 850 ms\n');
-    expect(body).not.toContain('npm ci');
-    expect(body.endsWith(
-      '\n</details>\n\n---\n<sub>Codex Cloud · requested by @alice · model `gpt-5-codex` · 123,456 input tokens (100,000 cached), ' +
+    expect(body).toBe(
+      `${SUMMARY}\n\nCloses #12\n\n### Checks run\n\n` +
+        '- `npm run lint` · ⏱️ timed out · 10m 00s\n' +
+        '- `npx tsc --noEmit` · ❌ killed · 1.2 s\n' +
+        '- `node --test` · ✅ exit 0 · 850 ms\n' +
+        '- _1 other command (reading, searching, editing): see the task log._\n' +
+        '- Setup (dependency install): ✅ succeeded\n\n' +
+        '---\n<sub>Codex Cloud · requested by @alice · model `gpt-5-codex` · 123,456 input tokens (100,000 cached), ' +
         '4,567 output, 7 turns · 3m 12s · [task log](https://codex.example.com/tasks/t-1)</sub>',
-    )).toBe(true);
+    );
+  });
+
+  test('a summary claiming passing tests after a failing last test run gets a plain note; a failed setup is stated', () => {
+    const body = pullRequestBody({
+      summary: '# Fix it\n\n## Testing\n- All tests pass',
+      commands: [cmd(['npm', 'test'], 0), cmd(['npm', 'test'], 1)],
+      setup: { status: 'failed', reason: 'npm (package-lock.json) exited with 1; the agent went on without it' },
+      model: 'm',
+      usage,
+    });
+    expect(body).toContain('- `npm test` · ❌ exit 1 · 1.2 s\n');
+    expect(body).toContain('- Setup (dependency install): ❌ failed: npm (package-lock.json) exited with 1; the agent went on without it. ');
+    expect(body).toContain("\n\n**Note:** the last run of `npm test` exited 1; the summary's claim that tests pass is not supported.\n\n---\n");
   });
 
   test('without an issue, commands, requester or log link, those parts are left out', () => {
     const body = pullRequestBody({ summary: SUMMARY, commands: [{ ...cmd(['npm', 'ci'], 0), phase: 'setup' }], model: 'm', usage: { ...usage, turns: 1 } });
-    expect(body).toBe(`${SUMMARY}\n\n---\n<sub>Codex Cloud · model \`m\` · 123,456 input tokens (100,000 cached), 4,567 output, 1 turn · 3m 12s</sub>`);
+    expect(body).toBe(`${SUMMARY}\n\n### Checks run\n\n- No tests or other checks were run by the agent.\n\n**Note:** no test command was run in this task; the summary's claim that tests pass is not supported.\n\n---\n<sub>Codex Cloud · model \`m\` · 123,456 input tokens (100,000 cached), 4,567 output, 1 turn · 3m 12s</sub>`);
     expect(pullRequestBody({ summary: SUMMARY, commands: [], model: 'm', usage, taskUrl: 'javascript:alert(1)' })).not.toContain('task log');
   });
 
   test('commands are capped at the last 30, cut when long, and backticks cannot break out of their code span', () => {
-    const many = Array.from({ length: 45 }, (_, i) => cmd(['echo', `step-${i}`], 0));
-    many.push(cmd(['bash', '-c', 'echo `whoami`\n</details>\n# not a heading'], 0));
-    many.push(cmd(['python', '-c', 'x'.repeat(1000)], 0));
+    const many = Array.from({ length: 45 }, (_, i) => cmd(['npm', 'test', '--', `step-${i}`], 0));
+    many.push(cmd(['bash', '-c', 'npm test `whoami`\n</details>\n# not a heading'], 0));
+    many.push(cmd(['pytest', '-k', 'x'.repeat(1000)], 0));
     const body = pullRequestBody({ summary: SUMMARY, commands: many, model: 'm', usage });
     const items = body.split('\n').filter((l) => l.startsWith('- ') && l.includes(' · '));
-    expect(items).toHaveLength(MAX_LISTED_COMMANDS);
-    expect(body).toContain('Commands run by the agent (47)');
-    expect(body).toContain('_17 earlier commands not shown._');
+    expect(items).toHaveLength(MAX_LISTED_CHECKS);
+    expect(body).toContain('- _17 earlier checks not shown._');
     expect(body).not.toContain('step-16`');
-    expect(body).toContain('`echo step-17`');
-    expect(body).toContain('- `` echo `whoami`⏎</details>⏎# not a heading `` · ✅');
-    expect(body.match(/<\/details>/g)).toHaveLength(1 + 1); // the closing tag, and the literal text inside the code span
-    expect(body.split('\n').filter((l) => l === '</details>')).toHaveLength(1);
+    expect(body).toContain('`npm test -- step-17`');
+    expect(body).toContain('- ``npm test `whoami` </details> # not a heading`` · ✅');
+    expect(body).not.toContain('<details>');
     const long = items.at(-1)!;
-    expect(long).toMatch(/^- `python -c x+…` · ✅/);
+    expect(long).toMatch(/^- `pytest -k x+…` · ✅/);
     expect(long.length).toBeLessThan(260);
     // Arguments with spaces or quotes are shell-quoted for display.
-    expect(pullRequestBody({ summary: '', commands: [cmd(['git', 'commit', '-m', "it's done"], 0)], model: 'm', usage })).toContain(
-      "`git commit -m 'it'\\''s done'`",
+    expect(pullRequestBody({ summary: '', commands: [cmd(['make', 'test', "NAME=it's"], 0)], model: 'm', usage })).toContain(
+      "`make test 'NAME=it'\\''s'`",
     );
   });
 
@@ -95,7 +107,7 @@ describe('pullRequestBody', () => {
     const body = pullRequestBody({ summary: huge, issueNumber: 3, commands, model: 'gpt-5-codex', usage, taskUrl: 'https://x.example/t', requester: 'bob' });
     expect(body.length).toBeLessThanOrEqual(PULL_REQUEST_BODY_LIMIT);
     expect(body.length).toBeGreaterThan(PULL_REQUEST_BODY_LIMIT - 200);
-    expect(body).toContain('\n\nCloses #3\n\n<details>');
+    expect(body).toContain('\n\nCloses #3\n\n### Checks run');
     expect(body).toMatch(/\n```\n\n_The summary was cut to fit GitHub's limit on pull request bodies \([\d,]+ of [\d,]+ characters shown\); the task log has the rest._\n\nCloses #3/);
     expect(body).toContain('[task log](https://x.example/t)');
     // The cut falls on a line break of the summary.

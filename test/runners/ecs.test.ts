@@ -21,7 +21,7 @@ import { TaskSpec, type ProgressEvent, type TaskResult } from '../../src/contrac
 import { TaskTokens } from '../../src/gateway/task-tokens.ts';
 import { failedResult } from '../../src/runners/backend.ts';
 import { Claims } from '../../src/runners/claims.ts';
-import { describeStoppedTask, EcsRunnerBackend, type EcsRunnerOptions } from '../../src/runners/ecs.ts';
+import { describeStoppedTask, EcsRunnerBackend, SETUP_PHASE_COMMAND, type EcsRunnerOptions } from '../../src/runners/ecs.ts';
 
 const CLONE_TOKEN = 'ghs_readonlyclonetoken0123456789';
 const ARN = 'arn:aws:ecs:us-east-1:123456789012:task/codex/0123456789abcdef0123456789abcdef';
@@ -358,6 +358,23 @@ describe('resume', () => {
     h.describe(undefined);
     const missing = await h.backend.resume('task_gone', ARN, { onEvent: () => undefined, timeoutMs: 60_000 });
     expect((await missing!.result).failure?.reason).toMatch(/unknown to ECS/);
+  });
+
+  test('a setup task found on resume is stopped and the task fails at setup (the agent spec is gone)', async () => {
+    const h = await harness();
+    h.claims.issue(h.spec('task_setup'));
+    h.describe({
+      lastStatus: 'RUNNING',
+      createdAt: new Date(),
+      overrides: { containerOverrides: [{ name: 'runner', command: [...SETUP_PHASE_COMMAND], environment: [{ name: 'CODEX_TASK_ID', value: 'task_setup' }] }] },
+    });
+    h.mock.on(StopTaskCommand).resolves({});
+    const execution = await h.backend.resume('task_setup', ARN, { onEvent: () => undefined, timeoutMs: 60_000 });
+    const result = await execution!.result;
+    expect(result.failure).toEqual({ phase: 'setup', reason: 'the app restarted while the setup task ran; retry the task' });
+    expect(h.mock.commandCalls(StopTaskCommand).map((c) => c.args[0].input)).toEqual([
+      { cluster: 'codex', task: ARN, reason: 'codex-cloud: the app restarted during the setup task' },
+    ]);
   });
 });
 

@@ -27,8 +27,16 @@ export const ECS_TARGET_PREFIX = 'AmazonEC2ContainerServiceV20141113.';
 /** One container of a stand-in task definition. */
 export interface StandInContainer {
   name: string;
-  /** The full argv the container runs (image entrypoint + command, as one list). */
+  /**
+   * The full argv the container runs (image entrypoint + command, as one list), or, with
+   * `entryPoint`, the command only.
+   */
   command: string[];
+  /**
+   * The image's entrypoint. When set, a RunTask container override's `command` replaces `command`
+   * (as ECS does: the entrypoint stays); without it, overrides' commands are refused.
+   */
+  entryPoint?: string[];
   /** The task definition's environment. */
   environment?: Record<string, string>;
 }
@@ -44,8 +52,9 @@ export interface EcsStandInOptions {
   /** Working directory of task processes (default: the current directory, the repository root in tests). */
   cwd?: string;
   /**
-   * Task definitions (default: family `codex-cloud-runner`, container `runner` running
-   * `[process.execPath, 'src/cli.ts', 'runner', '--claim']`, no environment of its own, as infra/ defines it).
+   * Task definitions (default: family `codex-cloud-runner`, container `runner` with the entrypoint
+   * `[process.execPath, 'src/cli.ts']` and the command `['runner', '--claim']`, no environment of
+   * its own, as infra/ defines it).
    */
   taskDefinitions?: StandInTaskDefinition[];
   /** Variables added to every task process (e.g. `TMPDIR`); the ECS agent adds a few of its own too. */
@@ -149,7 +158,7 @@ export class EcsStandIn {
     const defs = opts.taskDefinitions ?? [
       {
         family: 'codex-cloud-runner',
-        containers: [{ name: 'runner', command: [process.execPath, 'src/cli.ts', 'runner', '--claim'], environment: {} }],
+        containers: [{ name: 'runner', entryPoint: [process.execPath, 'src/cli.ts'], command: ['runner', '--claim'], environment: {} }],
       },
     ];
     for (const def of defs) this.registerTaskDefinition(def);
@@ -302,7 +311,8 @@ export class EcsStandIn {
     const containers: StandInContainer[] = (body.containerDefinitions ?? []).map(
       (c: { name: string; command?: string[]; entryPoint?: string[]; environment?: Array<{ name: string; value: string }> }) => ({
         name: c.name,
-        command: [...(c.entryPoint ?? []), ...(c.command ?? [])],
+        ...(c.entryPoint ? { entryPoint: c.entryPoint } : {}),
+        command: c.command ?? [],
         environment: Object.fromEntries((c.environment ?? []).map((e) => [e.name, e.value])),
       }),
     );
@@ -331,6 +341,13 @@ export class EcsStandIn {
     const container = def.containers[0]!;
     const taskArn = `arn:aws:ecs:${this.#opts.region}:${this.#opts.accountId}:task/${clusterName}/${randomBytes(16).toString('hex')}`;
     const override = (body.overrides?.containerOverrides ?? []).find((o: { name: string }) => o.name === container.name);
+    if (override?.command !== undefined && (!Array.isArray(override.command) || !override.command.every((a: unknown) => typeof a === 'string'))) {
+      throw new EcsError('InvalidParameterException', 'Container override command must be a list of strings.');
+    }
+    if (override?.command && !container.entryPoint) {
+      throw new EcsError('InvalidParameterException', 'This stand-in task definition has no entryPoint: a command override cannot be applied.');
+    }
+    const argv = [...(container.entryPoint ?? []), ...(override?.command ?? container.command)];
     const env: Record<string, string> = {};
     for (const key of ['PATH', 'HOME']) if (process.env[key] !== undefined) env[key] = process.env[key]!;
     Object.assign(env, this.#opts.extraEnv, container.environment ?? {});
@@ -365,7 +382,7 @@ export class EcsStandIn {
           this.#stop(task, { stopCode: 'TaskFailedToStart', stoppedReason: startFault, containerReason: startFault });
           return;
         }
-        this.#spawn(task, container.command);
+        this.#spawn(task, argv);
       });
     });
     return { tasks: [this.#view(task, false)], failures: [] };

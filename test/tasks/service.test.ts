@@ -10,6 +10,8 @@ import { pino } from 'pino';
 import { TaskTokens } from '../../src/gateway/task-tokens.ts';
 import type { GitHubAccess, Octokit } from '../../src/github/client.ts';
 import { finalReplyMarker } from '../../src/github/thread-reporter.ts';
+import { blockedHostEvent } from '../../src/proxy/blocked-hosts.ts';
+import { ProxyGrants } from '../../src/proxy/grants.ts';
 import { TaskService } from '../../src/tasks/service.ts';
 import { SqliteTaskStore } from '../../src/tasks/store.ts';
 import type { TaskRequest } from '../../src/tasks/types.ts';
@@ -52,10 +54,11 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function setup(store = new SqliteTaskStore(':memory:')) {
+function setup(store = new SqliteTaskStore(':memory:'), agentProxy?: { grants: ProxyGrants; url: string }) {
   const backend = new FakeBackend();
   const tokens = new TaskTokens({ persistence: store.tokens });
   const service = new TaskService({
+    ...(agentProxy ? { agentProxy } : {}),
     store,
     backend,
     tokens,
@@ -113,6 +116,46 @@ describe('TaskService', () => {
     expect(mine(req.target.number)).toHaveLength(1);
     expect(mine(req.target.number)[0]!.body).toContain(`#${done.pullRequest!.number}`);
     expect(mine(req.target.number)[0]!.body).toContain(finalReplyMarker(task.id));
+  });
+
+  test("the final reply carries the app's Checks run section and calls out a summary that claims passing tests", async () => {
+    const { service, store, backend } = setup();
+    const req = request();
+    const task = (await service.submit(req))!;
+    await waitFor('the runner to start', () => backend.jobs[0]);
+    const run = (exitCode: number) => ({ phase: 'agent' as const, command: ['npm', 'test'], workdir: '.', exitCode, durationMs: 1200, timedOut: false });
+    backend.jobs[0]!.finish(
+      resultFor(backend.jobs[0]!.job, {
+        summary: '## Summary\nFixed a. All tests pass.',
+        pullRequest: { title: 'Fix a', body: 'Fixed a. All tests pass.' },
+        commands: [run(0), run(1)],
+        setup: { status: 'failed', reason: 'npm (package-lock.json) exited with 1' },
+      }),
+    );
+    await replied(store, task.id);
+    const body = mine(req.target.number)[0]!.body as string;
+    expect(body).toContain('Checks run');
+    expect(body).toMatch(/`npm test` · ❌ exit 1/);
+    expect(body).toMatch(/Setup[^\n]*failed[^\n]*npm \(package-lock\.json\) exited with 1/);
+    expect(body).toMatch(/last run of `npm test` exited 1; the summary's claim that tests pass is not supported/);
+  });
+
+  test('agent_network: the spec carries the proxy URL with credentials for this task only; refused hosts are listed in the reply; the credentials die with the task', async () => {
+    const grants = new ProxyGrants();
+    const { service, store, backend } = setup(undefined, { grants, url: 'http://127.0.0.1:3128' });
+    const req = { ...request(), settings: { ...request().settings, agentNetworkAllow: ['registry.npmjs.org'] } };
+    const task = (await service.submit(req))!;
+    await waitFor('the runner to start', () => backend.jobs[0]);
+    const { network } = backend.jobs[0]!.job.spec;
+    expect(network?.allow).toEqual(['registry.npmjs.org']);
+    const url = new URL(network!.proxyUrl);
+    expect(url.username).toBe(task.id);
+    expect(grants.verify(task.id, decodeURIComponent(url.password))).toBeDefined();
+    store.appendEvent(task.id, blockedHostEvent('evil.example.com', 'not_allowed'));
+    backend.jobs[0]!.finish(resultFor(backend.jobs[0]!.job));
+    await replied(store, task.id);
+    expect(grants.verify(task.id, decodeURIComponent(url.password))).toBeUndefined();
+    expect(mine(req.target.number)[0]!.body).toMatch(/Blocked network requests[^\n]*`evil\.example\.com`/);
   });
 
   test('a result on another base commit is refused: failure reply, nothing published', async () => {

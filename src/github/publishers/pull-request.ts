@@ -53,9 +53,22 @@ export interface PullRequestWork {
   taskUrl: string;
 }
 
-/** The title of the work: the runner's pull request title, else the issue's title. */
+/**
+ * The title of the work: the runner's pull request title (from the agent's final message, see
+ * agent/final-message.ts), else the issue's title; never the requester's instruction.
+ */
 export function workTitle(result: Pick<TaskResult, 'pullRequest'>, issueTitle: string): string {
   return result.pullRequest.title.trim() || issueTitle;
+}
+
+/**
+ * The commit message of the work: the runner's (title, blank line, summary), else `title` (from
+ * {@link workTitle}) as the subject with the pull request body as the commit body.
+ */
+export function workCommitMessage(result: Pick<TaskResult, 'commitMessage' | 'pullRequest'>, title: string): string {
+  if (result.commitMessage.trim()) return result.commitMessage;
+  const body = result.pullRequest.body.trim();
+  return body ? `${title}\n\n${body}` : title;
 }
 
 /**
@@ -120,7 +133,7 @@ export async function publishPullRequest(
         repo,
         baseSha: work.baseSha,
         changes: result.changes,
-        message: result.commitMessage || title,
+        message: workCommitMessage(result, title),
         coAuthors: work.requester ? [work.requester] : [],
       })
     ).commitSha;
@@ -157,6 +170,7 @@ export async function publishPullRequest(
     summary: result.pullRequest.body || result.summary,
     issueNumber: work.issueNumber,
     commands: result.commands,
+    setup: result.setup,
     model: work.model,
     usage: result.usage,
     taskUrl: work.taskUrl,

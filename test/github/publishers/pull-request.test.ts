@@ -4,6 +4,7 @@ import {
   branchDecision,
   nextBranchName,
   publishPullRequest,
+  workCommitMessage,
   workTitle,
   type PublishCheckpoint,
   type PullRequestWork,
@@ -31,6 +32,12 @@ describe('pure parts', () => {
   test('workTitle: the runner title, else the issue title', () => {
     expect(workTitle({ pullRequest: { title: 'Fix add', body: '' } }, 'Issue')).toBe('Fix add');
     expect(workTitle({ pullRequest: { title: '  ', body: '' } }, 'Issue')).toBe('Issue');
+  });
+
+  test("workCommitMessage: the runner's message, else the title as subject and the pull request body as the commit body", () => {
+    expect(workCommitMessage({ commitMessage: 'Fix add\n\nBody', pullRequest: { title: 'Fix add', body: 'Body' } }, 'Fix add')).toBe('Fix add\n\nBody');
+    expect(workCommitMessage({ commitMessage: '', pullRequest: { title: '', body: '## Summary\n- x' } }, 'Issue')).toBe('Issue\n\n## Summary\n- x');
+    expect(workCommitMessage({ commitMessage: ' ', pullRequest: { title: '', body: '' } }, 'Issue')).toBe('Issue');
   });
 });
 
@@ -144,5 +151,29 @@ describe('publishPullRequest against the GitHub stand-in', () => {
     expect(c2.checkpoint.branch).toBe(`codex/${w2.issueNumber}-taken-2`);
     expect(c2.saves.filter((s) => s.branch)).toEqual([{ branch: `codex/${w2.issueNumber}-taken` }, { branch: `codex/${w2.issueNumber}-taken-2` }]);
     expect((await gh.git(REPO, 'rev-parse', `codex/${w2.issueNumber}-taken`)).trim()).toBe(other);
+  });
+
+  test("the pull request body carries the app's Checks run: a failed setup and a claim of passing tests the last test run refutes", async () => {
+    const w = work('Claims green');
+    w.result = {
+      ...w.result,
+      pullRequest: { title: 'Claims green', body: '## Summary\n- fixed\n\n## Testing\n- All tests pass' },
+      commitMessage: '',
+      commands: [
+        { phase: 'setup', command: ['npm', 'ci'], workdir: '.', exitCode: 1, durationMs: 5000, timedOut: false },
+        { phase: 'agent', command: ['npm', 'test'], workdir: '.', exitCode: 1, durationMs: 70_000, timedOut: false },
+      ],
+      setup: { status: 'failed', reason: 'npm (package-lock.json) exited with 1; the agent went on without it' },
+    };
+    const c = checkpoints();
+    const pr = await publishPullRequest(octokit, w, c.checkpoint, c.save);
+    const body = String((await gh.pulls(REPO)).find((p) => p.number === pr.number)!.body);
+    expect(body).toContain('### Checks run');
+    expect(body).toContain('- `npm test` · ❌ exit 1 · 1m 10s');
+    expect(body).toContain('- Setup (dependency install): ❌ failed: npm (package-lock.json) exited with 1');
+    expect(body).toContain("**Note:** the last run of `npm test` exited 1; the summary's claim that tests pass is not supported.");
+    // Without a runner commit message, the subject is the title and the body the summary.
+    const message = (await gh.git(REPO, 'log', '-1', '--format=%B', c.checkpoint.commitSha!)).trim();
+    expect(message.startsWith('Claims green\n\n## Summary\n- fixed')).toBe(true);
   });
 });
