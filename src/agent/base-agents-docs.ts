@@ -17,12 +17,16 @@ const MAX_FILES = 64;
  * cut with a marker).
  * @param repoRoot the checkout (its git directory must hold `baseSha`'s objects).
  * @param baseSha the pull request's base (or merge base) commit, 40 hex.
+ * @param gitDir the checkout's git directory when it is not `<repoRoot>/.git` (the runner's private
+ *   one, outside the workspace: passed as `--git-dir`, so the agent's `.git` is never read).
  * @throws GitError when git cannot read the commit (e.g. not fetched).
  * @throws Error when `baseSha` is not a 40-hex SHA.
  */
-export async function readBaseAgentsDocs(repoRoot: string, baseSha: string): Promise<AgentsDoc[]> {
+export async function readBaseAgentsDocs(repoRoot: string, baseSha: string, gitDir?: string): Promise<AgentsDoc[]> {
   if (!/^[0-9a-f]{40}$/.test(baseSha)) throw new Error(`readBaseAgentsDocs: not a commit SHA: ${baseSha.slice(0, 80)}`);
-  const { stdout } = await git(['ls-tree', '-r', '-z', '--full-tree', baseSha], { cwd: repoRoot });
+  const dirArgs = gitDir ? [`--git-dir=${gitDir}`] : [];
+  const opts = { cwd: repoRoot, ...(gitDir ? { safeDirectories: [gitDir, repoRoot] } : {}) };
+  const { stdout } = await git([...dirArgs, 'ls-tree', '-r', '-z', '--full-tree', baseSha], opts);
   const entries: Array<{ path: string; blob: string }> = [];
   for (const record of stdout.toString('utf8').split('\0')) {
     // "<mode> <type> <sha>\t<path>"
@@ -36,7 +40,7 @@ export async function readBaseAgentsDocs(repoRoot: string, baseSha: string): Pro
   let budget = AGENTS_MD_MAX_BYTES;
   for (const entry of entries.slice(0, MAX_FILES)) {
     if (budget <= 0) break;
-    const { stdout: blob } = await git(['cat-file', 'blob', entry.blob], { cwd: repoRoot });
+    const { stdout: blob } = await git([...dirArgs, 'cat-file', 'blob', entry.blob], opts);
     let content = blob.toString('utf8');
     if (blob.length > budget) {
       content = `${blob.subarray(0, budget).toString('utf8').replace(/\uFFFD+$/, '')}\n[AGENTS.md truncated at ${AGENTS_MD_MAX_BYTES} bytes]`;

@@ -20,6 +20,7 @@ import { checkoutRepository } from './checkout.ts';
 import { commitMessageOf, parseFinalMessage } from './final-message.ts';
 import { MAINTENANCE_SCRIPT_NAME, prepareEnvironment, SETUP_SCRIPT_NAME } from './environment/phase.ts';
 import type { TrustedRepository } from './git.ts';
+import { runReviewPhase, type ReviewPhaseOutcome } from './review-phase.ts';
 import { runRecorded } from './recorded-command.ts';
 import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions.ts';
 import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
@@ -96,6 +97,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   let tools: ToolRunner | undefined;
   let failure: { phase: Phase; reason: string } | undefined;
   let changes: FileChange[] = [];
+  // A review task (spec.kind 'review'): its findings and verdict; it publishes no changes.
+  let review: ReviewPhaseOutcome | undefined;
   let baseSha = spec.repository.baseSha;
   let setup: SetupStatus | undefined;
   let environment: EnvironmentOutcome | undefined;
@@ -193,6 +196,18 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     }
 
     if (opts.phase !== 'setup') await phase('agent', async () => {
+      if (spec.kind === 'review') {
+        review = await runReviewPhase({ spec, root, privateGitDir, sandbox: agentSandbox, deadline, emit, signal: opts.signal });
+        loop = review.loop;
+        tools = review.tools;
+        if (loop.stopReason === 'model_error' || loop.stopReason === 'error') {
+          throw new PhaseError('agent', loop.stopDetail ?? STOP_TEXT[loop.stopReason]);
+        }
+        if (loop.stopReason === 'completed' && review.invalidOutput !== undefined) {
+          throw new PhaseError('agent', `the review's final message is not a valid review JSON object (also after one request to restate it): ${review.invalidOutput}`);
+        }
+        return;
+      }
       if (spec.network) {
         emit({ type: 'log', level: 'info', message: `agent network: only through the app's proxy, to ${spec.network.allow.join(', ')}` });
       }
@@ -248,7 +263,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   if (opts.phase !== 'setup' && (!failure || failure.phase === 'agent')) {
     try {
       changes = await phase('result', async () => {
-        if (!repo) return [];
+        // A review changes nothing: whatever the agent wrote in the checkout is discarded.
+        if (!repo || spec.kind === 'review') return [];
         const collected = await collectChanges(repo, baseSha);
         for (const s of collected.skipped) emit({ type: 'log', level: 'warn', message: `not included: ${s.path}: ${s.reason}` });
         return collected.changes;
@@ -266,7 +282,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     ? 'cancelled'
     : failure
       ? 'failed'
-      : changes.length > 0
+      : changes.length > 0 || review?.parsed
         ? 'succeeded'
         : 'no_changes';
 
@@ -274,7 +290,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   // The title comes from the final message, else the issue's title; never from the raw instruction.
   const threadTitle = spec.context.find((c) => (c.kind === 'issue' || c.kind === 'pull_request') && c.title?.trim())?.title ?? '';
   const parsed = parseFinalMessage(finalMessage, threadTitle);
-  let summary = parsed.body || finalMessage.trim();
+  // A review's summary is its verdict's explanation (its final message is the review JSON).
+  let summary = review?.parsed ? review.parsed.verdict.explanation : parsed.body || finalMessage.trim();
   if (status === 'failed' || status === 'cancelled') {
     const why = status === 'cancelled' ? 'The task was cancelled.' : `The task failed at the ${failure!.phase} phase: ${failure!.reason}`;
     summary = [why, parsed.body ? `\nThe agent's last message:\n\n${parsed.body}` : ''].join('\n').trim();
@@ -293,7 +310,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     commitMessage: commitMessageOf(parsed),
     pullRequest: { title: parsed.title, body: parsed.body },
     commands: allCommands,
-    findings: [],
+    findings: review?.parsed?.findings ?? [],
+    ...(review?.parsed ? { review: review.parsed.verdict } : {}),
     plan: tools?.plan ?? [],
     ...(setup ? { setup } : {}),
     ...(environment ? { environment } : {}),

@@ -64,6 +64,11 @@ export interface ProgressView {
    * from `branch` of the base repository because the app cannot push to the fork).
    */
   forkOf?: { number: number; branch: string };
+  /**
+   * Review work: what was published on the reviewed commit `headSha` (40 hex): a review with
+   * `findings` posted (`kind: 'reviewed'`) or, with nothing to post, a 👍 comment; `url` links it.
+   */
+  review?: { kind: 'reviewed' | 'nothing_to_report'; url: string; headSha: string; findings: number; resolved: number };
   /** The agent's summary markdown: the answer for `no_changes`, the summary on success (untrusted). */
   answer?: string;
   /** Which phase failed (`checkout`, `setup`, `agent`, `result`, `publishing`, …) and why (untrusted). */
@@ -386,6 +391,18 @@ export function renderProgressComment(view: ProgressView): string {
       break;
     }
     case 'succeeded':
+      if (view.review && /^[0-9a-f]{40}$/.test(view.review.headSha)) {
+        // A review: one short line linking what was published.
+        const r = view.review;
+        const commit = codeSpan(r.headSha.slice(0, 7));
+        const fixed = r.resolved > 0 ? ` · ${r.resolved} earlier ${r.resolved === 1 ? 'finding' : 'findings'} fixed` : '';
+        blocks.push(
+          r.kind === 'reviewed'
+            ? `✅ **Reviewed** ${commit}: ${link(`${r.findings} ${r.findings === 1 ? 'finding' : 'findings'}`, r.url)}${fixed} · ${elapsed}`
+            : `👍 **Reviewed** ${commit}: ${link('no issues found', r.url)}${fixed} · ${elapsed}`,
+        );
+        break;
+      }
       blocks.push(`✅ **Done** · ${elapsed}`);
       break;
     case 'no_changes':

@@ -24,6 +24,7 @@ import { checksRunSection } from '../github/checks-run.ts';
 import { codeSpan, renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
 import { publishPullRequest, workTitle } from '../github/publishers/pull-request.ts';
 import { findPushedCommit, openFromForkHead, pushToBranch, type PushOutcome } from '../github/publishers/push-to-branch.ts';
+import { listEarlierFindings, publishReview, toEarlierFindings, type ReviewOrigin } from '../github/publishers/review.ts';
 import { pullRequestBody } from '../github/pull-request-body.ts';
 import { ThreadReporter, withFinalMarker, type DeliveryPolicy, type ReactionTarget } from '../github/thread-reporter.ts';
 import { validateChanges } from '../github/validate-result.ts';
@@ -78,6 +79,8 @@ interface Outcome {
   forkOf?: ProgressView['forkOf'];
   answer?: string;
   cancelledBy?: string;
+  /** Review work: the review (or the 👍 comment) published. */
+  review?: ProgressView['review'];
 }
 
 /** What the service keeps in memory about an active task. */
@@ -400,17 +403,20 @@ export class TaskService {
         model: request.settings.model,
         ...(request.settings.reasoningEffort ? { reasoningEffort: request.settings.reasoningEffort } : {}),
       });
-      const allow = request.settings.agentNetworkAllow;
+      // A review runs without network, whatever agent_network allows (DESIGN.md, "Review").
+      const allow = request.kind === 'review' ? undefined : request.settings.agentNetworkAllow;
       const proxy = this.opts.agentProxy;
       if (allow && !proxy) this.log.warn({ taskId }, 'agent_network is set but the app has no agent proxy (CODEX_AGENT_PROXY_PORT): the agent stays offline');
       const network =
         allow && proxy
           ? { proxyUrl: proxyUrlWithCredentials(proxy.url, task.id, proxy.grants.issue(task.id, { allow, ttlMs: request.settings.timeoutMs + 15 * 60_000 })), allow }
           : undefined;
+      const review = request.kind === 'review' ? await this.reviewDispatch(octokit, request, dispatched.pull?.headSha) : undefined;
       const spec = buildTaskSpec({
         taskId: task.id,
         ...(network ? { network } : {}),
-        request,
+        request: review ? { ...request, review: review.request } : request,
+        ...(review ? { earlierFindings: review.earlierFindings } : {}),
         repository: { cloneUrl: repository.clone_url, baseRef: dispatched.baseRef, baseSha: dispatched.baseSha },
         ...(dispatched.pull ? { pullRequest: dispatched.pull } : {}),
         ...(dispatched.agentsDocs ? { agentsDocs: dispatched.agentsDocs } : {}),
@@ -435,6 +441,85 @@ export class TaskService {
     }
     await this.settle(taskId, live, execution);
   }
+
+  // --- Review tasks (kind `review`) -----------------------------------------------------------------
+
+  /**
+   * What a review needs at dispatch: the app's open earlier findings on the pull request (for
+   * `resolved_findings`), and the incremental base checked: a `sinceSha` that is not an ancestor of
+   * the head (a force-push rewrote it) is dropped, so the whole pull request is reviewed.
+   * @throws Error when the request has no review block; Octokit RequestError on API errors.
+   */
+  private async reviewDispatch(
+    octokit: Octokit,
+    request: TaskRequest,
+    headSha: string | undefined,
+  ): Promise<{ request: NonNullable<TaskRequest['review']>; earlierFindings: ReturnType<typeof toEarlierFindings> }> {
+    const { owner, repo, target, review } = request;
+    if (!review || target.type !== 'pull_request') throw new Error('a review task needs a pull request and its review settings');
+    const posted = await listEarlierFindings(octokit, { owner, repo, pullNumber: target.number, botLogin: review.botLogin });
+    let sinceSha = review.sinceSha;
+    if (sinceSha && headSha) {
+      const ahead = await octokit.rest.repos
+        .compareCommitsWithBasehead({ owner, repo, basehead: `${sinceSha}...${headSha}`, per_page: 1 })
+        .then(({ data }) => data.status === 'ahead')
+        .catch((error: unknown) => {
+          if (statusOf(error) === 404) return false;
+          throw error;
+        });
+      if (!ahead) sinceSha = undefined;
+    }
+    const { sinceSha: _dropped, ...rest } = review;
+    return { request: { ...rest, ...(sinceSha ? { sinceSha } : {}) }, earlierFindings: toEarlierFindings(posted) };
+  }
+
+  /**
+   * Publishes a review task's result (publishers/review.ts): ONE review on the dispatched head with
+   * the findings at or above `min_priority` (inline where the diff has their lines, the others in its
+   * body), or, with nothing to post, a 👍 and a short comment; "Fixed in" replies to earlier findings
+   * the reviewer says are resolved. No commit, no branch. A failed review (e.g. no valid review JSON
+   * after the restate request) ends the task with the runner's reason.
+   */
+  private async publishReviewResult(task: TaskRecord, headSha: string, result: TaskResult): Promise<void> {
+    const { request } = task;
+    const review = request.review;
+    if (result.status !== 'succeeded' || !review || !result.review) {
+      const failure = result.failure ?? { phase: 'agent', reason: review ? result.summary || 'the review produced no verdict' : 'the review settings are missing from the request' };
+      await this.finish(task, 'failed', { failure });
+      return;
+    }
+    try {
+      const octokit = await this.opts.github.forInstallation(request.installationId);
+      const origin: ReviewOrigin =
+        request.origin?.type === 'comment'
+          ? { kind: 'issue_comment', commentId: request.origin.id }
+          : request.origin?.type === 'review_comment'
+            ? { kind: 'review_comment', commentId: request.origin.id }
+            : { kind: 'pull_request' };
+      const outcome = await publishReview(octokit, {
+        owner: request.owner,
+        repo: request.repo,
+        pullNumber: request.target.number,
+        headSha,
+        findings: result.findings,
+        verdict: result.review,
+        minPriority: review.minPriority,
+        origin,
+        botLogin: review.botLogin,
+        commands: result.commands,
+        runKey: task.id,
+        pathsIgnore: review.pathsIgnore,
+      });
+      const { plan } = outcome;
+      await this.finish(task, 'succeeded', {
+        review: { kind: outcome.kind, url: outcome.url, headSha, findings: plan.inline.length + plan.outside.length, resolved: plan.resolved.length },
+      });
+    } catch (error) {
+      await this.finish(task, 'failed', { failure: { phase: 'publishing', reason: errorMessage(error) } });
+    }
+  }
+
+  // --- end of review tasks ---------------------------------------------------------------------------
 
   /**
    * What a task is dispatched on, read from GitHub now: for issue work the default branch and its
@@ -554,6 +639,10 @@ export class TaskService {
       await this.finish(task, 'failed', {
         failure: { phase: 'result', reason: `the runner's result is based on ${clip(result.baseSha)}, not the dispatched ${dispatchedSha}; nothing was published` },
       });
+      return;
+    }
+    if (request.kind === 'review') {
+      await this.publishReviewResult(task, dispatchedSha, result);
       return;
     }
     const partial = result.status === 'failed' && result.changes.length > 0 && result.failure?.phase === 'agent';
@@ -706,6 +795,7 @@ export class TaskService {
       pushed: outcome.pushed,
       forkOf: outcome.forkOf,
       answer: outcome.answer,
+      review: outcome.review,
       queuePosition: undefined,
       notice: undefined,
       cancelledBy: outcome.cancelledBy,

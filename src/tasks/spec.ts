@@ -3,7 +3,7 @@
  * trigger stored it, the repository and base commit the app resolved at dispatch, and the two
  * short-lived credentials. Pure: no I/O.
  */
-import { TaskSpec } from '../contract.ts';
+import { TaskSpec, type EarlierFinding } from '../contract.ts';
 import type { TaskRequest } from './types.ts';
 
 /** The pull request a task works on, as dispatched (read from GitHub when the task started). */
@@ -23,7 +23,9 @@ export interface TaskSpecSources {
   /** The agent's network (TaskSpec `network`): the proxy URL with the task's credentials and the allowlist. */
   network?: { proxyUrl: string; allow: string[] };
   taskId: string;
-  request: Pick<TaskRequest, 'kind' | 'owner' | 'repo' | 'instruction' | 'context' | 'requester' | 'settings'>;
+  request: Pick<TaskRequest, 'kind' | 'owner' | 'repo' | 'instruction' | 'context' | 'requester' | 'settings' | 'review'>;
+  /** For a review: the app's open earlier findings on the pull request (read at dispatch). */
+  earlierFindings?: EarlierFinding[];
   /**
    * The repository as dispatched: clone URL (no credentials), the base branch and its commit (the
    * default branch for issue work, the pull request's base for pull request work).
@@ -91,6 +93,18 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
       ...(settings.setupTimeoutMs ? { setupTimeoutMs: settings.setupTimeoutMs } : {}),
       ...(settings.maxTurns ? { maxTurns: settings.maxTurns } : {}),
     },
+    ...(request.kind === 'review' && request.review && s.pullRequest
+      ? {
+          review: {
+            pullNumber: s.pullRequest.number,
+            ...(request.review.sinceSha && request.review.sinceSha !== s.pullRequest.headSha ? { sinceSha: request.review.sinceSha } : {}),
+            ...(request.review.focus ? { focus: request.review.focus } : {}),
+            ...(request.review.standingFocus ? { standingFocus: request.review.standingFocus } : {}),
+            pathsIgnore: request.review.pathsIgnore,
+            earlierFindings: s.earlierFindings ?? [],
+          },
+        }
+      : {}),
     setup: { ...(settings.setupScript ? { script: settings.setupScript } : {}), autoInstall: settings.autoInstall },
   });
 }

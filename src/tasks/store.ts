@@ -67,6 +67,11 @@ export interface TaskStore {
    * @returns true the first time for a key, false afterwards (also after a restart).
    */
   recordReply(key: string): boolean;
+  /**
+   * The review tasks (request kind `review`) of a pull request, newest first: what automatic reviews
+   * consult to skip a head already reviewed and to find the last reviewed head for an incremental one.
+   */
+  reviewTasks(owner: string, repo: string, pullNumber: number): TaskRecord[];
   /** Final replies waiting to be delivered (see {@link TaskPatch.finalReply}). */
   readonly outbox: ReplyOutbox;
   /** Backing for the gateway's task tokens. */
@@ -432,6 +437,16 @@ export class SqliteTaskStore implements TaskStore {
       .prepare('SELECT * FROM tasks WHERE owner = ? AND repo = ? AND issue_number = ? ORDER BY created_at DESC, rowid DESC LIMIT 1')
       .get(owner, repo, issueNumber) as unknown as TaskRow | undefined;
     return row ? toRecord(row) : undefined;
+  }
+
+  reviewTasks(owner: string, repo: string, pullNumber: number): TaskRecord[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM tasks WHERE owner = ? AND repo = ? AND issue_number = ? AND target_type = 'pull_request'
+           AND json_extract(request_json, '$.kind') = 'review' ORDER BY created_at DESC, rowid DESC`,
+      )
+      .all(owner, repo, pullNumber) as unknown as TaskRow[];
+    return rows.map(toRecord);
   }
 
   readonly #eventLimits: TaskEventLimits;

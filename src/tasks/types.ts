@@ -62,6 +62,27 @@ export type TaskTarget =
  */
 export type TaskOrigin = { type: 'comment' | 'review_comment' | 'review' | 'issue' | 'pull_request'; id: number };
 
+/**
+ * What a `review` request adds (resolved at trigger time from `.github/codex.yml` and the request);
+ * the earlier findings are read at dispatch.
+ */
+export interface ReviewRequest {
+  /** `review.min_priority` as a number: 0 (P0) … 3 (P3). */
+  minPriority: 0 | 1 | 2 | 3;
+  /** `review.paths_ignore` glob patterns. */
+  pathsIgnore: string[];
+  /** `review.focus`: the maintainers' standing instructions. */
+  standingFocus?: string;
+  /** The text after `@codex review`, its author, and whether that author may instruct. */
+  focus?: { text: string; requester: string; trust: 'instruction' | 'data' };
+  /** For an incremental review after a push: the head of the last review of this pull request. */
+  sinceSha?: string;
+  /** An automatic review (`review.auto`), as opposed to one somebody asked for. */
+  automatic: boolean;
+  /** The app's bot login (`<slug>[bot]`): its own review comments are the earlier findings. */
+  botLogin: string;
+}
+
 /** A request to run a task, built by a trigger after the gate. */
 export interface TaskRequest {
   /**
@@ -86,6 +107,8 @@ export interface TaskRequest {
   /** Thread context for the model (issue or pull request, comments, review threads), with `trust`. */
   context: ContextItem[];
   settings: TaskSettings;
+  /** For `kind: 'review'`: what the review needs beyond a task's request. */
+  review?: ReviewRequest;
   /** For kind `fix`: what failed, read by the app when the fix was triggered. */
   fix?: FixRequest;
 }

@@ -16,6 +16,7 @@ import { pullRequestOpenedTrigger } from './pull-request-opened.ts';
 import { pullRequestReviewTrigger } from './pull-request-review.ts';
 import { pullRequestReviewCommentTrigger } from './pull-request-review-comment.ts';
 import { workflowRunTrigger } from './workflow-run.ts';
+import { registerAutoReviews } from './review-auto.ts';
 
 /** Event → trigger. */
 export const TRIGGERS: Readonly<Record<TriggerEvent, Trigger>> = {
@@ -73,13 +74,16 @@ export async function runCheckFailureTrigger(
 }
 
 /**
- * Subscribes every trigger of {@link TRIGGERS} on the Probot app, and with `failures` those of
- * {@link CHECK_FAILURE_TRIGGERS}.
+ * Subscribes every trigger of {@link TRIGGERS} on the Probot app, the automatic reviews
+ * (review-auto.ts: `pull_request` opened, reopened, ready_for_review, synchronize; an event may have
+ * both a mention trigger and an automatic review, which Probot runs side by side), and with
+ * `failures` the triggers of {@link CHECK_FAILURE_TRIGGERS}.
  */
 export function registerTriggers(app: Pick<Probot, 'on'>, deps: TriggerDeps, failures?: CheckFailures): void {
   for (const [event, trigger] of Object.entries(TRIGGERS) as Array<[TriggerEvent, Trigger]>) {
     app.on(event, (context) => runTrigger(deps, trigger, context as unknown as Context));
   }
+  registerAutoReviews(app, deps);
   if (!failures) return;
   for (const [event, trigger] of Object.entries(CHECK_FAILURE_TRIGGERS) as Array<[CheckFailureEvent, CheckFailureTrigger]>) {
     app.on(event, (context) => runCheckFailureTrigger(deps, failures, trigger, context as unknown as Context));

@@ -18,6 +18,7 @@ import { requestedFix } from './fix-request.ts';
 import { mayMention, MentionParseError, parseMention, type MentionCommand } from './mention.ts';
 import { pullRequestTarget, type NormalizedMention, type PullRequestPayload } from './normalize.ts';
 import { WebhookPullRequest } from './payload.ts';
+import { requestReview, type ReviewMentionHooks } from './review-request.ts';
 
 /** App-wide defaults and limits that repository config refines. */
 export interface TriggerSettings {
@@ -153,12 +154,22 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
       if (!task) await reply(m, `There is no running ${settings.mention} task in this thread to stop.`, log);
       return;
     }
+    // Reviews (review-request.ts): on a pull request a `review` task; on an issue a short answer.
+    const loadConfig = () => shared(`config:${m.installationId}:${m.owner}/${m.repo}`, () => loadRepoConfig({ config: m.readConfig }));
+    const reviewHooks = (focus: string): ReviewMentionHooks => ({
+      focus,
+      botLogin,
+      reply: (body) => reply(m, body, log),
+      loadConfig,
+      resolveTarget: () => resolveTarget(m),
+      log,
+    });
     if (command.command === 'review') {
-      const text =
-        m.target.type === 'issue'
-          ? `\`${settings.mention} review\` works on pull requests. On an issue, describe the change you want.`
-          : `\`${settings.mention} review\` is not available yet. Describe the change you want instead, e.g. \`${settings.mention} fix the failing test\`.`;
-      await reply(m, text, log);
+      if (m.target.type === 'issue') {
+        await reply(m, `\`${settings.mention} review\` works on pull requests. On an issue, describe the change you want.`, log);
+        return;
+      }
+      await requestReview(deps, m, reviewHooks(command.instruction));
       return;
     }
 
@@ -189,7 +200,7 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
 
     let repoConfig: RepoConfig;
     try {
-      repoConfig = await shared(`config:${m.installationId}:${m.owner}/${m.repo}`, () => loadRepoConfig({ config: m.readConfig }));
+      repoConfig = await loadConfig();
     } catch (error) {
       if (error instanceof RepoConfigError) {
         log.warn({ ...where, err: error.message }, 'invalid repository config');
@@ -208,6 +219,10 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
       }
       if (!FINAL_STATES.has(previous.state)) {
         await reply(m, `The last ${settings.mention} task in this thread is still ${previous.state}; use \`${settings.mention} stop\` first to run it again.`, log);
+        return;
+      }
+      if (previous.request.kind === 'review' && m.target.type === 'pull_request') {
+        await requestReview(deps, m, reviewHooks(previous.request.review?.focus?.text ?? ''));
         return;
       }
       instruction = previous.request.fix?.request ?? previous.request.instruction;

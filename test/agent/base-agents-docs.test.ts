@@ -32,6 +32,18 @@ describe('readBaseAgentsDocs', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+  test('through a separate git directory (the runner\'s private one, a bare repository), never the workspace\'s', async () => {
+    const bare = mkdtempSync(join(tmpdir(), 'base-agents-git-'));
+    const workspace = mkdtempSync(join(tmpdir(), 'base-agents-ws-'));
+    try {
+      execFileSync('git', ['clone', '-q', '--bare', dir, bare]);
+      expect((await readBaseAgentsDocs(workspace, baseSha, bare)).map((d) => d.path)).toEqual(['AGENTS.md', 'pkg/api/AGENTS.md']);
+    } finally {
+      rmSync(bare, { recursive: true, force: true });
+      rmSync(workspace, { recursive: true, force: true });
+    }
+  });
+
   test("the base commit's regular AGENTS.md files, shallowest first, whatever the head and working tree hold", async () => {
     writeFileSync(join(dir, 'pkg/api/AGENTS.md'), 'uncommitted edit');
     expect(await readBaseAgentsDocs(dir, baseSha)).toEqual([

@@ -521,6 +521,23 @@ describe('pull request work', () => {
   });
 });
 
+describe('review work', () => {
+  const head = 'c'.repeat(40);
+  test('a review ends as one short line linking the review, with the commit and the count', () => {
+    const body = render({ kind: 'review', state: 'succeeded', review: { kind: 'reviewed', url: 'https://github.com/o/r/pull/9#pullrequestreview-1', headSha: head, findings: 2, resolved: 1 } });
+    expect(body).toContain('✅ **Reviewed** `ccccccc`: [2 findings](https://github.com/o/r/pull/9#pullrequestreview-1) · 1 earlier finding fixed');
+    expect(body).not.toContain('**Done**');
+  });
+  test('nothing found: 👍 and a link to the short comment', () => {
+    const body = render({ kind: 'review', state: 'succeeded', review: { kind: 'nothing_to_report', url: 'https://github.com/o/r/pull/9#issuecomment-2', headSha: head, findings: 0, resolved: 0 } });
+    expect(body).toContain('👍 **Reviewed** `ccccccc`: [no issues found](https://github.com/o/r/pull/9#issuecomment-2)');
+  });
+  test('a failed review names the phase and the reason', () => {
+    const body = render({ kind: 'review', state: 'failed', failure: { phase: 'agent', reason: 'not a valid review JSON object' } });
+    expect(body).toContain('The review failed during `agent`');
+  });
+});
+
 describe('untrusted text in every part of the comment is neutralised', () => {
   const hostile = 'Fixes #3, GH-4, acme/calc#5, https://github.com/acme/calc/issues/6 and &#35;7 cc @mallory';
   test.each<[string, Partial<ProgressView>]>([

@@ -119,6 +119,21 @@ describe('SqliteTaskStore migrations', () => {
     }
   });
 
+  test('reviewTasks: the review tasks of one pull request, newest first; other kinds and threads left out', () => {
+    const store = new SqliteTaskStore(path.join(dir, 'reviews.db'));
+    const target = {
+      type: 'pull_request' as const, number: 4, title: 'Add x', baseRef: 'main', baseSha: 'a'.repeat(40), headRef: 'feature', headSha: 'b'.repeat(40),
+      headRepo: 'acme/calc', fork: false, maintainerCanModify: false,
+    };
+    store.create('task_r1', 'k', { ...request, triggerKey: 'review:1', kind: 'review', target });
+    store.create('task_t', 'k', { ...request, triggerKey: 'comment:2', kind: 'task', target });
+    store.create('task_r2', 'k', { ...request, triggerKey: 'review:3', kind: 'review', target: { ...target, number: 5 } });
+    store.create('task_r3', 'k', { ...request, triggerKey: 'review:4', kind: 'review', target });
+    store.update('task_r3', { headSha: 'c'.repeat(40) }, 'running');
+    expect(store.reviewTasks('acme', 'calc', 4).map((t) => [t.id, t.headSha])).toEqual([['task_r3', 'c'.repeat(40)], ['task_r1', undefined]]);
+    store.close();
+  });
+
   test('the final reply is queued with the final state, once', () => {
     const store = new SqliteTaskStore(':memory:');
     store.create('task_1', 'key', request);
