@@ -3,27 +3,14 @@
  * runs waits; when the fix ends (here without a change, so the head stays) it is evaluated again
  * against the pull request's head, and the check not yet attempted on that head gets its own fix.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { firstPrompt, openPullRequest, patchTurns, pullRequestRepo } from '../support/pull-requests.ts';
 import { checkSuiteCompleted } from '../support/webhooks.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, { ...pullRequestRepo(), '.github/codex.yml': 'autofix:\n  enabled: true\n' }, { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, { ...pullRequestRepo(), '.github/codex.yml': 'autofix:\n  enabled: true\n' });
 
 const decisions = (action: string) => h.logLines().filter((l) => l.msg === 'autofix decision' && l.decision === action);
 

@@ -2,27 +2,14 @@
  * End to end: a check suite created by the app itself never starts an automatic fix, and the app's
  * own failing check runs are left out of a fix started by another app's failure.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { firstPrompt, openPullRequest, patchTurns, pullRequestRepo } from '../support/pull-requests.ts';
 import { checkSuiteCompleted } from '../support/webhooks.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, { ...pullRequestRepo(), '.github/codex.yml': 'autofix:\n  enabled: true\n' }, { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, { ...pullRequestRepo(), '.github/codex.yml': 'autofix:\n  enabled: true\n' });
 
 test("the app's own failed check suite is ignored; its failing check run stays out of another app's fix", async () => {
   const { number, branch, headSha } = await openPullRequest(h.github, REPO, { 'NOTES.md': 'notes\n' });

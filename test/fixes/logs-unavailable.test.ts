@@ -4,29 +4,16 @@
  * unavailable. With a fix: one commit and the note; without one (the agent changed nothing): the
  * not-fixed reply with the note, and no commit.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { CI_WORKFLOW, failingTestJobSteps } from '../support/ci-logs.ts';
 import { FIX_PATCH } from '../support/fixtures.ts';
 import { firstPrompt, openPullRequest, patchTurns, pullRequestRepo } from '../support/pull-requests.ts';
 
 const REPO = 'acme/calc';
 const OUTPUT = { title: '1 test failed', summary: 'parseAmount › accepts a decimal comma: EXPECTED-1.5-RECEIVED-15' };
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, { ...pullRequestRepo(), '.github/workflows/ci.yml': CI_WORKFLOW }, { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, { ...pullRequestRepo(), '.github/workflows/ci.yml': CI_WORKFLOW });
 
 async function failingPull(logStatus: number) {
   const opened = await openPullRequest(h.github, REPO, { 'NOTES.md': `notes ${logStatus}\n` });

@@ -4,29 +4,16 @@
  * push to the fork, so the fix becomes a new pull request from a `codex/pr-<n>-…` branch of the base
  * repository on top of the fork's head; the fork is untouched.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { ASSERTION_MESSAGE, CI_WORKFLOW, failingTestJobSteps } from '../support/ci-logs.ts';
 import { FIX_PATCH, FIXED_MATH } from '../support/fixtures.ts';
 import { firstPrompt, patchTurns, pullRequestRepo } from '../support/pull-requests.ts';
 
 const REPO = 'acme/calc';
 const FORK = 'outsider/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, { ...pullRequestRepo(), '.github/workflows/ci.yml': CI_WORKFLOW }, { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, { ...pullRequestRepo(), '.github/workflows/ci.yml': CI_WORKFLOW });
 
 test('a fork PR: the agent gets the failing log; the fix is a new PR on top of the fork head; the fork is untouched', async () => {
   await h.github.addFork(REPO, FORK);

@@ -7,29 +7,16 @@
  * head, and the reply names the check, links the job log that was read and the commit.
  */
 import { writeFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { ASSERTION_MESSAGE, CI_WORKFLOW, FAILING_STEP_NAME, failingTestJobSteps } from '../support/ci-logs.ts';
 import { FIX_PATCH, FIXED_MATH } from '../support/fixtures.ts';
 import { ProbotOctokitForTests } from '../support/github-stand-in.ts';
 import { firstPrompt, openPullRequest, patchTurns, pullRequestRepo } from '../support/pull-requests.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, { ...pullRequestRepo(), '.github/workflows/ci.yml': CI_WORKFLOW }, { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, { ...pullRequestRepo(), '.github/workflows/ci.yml': CI_WORKFLOW });
 
 test('@codex fix ci: the agent gets the cut log (assertion error, failing step, not 3,000 lines); one commit on the PR branch; a reply linking the job and the commit', async () => {
   const { number, branch, headSha } = await openPullRequest(h.github, REPO, { 'NOTES.md': 'notes\n' }, { title: 'Parse amounts' });

@@ -3,26 +3,13 @@
  * during the agent's first model request). Other files: the change is committed on top of the new
  * head (no force). The same file: the reply says the branch moved and how to retry; nothing is pushed.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { openPullRequest, patchTurns, pullRequestRepo, X_TS_PATCH, X_TS_PR } from '../support/pull-requests.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, pullRequestRepo(), { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, pullRequestRepo());
 
 const finalReply = (number: number, pattern: RegExp) =>
   waitFor(`a final reply matching ${pattern}`, () => h.botComments(REPO, number).find((c) => pattern.test(c.body)), 60_000);

@@ -3,27 +3,14 @@
  * the app (👀 on the pull request: reviews have no reactions API), and a new pull request whose body
  * does. Both end as a commit on the pull request's branch; a review without the mention does nothing.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { openPullRequest, patchTurns, pullRequestRepo, X_TS_PATCH, X_TS_PR } from '../support/pull-requests.ts';
 import { pullRequestOpened, pullRequestReviewSubmitted } from '../support/webhooks.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, pullRequestRepo(), { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, pullRequestRepo());
 
 const pullOf = async (number: number) => (await h.github.pulls(REPO)).find((p) => p.number === number)!;
 const done = (number: number) => waitFor('the final reply', () => h.botComments(REPO, number).find((c) => /✅ \*\*Done\*\*/.test(c.body)), 60_000);

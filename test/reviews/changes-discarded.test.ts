@@ -3,28 +3,15 @@
  * command still ends as a review only: no commit, no branch, the files it wrote are not published;
  * the review body lists the command it ran with its exit code, from the runner's records.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { openPullRequest, pullRequestRepo, X_TS_PATCH, X_TS_PR } from '../support/pull-requests.ts';
 import { toolOutputs } from '../support/scripted-model.ts';
 import { botReviews, finalTurn, reviewJson } from '../support/reviews.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, pullRequestRepo(), { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, pullRequestRepo());
 
 test('a reviewer that edits files: a review only, nothing pushed; the commands it ran are listed from the records', async () => {
   const { number, branch, headSha } = await openPullRequest(h.github, REPO, { 'src/x.ts': X_TS_PR });

@@ -3,27 +3,14 @@
  * model once to restate it; still invalid, the review fails with a clear reply naming the problem,
  * and nothing is posted on the pull request (no review, no 👍).
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { openPullRequest, pullRequestRepo, X_TS_PR } from '../support/pull-requests.ts';
 import { botReviews, finalTurn } from '../support/reviews.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, pullRequestRepo(), { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, pullRequestRepo());
 
 test('invalid review JSON: one restate request, then a clear failure reply; nothing posted', async () => {
   const { number } = await openPullRequest(h.github, REPO, { 'src/x.ts': X_TS_PR });

@@ -2,27 +2,14 @@
  * End to end: a review that finds nothing at or above `min_priority` posts no review: a 👍 on the
  * request and one short comment naming the reviewed commit; the progress comment says so and links it.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { openPullRequest, pullRequestRepo, X_TS_PR } from '../support/pull-requests.ts';
 import { botReviews, finalTurn, reviewJson } from '../support/reviews.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, pullRequestRepo(), { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, pullRequestRepo());
 
 test('nothing found: 👍 on the request, one short comment naming the commit, no review', async () => {
   const { number, headSha } = await openPullRequest(h.github, REPO, { 'src/x.ts': X_TS_PR });

@@ -4,27 +4,14 @@
  * and given the app's open earlier findings. The finding it lists as resolved gets "Fixed in
  * `<sha7>`" in its thread; the one it reports again on the same lines is not posted twice.
  */
-import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { AppHarness, waitFor } from '../support/app-harness.ts';
+import { expect, test } from '@jest/globals';
+import { waitFor } from '../support/app-harness.ts';
+import { useAppHarness } from '../support/use-app-harness.ts';
 import { firstPrompt, openPullRequest, pullRequestRepo, X_TS_PR } from '../support/pull-requests.ts';
 import { botReviews, finalTurn, pullOf, pullRequestEvent, reviewJson } from '../support/reviews.ts';
 
 const REPO = 'acme/calc';
-let h: AppHarness;
-
-beforeAll(async () => {
-  h = await AppHarness.start({ env: { CODEX_MODEL_RETRY_BASE_MS: '10' } });
-  await h.github.addRepo(REPO, { ...pullRequestRepo(), '.github/codex.yml': 'review:\n  auto: true\n  on_push: true\n' }, { installationId: 1, permissions: { maintainer: 'write' } });
-});
-
-afterEach(() => {
-  expect(h.model.pendingTurns).toBe(0);
-});
-
-afterAll(async () => {
-  if (process.env.DEBUG_APP_LOGS) console.log(h?.logs.slice(-8000));
-  await h?.close();
-});
+const h = useAppHarness(REPO, { ...pullRequestRepo(), '.github/codex.yml': 'review:\n  auto: true\n  on_push: true\n' });
 
 const RATE = { title: 'Hard-coded tax rate', priority: 1 as const, path: 'src/x.ts', start: 12 };
 const SIGNATURE = { title: 'gross() accepts negative prices', priority: 1 as const, path: 'src/x.ts', start: 11 };

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { AppHarness, waitFor } from '../support/app-harness.ts';
 import { buggyNodeRepo, fixTurns } from '../support/fixtures.ts';
+import { createDelivery } from '../support/webhooks.ts';
 
 const REPO = 'acme/calc';
 const FINAL = 'codex-cloud:final=';
@@ -122,8 +123,14 @@ test('a refusal is not repeated when the webhook is redelivered after a restart'
   await waitFor('the refusal', () => h.botComments(REPO, issue).find((c) => /write access/.test(c.body)));
   await h.stopApp('SIGKILL');
   await h.startApp();
+  // The same delivery again is kept out by the webhook inbox (one row per delivery id); the same
+  // event under a new delivery id (GitHub sending it twice) passes the gate again, and the stored
+  // reply key keeps its refusal from being posted twice.
   expect(await h.deliver(delivery)).toBe(200);
-  await waitFor('the redelivery to be gated', () => refused() === 2);
+  const again = createDelivery(delivery.event, delivery.payload);
+  expect(await h.deliver(again)).toBe(200);
+  await waitFor('the second delivery to be gated', () => h.logLines().some((l) => l.msg === 'mention refused' && l.deliveryId === again.id));
+  expect(refused()).toBe(1);
   await new Promise((r) => setTimeout(r, 500));
   expect(h.botComments(REPO, issue)).toHaveLength(1);
 });
