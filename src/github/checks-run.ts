@@ -17,7 +17,7 @@ const MAX_COMMAND_CHARS = 200;
 const MAX_REASON_CHARS = 300;
 
 /** Cuts `text` to at most `max` UTF-16 units without splitting a surrogate pair, marking the cut with `…`. */
-function cut(text: string, max: number): string {
+export function cut(text: string, max: number): string {
   if (text.length <= max) return text;
   let end = Math.max(0, max - 1);
   const code = text.charCodeAt(end - 1);

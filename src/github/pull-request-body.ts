@@ -5,7 +5,7 @@
  * task log. GitHub-flavoured markdown (https://github.github.com/gfm/).
  */
 import type { CommandRecord, SetupStatus, Usage } from '../contract.ts';
-import { checksRunSection, displayCommand, formatDuration as duration } from './checks-run.ts';
+import { checksRunSection, cut, displayCommand, formatDuration as duration } from './checks-run.ts';
 import { sanitizeMarkdown } from './progress-comment.ts';
 
 /** GitHub refuses pull request bodies longer than this many characters. */
@@ -48,15 +48,6 @@ export function codeSpan(text: string): string {
   if (!longest && !/^ | $/.test(flat) && flat) return `\`${flat}\``;
   const fence = '`'.repeat(longest + 1);
   return `${fence} ${flat} ${fence}`;
-}
-
-/** Cuts `text` to at most `max` UTF-16 units without splitting a surrogate pair, marking the cut with `…`. */
-function cut(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = Math.max(0, max - 1);
-  const code = text.charCodeAt(end - 1);
-  if (code >= 0xd800 && code <= 0xdbff) end--;
-  return `${text.slice(0, end)}…`;
 }
 
 function count(n: number): string {

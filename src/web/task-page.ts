@@ -19,7 +19,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProgressEvent, TaskResult } from '../contract.ts';
 import { diffChanges, type FileDiff } from './diff.ts';
-import { renderResultHtml, type TaskLinks, type TokenPrices } from './task-result.ts';
+import { renderResultHtml, webUrl, type TaskLinks, type TokenPrices } from './task-result.ts';
 
 /** A message of the live stream: a progress event, or the task's new state. */
 export type TaskStreamMessage = ProgressEvent | { type: 'state'; state: string };
@@ -111,17 +111,6 @@ function keyMatches(expected: string | undefined, given: string | null): boolean
   const a = createHash('sha256').update(expected ?? '').digest();
   const b = createHash('sha256').update(given ?? '').digest();
   return timingSafeEqual(a, b) && !!expected && given !== null;
-}
-
-/** The URL when it is an absolute http(s) URL, else undefined. */
-function webUrl(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  try {
-    const parsed = new URL(url);
-    return parsed.protocol === 'https:' || parsed.protocol === 'http:' ? parsed.href : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function escapeHtml(text: string): string {

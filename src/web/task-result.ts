@@ -48,7 +48,8 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function webUrl(url: string | undefined): string | undefined {
+/** The URL when it is an absolute http(s) URL, else undefined (links on the page are never `javascript:` or relative). */
+export function webUrl(url: string | undefined): string | undefined {
   if (!url) return undefined;
   try {
     const parsed = new URL(url);
