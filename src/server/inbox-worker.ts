@@ -20,7 +20,7 @@ export interface InboxWorkerOptions {
   inbox: SqliteWebhookInbox;
   dispatcher: WebhookDispatcher;
   log: Logger;
-  /** Deliveries processed at the same time; default 16. */
+  /** Deliveries processed at the same time; default 64 (handlers wait on GitHub, not on the CPU). */
   concurrency?: number;
   /** Attempts before a delivery is marked failed; default 5. */
   maxAttempts?: number;
@@ -68,7 +68,7 @@ export class WebhookInboxWorker {
 
   constructor(opts: InboxWorkerOptions) {
     this.#opts = {
-      concurrency: 16,
+      concurrency: 64,
       maxAttempts: 5,
       retryBaseMs: 2_000,
       processedRetentionMs: 24 * HOUR_MS,
