@@ -635,6 +635,8 @@ export class TaskService {
           if (event.level !== 'info') live.view.notice = event.message;
           break;
         case 'environment':
+          // On ECS the agent task restores what this task's own setup task just built: "built" stays.
+          if (event.status === 'restored' && live.view.environment?.status === 'built') break;
           live.view.environment = {
             status: event.status,
             ...(event.durationMs !== undefined ? { durationMs: event.durationMs } : {}),
