@@ -4,7 +4,7 @@
  * script "installs" a dependency into node_modules at the lockfile's version (offline) and prints a
  * marker. Two mentions with an unchanged lockfile: the second runs no setup command, its progress
  * comment says `setup: cached (…)`, and its agent sees the dependency. A changed lockfile and
- * `@codex retry --fresh` run setup again.
+ * `@codex retry --fresh` run setup again; `maintenance` runs after a restore.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { readdir } from 'node:fs/promises';
@@ -136,5 +136,14 @@ describe('environments on the local backend, through the app', () => {
     const again = await run(issue, '@codex retry');
     expect(again.setupCommands).toEqual([]);
     expect(again.result.environment).toMatchObject({ status: 'restored' });
+
+    // `maintenance` in .github/codex.yml runs after a restore (the key does not change).
+    await h.github.commitFiles(REPO, 'main', { '.github/codex.yml': `${CONFIG}maintenance: |\n  echo "maintained $(cat node_modules/dep/index.js)"\n` });
+    const maintained = await run(issue, '@codex check it once more');
+    expect(maintained.result.environment).toMatchObject({ status: 'restored', key: third.result.environment!.key });
+    expect(maintained.setupCommands).toHaveLength(1);
+    expect(maintained.setupCommands[0]!.at(-1)).toMatch(/\.codex-maintenance\.sh$/);
+    expect(JSON.stringify(maintained.result.commands[0]!.output)).toContain("maintained module.exports = 'dep-2';");
+    expect(maintained.agentSaw).toContain('dep-2');
   }, 300_000);
 });
