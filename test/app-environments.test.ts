@@ -146,4 +146,24 @@ describe('environments on the local backend, through the app', () => {
     expect(JSON.stringify(maintained.result.commands[0]!.output)).toContain("maintained module.exports = 'dep-2';");
     expect(maintained.agentSaw).toContain('dep-2');
   }, 300_000);
+
+  test('a pull request from a fork gets its own environment: its setup never prepares the repository\'s', async () => {
+    // The same manifests as the default branch, whose environment is cached by the test above.
+    const issue = h.github.addIssue(REPO, { title: 'check again', body: 'does dep load?', user: 'maintainer' }).number as number;
+    const base = await run(issue, '@codex check that the dependency loads');
+    expect(base.result.environment).toMatchObject({ status: 'restored' });
+
+    await h.github.addFork(REPO, 'outsider/envs');
+    await h.github.commitFiles('outsider/envs', 'patch-1', { 'NOTES.md': 'from the fork\n' }, { from: 'main', message: 'Fork notes' });
+    const pull = (await h.github.addForkPull(REPO, { headRepo: 'outsider/envs', head: 'patch-1', title: 'Fork notes', body: 'Please merge.', user: 'outsider' })).number as number;
+    const fork = await run(pull, '@codex check that the dependency loads');
+    expect(fork.result.environment).toMatchObject({ status: 'built' });
+    expect(fork.result.environment!.key).not.toBe(base.result.environment!.key);
+    expect(fork.setupCommands.some((c) => /\.codex-setup\.sh$/.test(c.at(-1) ?? ''))).toBe(true);
+    expect(fork.agentSaw).toContain('dep-2');
+
+    // The repository's own environment is untouched: the next issue task restores the same key.
+    const after = await run(issue, '@codex check it again');
+    expect(after.result.environment).toMatchObject({ status: 'restored', key: base.result.environment!.key });
+  }, 300_000);
 });
