@@ -16,6 +16,7 @@ import { AgentProxy } from './proxy/agent-proxy.ts';
 import { blockedHostEvent } from './proxy/blocked-hosts.ts';
 import { ProxyGrants } from './proxy/grants.ts';
 import type { RunnerBackend } from './runners/backend.ts';
+import { EnvironmentCache } from './runners/environment-cache.ts';
 import { defaultRunnerCommand, LocalRunnerBackend } from './runners/local.ts';
 import { assertCanRunAs, hideFromRunnerUser, resolveRunnerUser, type RunnerUser } from './runners/runner-user.ts';
 import { TaskService } from './tasks/service.ts';
@@ -71,10 +72,20 @@ export async function createBackend(config: AppConfig, store: TaskStore, log: Lo
           "could read the app's environment and files; set CODEX_RUNNER_USER to an unprivileged user (see README)",
       );
     }
-    return new LocalRunnerBackend({ workRoot, command: config.runner.command, ...(runAs ? { runAs } : {}) });
+    // Environments (issue 12): the archives setup produced, under the data directory.
+    const environments = config.environments ? new EnvironmentCache({ dir: path.join(config.dataDir, 'environments'), ...config.environments }) : undefined;
+    return new LocalRunnerBackend({ workRoot, command: config.runner.command, ...(runAs ? { runAs } : {}), ...(environments ? { environments } : {}) });
   }
   // Loaded only when used, so that the local setup does not load the AWS SDK.
   const { createEcsBackend } = await import('./runners/ecs-factory.ts');
+  if (config.runner.environmentBucket && config.environments) {
+    const { S3EcsEnvironments } = await import('./runners/ecs-environments.ts');
+    const environments = S3EcsEnvironments.fromConfig(config.runner.environmentBucket, {
+      ...config.environments,
+      ...(config.runner.region ? { region: config.runner.region } : {}),
+    });
+    return createEcsBackend(config, store, log, { environments });
+  }
   return createEcsBackend(config, store, log);
 }
 
@@ -132,6 +143,8 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
       mention: config.mention,
       modelRetry: config.modelRetry,
       onFinal: (task, outcome) => failures?.taskEnded(task, outcome),
+      // Environments where the backend keeps them: locally, or on ECS with CODEX_ENV_BUCKET.
+      ...(config.environments && (config.runner.backend === 'local' || config.runner.environmentBucket) ? { environments: { maxArchiveBytes: config.environments.maxArchiveBytes } } : {}),
     });
     Object.assign(handle, { service, store, backend });
 

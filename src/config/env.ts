@@ -22,6 +22,18 @@ const positiveInt = () =>
     .transform(Number)
     .refine((n) => n >= 1 && Number.isSafeInteger(n), 'expected a positive integer');
 
+/** A decimal number ≥ 0 (e.g. `0`, `1.5`). */
+const nonNegativeNumber = () =>
+  z
+    .string()
+    .regex(/^\d+(?:\.\d+)?$/, 'expected a number ≥ 0')
+    .transform(Number)
+    .refine((n) => Number.isFinite(n), 'expected a number ≥ 0');
+
+/** A decimal number > 0 (e.g. `1`, `0.5`). */
+const positiveNumber = () =>
+  nonNegativeNumber().refine((n) => n > 0, 'expected a number > 0');
+
 const httpUrl = (what: string) =>
   z
     .string()
@@ -203,6 +215,12 @@ export const EnvSchema = z.object({
     .trim()
     .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name (3–63 lower-case letters, digits, dots, hyphens)')
     .optional(),
+  /** How long a cached environment stays fresh, hours (issue 12); 0 turns environments off. */
+  CODEX_ENV_CACHE_HOURS: nonNegativeNumber().default(12),
+  /** Largest environment archive, MiB. */
+  CODEX_ENV_MAX_MB: positiveNumber().default(2048),
+  /** Total size of the local backend's environment cache, MiB (least recently used evicted first). */
+  CODEX_ENV_CACHE_MAX_MB: positiveNumber().default(10_240),
   CODEX_ECS_ASSIGN_PUBLIC_IP: bool.default(false),
   AWS_REGION: z.string().optional(),
   /** Probot's GitHub request throttling (on by default; off only against a local GitHub stand-in). */
@@ -296,6 +314,12 @@ type BaseAppConfig = {
    * unset. `url` is how runners reach it (absent: `http://127.0.0.1:<bound port>`, local backend).
    */
   agentProxy?: { port: number; host: string; url?: string };
+  /**
+   * Environments (issue 12, `CODEX_ENV_*`): how long a cached environment stays fresh (`maxAgeMs`),
+   * the largest archive (`maxArchiveBytes`) and the local cache's total size (`maxTotalBytes`).
+   * Absent when `CODEX_ENV_CACHE_HOURS` is 0: setup runs in every task.
+   */
+  environments?: { maxAgeMs: number; maxArchiveBytes: number; maxTotalBytes: number };
 };
 
 /**
@@ -476,6 +500,15 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
     ...(e.CODEX_TOKEN_PRICES ? { tokenPrices: e.CODEX_TOKEN_PRICES } : {}),
     modelRetry: { retries: e.CODEX_MODEL_RETRIES, baseMs: e.CODEX_MODEL_RETRY_BASE_MS },
     runner,
+    ...(e.CODEX_ENV_CACHE_HOURS > 0
+      ? {
+          environments: {
+            maxAgeMs: Math.round(e.CODEX_ENV_CACHE_HOURS * 3_600_000),
+            maxArchiveBytes: Math.floor(e.CODEX_ENV_MAX_MB * 1024 * 1024),
+            maxTotalBytes: Math.floor(e.CODEX_ENV_CACHE_MAX_MB * 1024 * 1024),
+          },
+        }
+      : {}),
     ...(e.CODEX_AGENT_PROXY_PORT !== undefined
       ? {
           agentProxy: {

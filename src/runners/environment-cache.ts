@@ -16,14 +16,6 @@ import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { EnvironmentOutcome, EnvironmentSpec } from '../contract.ts';
 
-/** Default freshness of an environment, hours (`CODEX_ENV_CACHE_HOURS`). */
-export const DEFAULT_ENV_CACHE_HOURS = 12;
-/** Default largest archive, MiB (`CODEX_ENV_MAX_MB`). */
-export const DEFAULT_ENV_MAX_MB = 2048;
-/** Default total size of the cache, MiB (`CODEX_ENV_CACHE_MAX_MB`). */
-export const DEFAULT_ENV_CACHE_MAX_MB = 10 * 1024;
-
-const MIB = 1024 * 1024;
 const KEY = /^[0-9a-f]{64}$/;
 
 /** Metadata of a cached environment (`<key>.json`). */
@@ -38,7 +30,7 @@ export const CachedEnvironment = z.object({
 });
 export type CachedEnvironment = z.infer<typeof CachedEnvironment>;
 
-/** Options of {@link EnvironmentCache}. */
+/** Options of {@link EnvironmentCache} (app.ts: from `CODEX_ENV_*`, see src/config/env.ts). */
 export interface EnvironmentCacheOptions {
   /** Directory of the cache (created mode 0700), e.g. `<CODEX_DATA_DIR>/environments`. */
   dir: string;
@@ -50,23 +42,6 @@ export interface EnvironmentCacheOptions {
   maxTotalBytes: number;
   /** Clock, epoch ms (tests). */
   now?: () => number;
-}
-
-/** Reads `CODEX_ENV_CACHE_HOURS`, `CODEX_ENV_MAX_MB` and `CODEX_ENV_CACHE_MAX_MB` (positive numbers) into options. */
-export function environmentCacheOptionsFromEnv(env: NodeJS.ProcessEnv, dataDir: string): EnvironmentCacheOptions {
-  const num = (name: string, fallback: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const value = Number(raw);
-    if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}: expected a positive number, got ${JSON.stringify(raw)}`);
-    return value;
-  };
-  return {
-    dir: path.join(dataDir, 'environments'),
-    maxAgeMs: num('CODEX_ENV_CACHE_HOURS', DEFAULT_ENV_CACHE_HOURS) * 3_600_000,
-    maxArchiveBytes: Math.floor(num('CODEX_ENV_MAX_MB', DEFAULT_ENV_MAX_MB) * MIB),
-    maxTotalBytes: Math.floor(num('CODEX_ENV_CACHE_MAX_MB', DEFAULT_ENV_CACHE_MAX_MB) * MIB),
-  };
 }
 
 /** Name of the archive the runner restores from / saves to, in its work directory. */

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import type { ProgressEvent, TaskResult } from '../contract.ts';
 import type { TaskTokens } from '../gateway/task-tokens.ts';
 import { errorMessage, statusOf, type GitHubAccess, type Octokit } from '../github/client.ts';
+import { environmentSpecFor } from '../github/environment-spec.ts';
 import { proxyUrlWithCredentials, type ProxyGrants } from '../proxy/grants.ts';
 import { blockedHostsOf } from '../proxy/blocked-hosts.ts';
 import { checksRunSection } from '../github/checks-run.ts';
@@ -64,6 +65,11 @@ export interface TaskServiceOptions {
    * Must not throw.
    */
   onFinal?: (task: TaskRecord, outcome: { pushedSha?: string }) => void;
+  /**
+   * Environments (issue 12): the largest archive, bytes (`CODEX_ENV_MAX_MB`). Absent: tasks carry no
+   * TaskSpec `environment` and setup always runs.
+   */
+  environments?: { maxArchiveBytes: number };
 }
 
 /** Listener of a task's live events (task log page). */
@@ -412,7 +418,9 @@ export class TaskService {
           ? { proxyUrl: proxyUrlWithCredentials(proxy.url, task.id, proxy.grants.issue(task.id, { allow, ttlMs: request.settings.timeoutMs + 15 * 60_000 })), allow }
           : undefined;
       const review = request.kind === 'review' ? await this.reviewDispatch(octokit, request, dispatched.pull?.headSha) : undefined;
+      const environment = await this.environmentOf(octokit, request, repository.id, dispatched);
       const spec = buildTaskSpec({
+        ...(environment ? { environment } : {}),
         taskId: task.id,
         ...(network ? { network } : {}),
         request: review ? { ...request, review: review.request } : request,
@@ -560,6 +568,41 @@ export class TaskService {
     return { ...result, agentsDocs: await readAgentsMd(octokit, owner, repo, pull.base.sha) };
   }
 
+  /**
+   * The TaskSpec `environment` of a task (issue 12): keyed on the commit the runner checks out, in
+   * scope `default` for work on the repository's own branches and `pull/<n>` for a pull request
+   * from a fork (its setup must not prepare the environment of other tasks). Undefined when the app
+   * has environments off, or when GitHub's tree listing was truncated or could not be read (the task
+   * then runs its setup, uncached).
+   */
+  private async environmentOf(
+    octokit: Octokit,
+    request: TaskRequest,
+    repositoryId: number,
+    dispatched: { baseSha: string; pull?: NonNullable<TaskSpecSources['pullRequest']> },
+  ): Promise<TaskSpecSources['environment']> {
+    const config = this.opts.environments;
+    if (!config) return undefined;
+    const { owner, repo, settings } = request;
+    try {
+      return await environmentSpecFor({
+        octokit,
+        owner,
+        repo,
+        repositoryId,
+        sha: dispatched.pull?.headSha ?? dispatched.baseSha,
+        scope: dispatched.pull?.fork ? `pull/${dispatched.pull.number}` : 'default',
+        setupScript: settings.setupScript,
+        autoInstall: settings.autoInstall,
+        fresh: request.fresh ?? false,
+        maxBytes: config.maxArchiveBytes,
+      });
+    } catch (error) {
+      this.log.warn({ owner, repo, err: errorMessage(error) }, 'could not read the tree for the environment key: setup runs uncached');
+      return undefined;
+    }
+  }
+
   /** Waits for a runner's result (never rejects), revokes the task token and settles the result. */
   private async settle(taskId: string, live: LiveTask, execution: RunnerExecution): Promise<void> {
     const result = await execution.result;
@@ -590,6 +633,16 @@ export class TaskService {
           break;
         case 'log':
           if (event.level !== 'info') live.view.notice = event.message;
+          break;
+        case 'environment':
+          // On ECS the agent task restores what this task's own setup task just built: "built" stays.
+          if (event.status === 'restored' && live.view.environment?.status === 'built') break;
+          live.view.environment = {
+            status: event.status,
+            ...(event.durationMs !== undefined ? { durationMs: event.durationMs } : {}),
+            ...(event.ageMs !== undefined ? { ageMs: event.ageMs } : {}),
+            ...(event.saved !== undefined ? { saved: event.saved } : {}),
+          };
           break;
         case 'model_request':
           // A retry is worth showing; a request that went through clears it.

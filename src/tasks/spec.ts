@@ -3,7 +3,7 @@
  * trigger stored it, the repository and base commit the app resolved at dispatch, and the two
  * short-lived credentials. Pure: no I/O.
  */
-import { TaskSpec, type EarlierFinding } from '../contract.ts';
+import { TaskSpec, type EarlierFinding, type EnvironmentSpec } from '../contract.ts';
 import type { TaskRequest } from './types.ts';
 
 /** The pull request a task works on, as dispatched (read from GitHub when the task started). */
@@ -46,6 +46,8 @@ export interface TaskSpecSources {
   gatewayUrl: string;
   /** Retry policy of the runner's model requests (`baseMs`: first delay, ms). */
   modelRetry?: { retries: number; baseMs: number };
+  /** The task's cached environment (issue 12; the backend fills `restore`/`save`); absent: setup always runs. */
+  environment?: EnvironmentSpec;
 }
 
 /**
@@ -105,6 +107,11 @@ export function buildTaskSpec(s: TaskSpecSources): TaskSpec {
           },
         }
       : {}),
-    setup: { ...(settings.setupScript ? { script: settings.setupScript } : {}), autoInstall: settings.autoInstall },
+    setup: {
+      ...(settings.setupScript ? { script: settings.setupScript } : {}),
+      autoInstall: settings.autoInstall,
+      ...(s.environment && settings.maintenance ? { maintenance: settings.maintenance } : {}),
+    },
+    ...(s.environment ? { environment: s.environment } : {}),
   });
 }

@@ -19,6 +19,8 @@ export interface TaskSettings {
   timeoutMs: number;
   /** Time limit of the setup phase, ms (`setup_timeout_minutes`); the runner's default (10 minutes) when absent. */
   setupTimeoutMs?: number;
+  /** `maintenance` of the repository's config: run (with network) after a cached environment is restored. */
+  maintenance?: string;
   /** `agent_network.allow` of the repository's config; absent: the agent's commands have no network. */
   agentNetworkAllow?: string[];
   maxTokens: number;
@@ -111,6 +113,8 @@ export interface TaskRequest {
   review?: ReviewRequest;
   /** For kind `fix`: what failed, read by the app when the fix was triggered. */
   fix?: FixRequest;
+  /** `@codex retry --fresh`: rebuild the environment instead of restoring the cached one. */
+  fresh?: boolean;
 }
 
 /**

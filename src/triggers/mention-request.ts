@@ -88,6 +88,7 @@ export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSet
     reasoningEffort: repo.reasoning_effort ?? app.reasoningEffort,
     setupScript: repo.setup,
     autoInstall: repo.auto_install ?? true,
+    ...(repo.maintenance ? { maintenance: repo.maintenance } : {}),
     maxTurns: repo.limits?.max_turns,
     timeoutMs,
     ...(agentNetworkAllowlist(repo) ? { agentNetworkAllow: agentNetworkAllowlist(repo) } : {}),
@@ -248,6 +249,7 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
       context: fix ? [...context, ...fix.items] : context,
       settings: resolveSettings(settings, repoConfig),
       ...(fix?.fix ? { fix: fix.fix } : {}),
+      ...(command.fresh ? { fresh: true } : {}),
     });
   } catch (error) {
     const status = (error as { status?: number }).status;

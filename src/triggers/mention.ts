@@ -47,7 +47,8 @@ export const DEFAULT_MENTION = '@codex';
  * A command parsed from a comment.
  * - `task`: do what `instruction` says; an empty instruction (a bare mention) means "resolve this
  *   issue / address this thread".
- * - `retry`: run the last task of this thread again (`instruction` is `''`).
+ * - `retry`: run the last task of this thread again (`instruction` is `''`); `retry --fresh` also
+ *   rebuilds the repository's cached environment (`fresh: true`).
  * - `stop`: cancel the running task of this thread (`@codex stop` or `@codex cancel`; `instruction`
  *   is `''`).
  * - `review`: review the pull request; `instruction` is the optional focus (`@codex review security`
@@ -56,6 +57,8 @@ export const DEFAULT_MENTION = '@codex';
 export type MentionCommand = {
   command: 'task' | 'retry' | 'stop' | 'review';
   instruction: string;
+  /** `retry --fresh`: run setup again instead of restoring the cached environment. */
+  fresh?: boolean;
 };
 
 /** Options of {@link parseMention} and {@link mentionsBot}. */
@@ -261,7 +264,7 @@ function stripLeadingSeparators(text: string): string {
  * The instruction is the body after the mention, as written, trimmed, with separators on the mention's
  * line dropped (`@codex: fix it` → `fix it`) and closing emphasis skipped (`**@codex** fix` → `fix`).
  * Its first word, compared case-insensitively and ignoring trailing `.,:;!?`, selects the command:
- * `retry` → `{command: 'retry', instruction: ''}`; `stop` or `cancel` → `{command: 'stop',
+ * `retry` → `{command: 'retry', instruction: ''}` (`retry --fresh` adds `fresh: true`); `stop` or `cancel` → `{command: 'stop',
  * instruction: ''}` (the rest is ignored); `review` → `{command: 'review', instruction: <the rest>}`
  * (the focus, possibly empty); anything else → `{command: 'task', instruction}` where `''` means
  * "resolve this issue".
@@ -292,8 +295,10 @@ export function parseMention(body: string, opts: MentionOptions = {}): MentionCo
   const firstWord = /^(\S+)/.exec(instruction)?.[1] ?? '';
   const keyword = firstWord.toLowerCase().replace(/[.,:;!?]+$/, '');
   switch (keyword) {
-    case 'retry':
-      return { command: 'retry', instruction: '' };
+    case 'retry': {
+      const flag = /^\s*(\S+)/.exec(instruction.slice(firstWord.length))?.[1]?.toLowerCase().replace(/[.,:;!?]+$/, '');
+      return flag === '--fresh' ? { command: 'retry', instruction: '', fresh: true } : { command: 'retry', instruction: '' };
+    }
     case 'stop':
     case 'cancel':
       return { command: 'stop', instruction: '' };

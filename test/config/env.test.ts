@@ -53,6 +53,7 @@ describe('loadEnvConfig: defaults and shape', () => {
       maxTokens: 4_000_000,
       modelRetry: { retries: 4, baseMs: 1000 },
       runner: { backend: 'local' },
+      environments: { maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 2048 * 1024 * 1024, maxTotalBytes: 10_240 * 1024 * 1024 },
     });
   });
 
@@ -417,5 +418,28 @@ describe('loadEnvConfig: agent proxy', () => {
     expect(issuesOf(baseEnv({ ...ecs, CODEX_AGENT_PROXY_PORT: '0' })).map((i) => i.variable).sort()).toEqual(['CODEX_AGENT_PROXY_PORT', 'CODEX_AGENT_PROXY_URL']);
     expect(issuesOf(baseEnv({ CODEX_AGENT_PROXY_PORT: '70000' }))).toEqual([{ variable: 'CODEX_AGENT_PROXY_PORT', message: 'expected a port number (0-65535), got "70000"' }]);
     expect(issuesOf(baseEnv({ CODEX_AGENT_PROXY_PORT: '3128', CODEX_AGENT_PROXY_URL: 'https://proxy:3128' }))[0]!.variable).toBe('CODEX_AGENT_PROXY_URL');
+  });
+});
+
+describe('loadEnvConfig: environments', () => {
+  test('CODEX_ENV_* set the cache; CODEX_ENV_CACHE_HOURS=0 turns environments off', () => {
+    expect(loadEnvConfig(baseEnv({ CODEX_ENV_CACHE_HOURS: '1.5', CODEX_ENV_MAX_MB: '100', CODEX_ENV_CACHE_MAX_MB: '500' })).environments).toEqual({
+      maxAgeMs: 5_400_000,
+      maxArchiveBytes: 100 * 1024 * 1024,
+      maxTotalBytes: 500 * 1024 * 1024,
+    });
+    expect(loadEnvConfig(baseEnv({ CODEX_ENV_CACHE_HOURS: '0' })).environments).toBeUndefined();
+  });
+
+  test('bad values are named', () => {
+    expect(() => loadEnvConfig(baseEnv({ CODEX_ENV_CACHE_HOURS: '-1', CODEX_ENV_MAX_MB: '0', CODEX_ENV_CACHE_MAX_MB: 'lots' }))).toThrow(
+      expect.objectContaining({
+        issues: expect.arrayContaining([
+          expect.objectContaining({ variable: 'CODEX_ENV_CACHE_HOURS' }),
+          expect.objectContaining({ variable: 'CODEX_ENV_MAX_MB' }),
+          expect.objectContaining({ variable: 'CODEX_ENV_CACHE_MAX_MB' }),
+        ]),
+      }),
+    );
   });
 });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { EnvironmentCache, environmentCacheOptionsFromEnv } from '../../src/runners/environment-cache.ts';
+import { EnvironmentCache } from '../../src/runners/environment-cache.ts';
 
 const key = (c: string): string => c.repeat(64);
 let dir: string;
@@ -88,11 +88,5 @@ describe('EnvironmentCache', () => {
     expect((await cache.lookup(key('e')))?.bytes).toBe(11);
     await cache.collect(base, { key: key('e'), status: 'built', restoreFailure: 'refused', saveFailure: 'x' }, work);
     expect(await cache.lookup(key('e'))).toBeUndefined();
-  });
-
-  test('settings from the environment, with a clear error', () => {
-    expect(environmentCacheOptionsFromEnv({}, '/data')).toEqual({ dir: '/data/environments', maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 2048 * 1024 * 1024, maxTotalBytes: 10 * 1024 * 1024 * 1024 });
-    expect(environmentCacheOptionsFromEnv({ CODEX_ENV_CACHE_HOURS: '2', CODEX_ENV_MAX_MB: '100' }, '/d')).toMatchObject({ maxAgeMs: 7_200_000, maxArchiveBytes: 100 * 1024 * 1024 });
-    expect(() => environmentCacheOptionsFromEnv({ CODEX_ENV_MAX_MB: 'lots' }, '/d')).toThrow('CODEX_ENV_MAX_MB: expected a positive number, got "lots"');
   });
 });

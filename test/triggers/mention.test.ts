@@ -217,6 +217,15 @@ describe('commands', () => {
     expect(parseMention(body)).toEqual({ command, instruction });
   });
 
+  test.each(['@codex retry --fresh', '@codex Retry --FRESH.', '@codex retry\n--fresh please'])('%j → retry with a fresh environment', (body) => {
+    expect(parseMention(body)).toEqual({ command: 'retry', instruction: '', fresh: true });
+  });
+
+  test('a flag other than --fresh after retry is ignored', () => {
+    expect(parseMention('@codex retry --fast')).toEqual({ command: 'retry', instruction: '' });
+    expect(parseMention('@codex retry fresh')).toEqual({ command: 'retry', instruction: '' });
+  });
+
   test.each([
     ['@codex retrying is flaky, fix it', 'retrying is flaky, fix it'],
     ['@codex stopwatch is broken', 'stopwatch is broken'],

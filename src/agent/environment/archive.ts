@@ -62,7 +62,8 @@ export interface PackOptions {
  * links are stored as links; sockets and devices are left out; owners are not recorded. Entries that
  * {@link checkEntry} would refuse at restore are a reason not to save at all.
  * @returns the archive's size, bytes, and its compression.
- * @throws EnvironmentArchiveError when it would be larger than `maxBytes` or holds an entry restore would refuse.
+ * @throws EnvironmentArchiveError when it would be larger than `maxBytes`, holds an entry restore
+ *   would refuse, or there is nothing to pack.
  */
 export async function packEnvironment(opts: PackOptions): Promise<{ bytes: number; compression: ArchiveCompression }> {
   const compression = opts.compression ?? defaultCompression();
@@ -76,6 +77,8 @@ export async function packEnvironment(opts: PackOptions): Promise<{ bytes: numbe
   for (const name of await readdir(path.join(opts.workDir, 'home')).catch(() => [] as string[])) {
     if (!exclude.has(name)) entries.push(`home/${name}`);
   }
+  // Setup left nothing behind (no ignored paths, an empty home): nothing to cache.
+  if (entries.length === 0) throw new EnvironmentArchiveError('setup produced nothing to cache');
   let refused: string | undefined;
   const pack = tar.create(
     {

@@ -162,4 +162,12 @@ describe('packEnvironment + extractEnvironment', () => {
     await expect(packEnvironment({ workDir: linked, repoPaths: [], file, maxBytes: LIMITS.maxBytes })).rejects.toThrow(/not saved: home\/ssh: a symbolic link to \/root\/.ssh/);
     expect(await lstat(file).catch(() => undefined)).toBeUndefined();
   });
+
+  test('nothing to pack (no ignored paths, an empty home) is an EnvironmentArchiveError, not a crash', async () => {
+    const empty = await workDir('empty');
+    const file = path.join(dir, 'empty.tar');
+    await expect(packEnvironment({ workDir: empty, repoPaths: ['missing/'], file, maxBytes: LIMITS.maxBytes })).rejects.toThrow(EnvironmentArchiveError);
+    await expect(packEnvironment({ workDir: empty, repoPaths: [], file, maxBytes: LIMITS.maxBytes })).rejects.toThrow(/nothing to cache/);
+    expect(await lstat(file).catch(() => undefined)).toBeUndefined();
+  });
 });
