@@ -33,7 +33,7 @@ import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { DatabaseSync } from 'node:sqlite';
 import * as tar from 'tar';
-import { SETUP_CA_VARIABLES, SETUP_PROXY_VARIABLES } from '../src/agent/setup-env.ts';
+import { parseSetupEnvNames, SETUP_CA_VARIABLES, SETUP_PROXY_VARIABLES } from '../src/agent/setup-env.ts';
 import { AppHarness, waitFor } from '../test/support/app-harness.ts';
 import type { RepoFile } from '../test/support/git-http.ts';
 import { toolOutputs, type RecordedRequest, type ScriptedTurn } from '../test/support/scripted-model.ts';
@@ -145,10 +145,14 @@ function agentTurns(): ScriptedTurn[] {
   ];
 }
 
-/** The host's CA and proxy variables, which the app passes to the setup phase only. */
+/**
+ * The host's CA and proxy variables, `CODEX_SETUP_ENV` and the variables it names, which the app
+ * passes to the setup phase only.
+ */
 function networkEnv(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of [...SETUP_CA_VARIABLES, ...SETUP_PROXY_VARIABLES, 'CODEX_SETUP_ENV']) {
+  const named = parseSetupEnvNames(process.env.CODEX_SETUP_ENV).names;
+  for (const name of [...SETUP_CA_VARIABLES, ...SETUP_PROXY_VARIABLES, 'CODEX_SETUP_ENV', ...named]) {
     const value = process.env[name];
     if (value) out[name] = value;
   }
