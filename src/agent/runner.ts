@@ -32,7 +32,7 @@ import { readOnlyPathsFromEnv, runnerHiddenPaths } from './sandbox-mounts.ts';
 import { detectSetup, toolPaths } from './setup.ts';
 import { setupEnvironment } from './setup-env.ts';
 import { ToolRunner } from './tools/index.ts';
-import { adoptWorkingTree } from './trusted-repo.ts';
+import { adoptWorkingTree, excludeSetupOutput } from './trusted-repo.ts';
 
 /** Thrown inside a phase to fail the task at that phase with a readable reason. */
 export class PhaseError extends Error {
@@ -188,6 +188,13 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
         maintenance: (script) => runSetup(spec, root, home, sandboxBase, deadline, commands, emit, opts.signal, report, script).then(() => undefined),
       }));
       if (environment?.status === 'restored' && !setup) setup = { status: 'skipped', reason: 'a cached environment was restored' };
+      // What setup left in the checkout (dependencies in a repository that ignores nothing, build
+      // output) is not the agent's work: keep it out of the changes.
+      const leftBySetup = await excludeSetupOutput(setupRepo);
+      if (leftBySetup.length > 0) {
+        const shown = leftBySetup.slice(0, 10).join(', ');
+        emit({ type: 'log', level: 'info', message: `setup left ${leftBySetup.length} untracked path(s) in the checkout, kept out of the changes: ${shown}${leftBySetup.length > 10 ? ', …' : ''}` });
+      }
     } else {
       // Before the agent runs: from now on the repository's own .git is the agent's to write.
       repo = await adoptWorkingTree(root, privateGitDir).catch((error: unknown) => {

@@ -5,7 +5,7 @@
  * read on the host. The agent gets its own copy as `<workspace>/.git` and may use git freely.
  */
 import { constants } from 'node:fs';
-import { copyFile, cp, mkdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, cp, mkdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { git, gitIn, type TrustedRepository } from './git.ts';
 
@@ -110,4 +110,25 @@ export async function adoptWorkingTree(dir: string, gitDir: string): Promise<Tru
     await protectSubmodules(repo);
   }
   return repo;
+}
+
+/**
+ * Keeps what the setup phase left in the checkout out of the task's changes: every untracked path
+ * that `.gitignore` does not already ignore (e.g. `node_modules/` in a repository without a
+ * `.gitignore`, coverage output) is appended, anchored and escaped, to the private git directory's
+ * `info/exclude`, which only the host-side collection reads. Changes the agent makes later under
+ * those paths are not collected either.
+ * @returns the excluded paths (directories end with `/`), as git listed them.
+ * @throws GitError when git cannot list the working tree.
+ */
+export async function excludeSetupOutput(repo: TrustedRepository): Promise<string[]> {
+  const { stdout } = await gitIn(repo, ['ls-files', '--others', '--exclude-standard', '--directory', '--no-empty-directory', '-z']);
+  const paths = stdout.toString('utf8').split('\0').filter(Boolean);
+  if (paths.length === 0) return paths;
+  // gitignore syntax: a leading `/` anchors at the root; `\` escapes wildcards, `!`, `#` and trailing spaces.
+  const lines = paths.map((p) => `/${p.replace(/[\\*?[\]!#]/g, '\\$&').replace(/ $/, '\\ ')}`);
+  const file = path.join(repo.gitDir, 'info', 'exclude');
+  await mkdir(path.dirname(file), { recursive: true });
+  await appendFile(file, `\n# left by the setup phase\n${lines.join('\n')}\n`);
+  return paths;
 }

@@ -174,6 +174,22 @@ describe('codex-cloud runner', () => {
     }
   });
 
+  test('what setup leaves in a checkout that ignores nothing (dependencies, build output) is not part of the changes', async () => {
+    const model = await ScriptedModel.start({ turns: fixTurns(), requireAuth: TASK_TOKEN });
+    const workdir = path.join(dir, 'work-setup-output');
+    try {
+      const script = 'mkdir -p node_modules/dep coverage\necho "module.exports = 1" > node_modules/dep/index.js\necho "<html>" > "coverage/[index] #1.html"\necho x > "weird *name!"\n';
+      const run = await runCli(['runner', '--workdir', workdir], { stdin: JSON.stringify(spec(model, { setup: { script } })) });
+      const result = resultOf(run.stdout);
+      expect(result.status).toBe('succeeded');
+      expect(result.changes.map((c) => c.path)).toEqual(['src/math.js']);
+      const note = events(run.stdout).find((e) => e.type === 'log' && e.message.startsWith('setup left'));
+      expect(note && 'message' in note ? note.message : '').toBe('setup left 2 untracked path(s) in the checkout, kept out of the changes: coverage/, weird *name!');
+    } finally {
+      await model.close();
+    }
+  });
+
   test('a failing setup script fails the task at setup with its output', async () => {
     const model = await ScriptedModel.start({ turns: [] });
     try {
