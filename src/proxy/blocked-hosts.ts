@@ -18,11 +18,16 @@ export function blockedHostEvent(host: string, reason: BlockReason, at: Date = n
   return { type: 'log', at: at.toISOString(), level: 'warn', message: `${PREFIX}${host} (${WHY[reason]})` };
 }
 
+/** Whether `event` has the shape of a {@link blockedHostEvent} (which only the app's proxy may record). */
+export function isBlockedHostEvent(event: ProgressEvent): boolean {
+  return event.type === 'log' && event.message.startsWith(PREFIX);
+}
+
 /** The refused hosts recorded in `events` by {@link blockedHostEvent}, in order, without repeats. */
 export function blockedHostsOf(events: readonly ProgressEvent[]): string[] {
   const hosts: string[] = [];
   for (const e of events) {
-    if (e.type !== 'log' || !e.message.startsWith(PREFIX)) continue;
+    if (e.type !== 'log' || !isBlockedHostEvent(e)) continue;
     const host = e.message.slice(PREFIX.length).split(' ')[0]!;
     if (!hosts.includes(host)) hosts.push(host);
   }

@@ -20,7 +20,7 @@ import type { TaskTokens } from '../gateway/task-tokens.ts';
 import { errorMessage, statusOf, type GitHubAccess, type Octokit } from '../github/client.ts';
 import { environmentSpecFor } from '../github/environment-spec.ts';
 import { proxyUrlWithCredentials, type ProxyGrants } from '../proxy/grants.ts';
-import { blockedHostsOf } from '../proxy/blocked-hosts.ts';
+import { blockedHostsOf, isBlockedHostEvent } from '../proxy/blocked-hosts.ts';
 import { checksRunSection } from '../github/checks-run.ts';
 import { codeSpan, renderProgressComment, type ProgressView } from '../github/progress-comment.ts';
 import { publishPullRequest, workTitle } from '../github/publishers/pull-request.ts';
@@ -612,6 +612,9 @@ export class TaskService {
   }
 
   private onEvent(taskId: string, event: ProgressEvent): void {
+    // A runner's events are its own account; a blocked-host record is the app's proxy's, listed in the
+    // final reply as the app's statement, so a runner cannot make one up.
+    if (isBlockedHostEvent(event)) return;
     this.opts.store.appendEvent(taskId, event);
     const live = this.live.get(taskId);
     if (live) {

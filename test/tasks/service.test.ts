@@ -152,10 +152,13 @@ describe('TaskService', () => {
     expect(url.username).toBe(task.id);
     expect(grants.verify(task.id, decodeURIComponent(url.password))).toBeDefined();
     store.appendEvent(task.id, blockedHostEvent('evil.example.com', 'not_allowed'));
+    // The runner cannot put a host of its own in the app's account.
+    backend.jobs[0]!.job.onEvent(blockedHostEvent('forged.example.net', 'not_allowed'));
     backend.jobs[0]!.finish(resultFor(backend.jobs[0]!.job));
     await replied(store, task.id);
     expect(grants.verify(task.id, decodeURIComponent(url.password))).toBeUndefined();
     expect(mine(req.target.number)[0]!.body).toMatch(/Blocked network requests[^\n]*`evil\.example\.com`/);
+    expect(mine(req.target.number)[0]!.body).not.toContain('forged.example.net');
   });
 
   test('a result on another base commit is refused: failure reply, nothing published', async () => {
