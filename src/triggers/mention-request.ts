@@ -83,6 +83,7 @@ function shared<T>(key: string, load: () => Promise<T>): Promise<T> {
 export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSettings {
   const timeoutMs = repo.limits?.timeout_minutes ? Math.min(repo.limits.timeout_minutes * 60_000, app.timeoutMs) : app.timeoutMs;
   const maxTokens = repo.limits?.max_tokens ? Math.min(repo.limits.max_tokens, app.maxTokens) : app.maxTokens;
+  const agentNetworkAllow = agentNetworkAllowlist(repo);
   return {
     model: repo.model ?? app.model,
     reasoningEffort: repo.reasoning_effort ?? app.reasoningEffort,
@@ -91,7 +92,7 @@ export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSet
     ...(repo.maintenance ? { maintenance: repo.maintenance } : {}),
     maxTurns: repo.limits?.max_turns,
     timeoutMs,
-    ...(agentNetworkAllowlist(repo) ? { agentNetworkAllow: agentNetworkAllowlist(repo) } : {}),
+    ...(agentNetworkAllow ? { agentNetworkAllow } : {}),
     ...(repo.setup_timeout_minutes ? { setupTimeoutMs: Math.min(repo.setup_timeout_minutes * 60_000, timeoutMs) } : {}),
     maxTokens,
     allowWorkflowChanges: repo.allow_workflow_changes ?? false,
