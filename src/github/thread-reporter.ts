@@ -16,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { errorMessage, statusOf, type GitHubAccess, type Octokit } from './client.ts';
-import { ProgressCommentUpdater } from './progress-comment.ts';
+import { ProgressCommentUpdater, taskIdFromComment } from './progress-comment.ts';
 
 /** The issue or pull request thread a task reports to. */
 export interface ThreadRef {
@@ -163,13 +163,22 @@ export class ThreadReporter {
   /**
    * Writes the progress comment of a task now: edits comment `commentId`, or posts a new comment
    * when there is none, and keeps an updater for the task's later {@link update}s. Never throws.
+   *
+   * With `opts.recovering` (a task a previous process left, whose comment id may not have reached
+   * the store before it stopped), a missing `commentId` is first looked for in the thread: the app's
+   * own comment that starts with the task's progress marker is reused, so a restart never leaves a
+   * second progress comment.
    * @returns the comment's id, or undefined when there is none (the post failed; logged).
    */
-  async showProgress(taskId: string, thread: ThreadRef, commentId: number | undefined, body: string): Promise<number | undefined> {
+  async showProgress(taskId: string, thread: ThreadRef, commentId: number | undefined, body: string, opts: { recovering?: boolean } = {}): Promise<number | undefined> {
     const { owner, repo } = thread;
     let id = commentId;
     try {
       const octokit = await this.#github.forInstallation(thread.installationId);
+      if (id === undefined && opts.recovering) {
+        id = await this.#findProgressComment(octokit, thread, taskId);
+        if (id !== undefined) this.#log.info({ taskId, commentId: id }, 'progress comment found in the thread');
+      }
       if (id !== undefined) {
         await octokit.rest.issues.updateComment({ owner, repo, comment_id: id, body });
       } else {
@@ -329,6 +338,18 @@ export class ThreadReporter {
     });
     // Only the app's own comments count: anyone can write the marker in a comment of theirs.
     return comments.find((c) => c.user?.login === login && (c.body ?? '').includes(marker))?.id;
+  }
+
+  /** The app's own comment in the thread that starts with the task's progress marker, if any. */
+  async #findProgressComment(octokit: Octokit, thread: ThreadRef, taskId: string): Promise<number | undefined> {
+    const login = await this.#login();
+    const comments = await octokit.paginate(octokit.rest.issues.listComments, {
+      owner: thread.owner,
+      repo: thread.repo,
+      issue_number: thread.issueNumber,
+      per_page: 100,
+    });
+    return comments.find((c) => c.user?.login === login && taskIdFromComment(c.body ?? '') === taskId)?.id;
   }
 
   /** The app's login (`<slug>[bot]`), read once per process. */

@@ -238,10 +238,10 @@ export class TaskService {
   }
 
   /** Puts a queued task in the waiting line, shows its place in the progress comment, queues it. */
-  private async admit(task: TaskRecord, live: LiveTask): Promise<void> {
+  private async admit(task: TaskRecord, live: LiveTask, recovering = false): Promise<void> {
     this.waiting.push(task.id);
     live.view.queuePosition = this.queuePosition(task.id);
-    await this.showProgress(task, live);
+    await this.showProgress(task, live, recovering);
     this.enqueue(task.id);
   }
 
@@ -275,12 +275,15 @@ export class TaskService {
     return live;
   }
 
-  /** Writes the progress comment now (posting it if the task has none yet) and stores its id. */
-  private async showProgress(task: TaskRecord, live: LiveTask): Promise<void> {
+  /**
+   * Writes the progress comment now (posting it if the task has none yet) and stores its id.
+   * `recovering`: the task comes from a previous process (see ThreadReporter.showProgress).
+   */
+  private async showProgress(task: TaskRecord, live: LiveTask, recovering = false): Promise<void> {
     const { installationId, owner, repo, target } = task.request;
     live.view.now = Date.now();
     const thread = { installationId, owner, repo, issueNumber: target.number };
-    const id = await this.reporter.showProgress(task.id, thread, task.progressCommentId, renderProgressComment(live.view));
+    const id = await this.reporter.showProgress(task.id, thread, task.progressCommentId, renderProgressComment(live.view), { recovering });
     if (id !== undefined && id !== task.progressCommentId) {
       this.opts.store.update(task.id, { progressCommentId: id });
       task.progressCommentId = id;
@@ -914,14 +917,14 @@ export class TaskService {
     const { backend } = this.opts;
     await reconcileTasks(this.opts.store.listByState(['queued', 'running', 'publishing']), { name: backend.name, canResume: backend.resume !== undefined }, {
       log: this.log,
-      requeue: (task) => this.admit(task, this.track(task)),
+      requeue: (task) => this.admit(task, this.track(task), true),
       republish: async (task, result) => {
-        await this.showProgress(task, this.track(task));
+        await this.showProgress(task, this.track(task), true);
         void this.settleResult(task, result, true).catch((error: unknown) => this.log.error({ taskId: task.id, err: errorMessage(error) }, 'task crashed'));
       },
       resume: async (task, externalId) => {
         const live = this.track(task);
-        await this.showProgress(task, live);
+        await this.showProgress(task, live, true);
         const execution = await backend.resume!(task.id, externalId, {
           onEvent: (event) => this.onEvent(task.id, event),
           lastPhase: task.phase,
@@ -934,7 +937,7 @@ export class TaskService {
       },
       fail: async (task, failure) => {
         this.revokeCredentials(task.id);
-        await this.showProgress(task, this.track(task));
+        await this.showProgress(task, this.track(task), true);
         await this.finish(task, 'failed', { failure });
       },
     });

@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { pino } from 'pino';
 import type { GitHubAccess, Octokit } from '../../src/github/client.ts';
+import { progressMarker } from '../../src/github/progress-comment.ts';
 import { finalReplyMarker, retryDelayMs, ThreadReporter, withFinalMarker } from '../../src/github/thread-reporter.ts';
 import { SqliteTaskStore } from '../../src/tasks/store.ts';
 import type { TaskRequest } from '../../src/tasks/types.ts';
@@ -154,6 +155,34 @@ describe('final replies', () => {
     store.outbox.markPosting(u.id, Date.now());
     reporter().deliverPending();
     await delivered(u.id);
+    expect(u.mine()).toHaveLength(1);
+  });
+});
+
+describe('progress comments', () => {
+  test('a recovering task reuses the progress comment a previous process posted but did not record; another user’s copy does not count', async () => {
+    const t = await task(false);
+    const thread = { installationId: 1, owner: 'acme', repo: 'thread', issueNumber: t.issueNumber };
+    // Someone quotes the marker first; then the app's own post lands and the process dies before the store write.
+    gh.addComment(REPO, t.issueNumber, { body: `${progressMarker(t.id)}\nfake`, user: 'maintainer' });
+    const octokit = await github.forInstallation(1);
+    const posted = (await octokit.rest.issues.createComment({ owner: 'acme', repo: 'thread', issue_number: t.issueNumber, body: `${progressMarker(t.id)}\nQueued` })).data.id;
+    const id = await reporter().showProgress(t.id, thread, undefined, `${progressMarker(t.id)}\nQueued again`, { recovering: true });
+    expect(id).toBe(posted);
+    expect(t.mine()).toHaveLength(1);
+    expect(t.mine()[0]!.body).toBe(`${progressMarker(t.id)}\nQueued again`);
+  });
+
+  test('a recovering task with no comment in the thread posts one; a new task never lists the thread', async () => {
+    const t = await task(false);
+    const thread = { installationId: 1, owner: 'acme', repo: 'thread', issueNumber: t.issueNumber };
+    const list = { method: 'GET', path: `/repos/acme/thread/issues/${t.issueNumber}/comments` };
+    expect(await reporter().showProgress(t.id, thread, undefined, `${progressMarker(t.id)}\nQueued`, { recovering: true })).toBeDefined();
+    expect(gh.requestsTo(list)).toHaveLength(1);
+    const u = await task(false);
+    await reporter().showProgress(u.id, { ...thread, issueNumber: u.issueNumber }, undefined, `${progressMarker(u.id)}\nQueued`);
+    expect(gh.requestsTo({ ...list, path: `/repos/acme/thread/issues/${u.issueNumber}/comments` })).toHaveLength(0);
+    expect(t.mine()).toHaveLength(1);
     expect(u.mine()).toHaveLength(1);
   });
 });
