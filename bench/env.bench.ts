@@ -9,6 +9,13 @@
  * It prints the time from task start (backend.start) to the first model request, cold and warm, the
  * setup/restore times the runner reported and the archive size. Target: warm ≤ 10% of cold. A missed
  * target is reported, not fatal (exit 0); a task that fails exits 1.
+ *
+ * Warm is the default path: after the cold task the cache unpacks a copy of the archive in the
+ * background (timed and printed; the bench waits for it, as a later task would find it done), and
+ * the warm task takes it by rename. A third task, "warm from the archive", runs with unpacked copies
+ * off (`CODEX_ENV_UNPACKED_COPIES=0`, or a task that comes before the copy is ready): the runner
+ * extracts the archive itself. Runners use a compile cache (`NODE_COMPILE_CACHE`) as the app's local
+ * backend sets up; the cold task is the first to fill it.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -185,28 +192,39 @@ async function main(): Promise<number> {
     const reposDir = path.join(dir, 'repos');
     const { headSha } = await createBareRepo(reposDir, REPO, repoFiles(packages, registry.url));
     const git = await GitHttpServer.start({ root: reposDir, tokens: new Map([[TOKEN, { repos: [REPO], write: false }]]) });
-    const cache = new EnvironmentCache({ dir: path.join(dir, 'data', 'environments'), maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 1024 ** 3, maxTotalBytes: 4 * 1024 ** 3 });
-    const backend = new LocalRunnerBackend({ workRoot: path.join(dir, 'data', 'work'), command: [process.execPath, CLI, 'runner'], environments: cache });
+    const cacheOptions = { dir: path.join(dir, 'data', 'environments'), maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 1024 ** 3, maxTotalBytes: 4 * 1024 ** 3 };
+    const cache = new EnvironmentCache(cacheOptions);
+    const workRoot = path.join(dir, 'data', 'work');
+    const backend = new LocalRunnerBackend({ workRoot, command: [process.execPath, CLI, 'runner'], environments: cache });
     const key = appKey(reposDir, headSha);
     try {
       const cold = await runOnce(backend, git, headSha, key);
       const hitsAfterCold = registry.hits();
+      const unpackStarted = performance.now();
+      await cache.idle();
+      const unpackMs = performance.now() - unpackStarted;
       const warm = await runOnce(backend, git, headSha, key);
+      await cache.idle();
+      const archiveOnly = new LocalRunnerBackend({ workRoot, command: [process.execPath, CLI, 'runner'], environments: new EnvironmentCache({ ...cacheOptions, unpackedCopies: 0 }) });
+      const warmArchive = await runOnce(archiveOnly, git, headSha, key);
       const share = warm.toFirstRequestMs / cold.toFirstRequestMs;
       console.log('');
       console.log(`repository: ${PACKAGES} npm dependencies (npm ci from the local registry: ${hitsAfterCold} registry requests)`);
       console.log(`cold: ${s(cold.toFirstRequestMs)} to the first model request; setup phase ${s(cold.setupPhaseMs)} (${cold.setupCommands} setup command${cold.setupCommands === 1 ? '' : 's'}, ` +
         `install ${s(cold.event?.durationMs ?? 0)}, archive ${((cold.event?.bytes ?? 0) / 1024 / 1024).toFixed(1)} MiB saved: ${cold.event?.saved ?? false})`);
-      console.log(`warm: ${s(warm.toFirstRequestMs)} to the first model request; setup phase ${s(warm.setupPhaseMs)} (${warm.setupCommands} setup commands, restore ${s(warm.event?.durationMs ?? 0)}, ` +
+      console.log(`background, after the cold task: the unpacked copy took ${s(unpackMs)} more`);
+      console.log(`warm: ${s(warm.toFirstRequestMs)} to the first model request; setup phase ${s(warm.setupPhaseMs)} (${warm.setupCommands} setup commands, restore from the ${warm.event?.restoredFrom} ${s(warm.event?.durationMs ?? 0)}, ` +
         `${registry.hits() - hitsAfterCold} registry requests)`);
-      for (const [name, f] of [['cold', cold], ['warm', warm]] as const) {
+      console.log(`warm from the archive (no unpacked copy): ${s(warmArchive.toFirstRequestMs)} to the first model request; restore from the ${warmArchive.event?.restoredFrom} ${s(warmArchive.event?.durationMs ?? 0)} ` +
+        `(${((warmArchive.toFirstRequestMs / cold.toFirstRequestMs) * 100).toFixed(1)}% of cold)`);
+      for (const [name, f] of [['cold', cold], ['warm', warm], ['warm from the archive', warmArchive]] as const) {
         const checkout = f.result.usage.phaseMs.checkout ?? 0;
         console.log(`  ${name} breakdown: checkout ${s(checkout)}, setup phase ${s(f.setupPhaseMs)}, the rest (runner start-up, sandbox probe, agent start) ${s(f.toFirstRequestMs - checkout - f.setupPhaseMs)}`);
       }
       console.log(`machine load average (1 min): ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores`);
       console.log(`agent saw: cold "${cold.agentSaw.trim().split('\n').find((l) => l.includes('dependencies load')) ?? '?'}", warm "${warm.agentSaw.trim().split('\n').find((l) => l.includes('dependencies load')) ?? '?'}"`);
       console.log(`warm / cold: ${(share * 100).toFixed(1)}% (target ≤ ${TARGET_SHARE * 100}%): ${share <= TARGET_SHARE ? 'met' : 'MISSED'}`);
-      if (warm.event?.status !== 'restored' || warm.setupCommands !== 0) {
+      if (warm.event?.status !== 'restored' || warm.event.restoredFrom !== 'unpacked' || warm.setupCommands !== 0 || warmArchive.event?.restoredFrom !== 'archive') {
         console.error('the warm task did not restore the environment');
         return 1;
       }

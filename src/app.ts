@@ -73,7 +73,14 @@ export async function createBackend(config: AppConfig, store: TaskStore, log: Lo
       );
     }
     // Environments (issue 12): the archives setup produced, under the data directory.
-    const environments = config.environments ? new EnvironmentCache({ dir: path.join(config.dataDir, 'environments'), ...config.environments }) : undefined;
+    const environments = config.environments
+      ? new EnvironmentCache({
+          dir: path.join(config.dataDir, 'environments'),
+          ...config.environments,
+          ...(runAs ? { owner: { uid: runAs.uid, gid: runAs.gid } } : {}),
+          warn: (message) => log.warn(message),
+        })
+      : undefined;
     return new LocalRunnerBackend({ workRoot, command: config.runner.command, ...(runAs ? { runAs } : {}), ...(environments ? { environments } : {}) });
   }
   // Loaded only when used, so that the local setup does not load the AWS SDK.

@@ -118,8 +118,21 @@ export const EnvironmentSpec = z.object({
   scope: z.string().max(200).default('default'),
   /** Rebuild: run setup even when `restore` is given (`@codex retry --fresh`). */
   fresh: z.boolean().default(false),
-  /** The archive to restore instead of running setup, and when it was saved (ISO-8601). */
-  restore: z.object({ from: EnvironmentLocation, savedAt: z.string() }).optional(),
+  /**
+   * What to restore instead of running setup, and when it was saved (ISO-8601): the archive
+   * (`path` or `url`), or (local backend) `unpacked`, a directory inside the runner's work directory
+   * holding `repo/` and `home/` that the backend already extracted from the archive, with the same
+   * entry checks, ahead of the task; the runner only moves its entries into place.
+   */
+  restore: z
+    .object({
+      from: z.union([
+        EnvironmentLocation,
+        z.object({ unpacked: z.string().min(1).refine((p) => p.startsWith('/'), 'must be an absolute path') }),
+      ]),
+      savedAt: z.string(),
+    })
+    .optional(),
   /** Where to save the archive after setup ran. */
   save: EnvironmentLocation.optional(),
   /** Largest archive (compressed), bytes; a larger one is not saved. */
@@ -508,6 +521,8 @@ export const ProgressEvent = z.discriminatedUnion('type', [
     type: z.literal('environment'),
     at: z.string(),
     status: z.enum(['restored', 'built', 'restore_failed']),
+    /** A restore's source: the archive, or an unpacked copy the backend prepared (see EnvironmentSpec `restore`). */
+    restoredFrom: z.enum(['archive', 'unpacked']).optional(),
     durationMs: z.number().nonnegative().optional(),
     ageMs: z.number().nonnegative().optional(),
     saved: z.boolean().optional(),

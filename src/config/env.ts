@@ -221,6 +221,8 @@ export const EnvSchema = z.object({
   CODEX_ENV_MAX_MB: positiveNumber().default(2048),
   /** Total size of the local backend's environment cache, MiB (least recently used evicted first). */
   CODEX_ENV_CACHE_MAX_MB: positiveNumber().default(10_240),
+  /** Local backend: how many environments keep an unpacked copy ready for the next task; 0 = off. */
+  CODEX_ENV_UNPACKED_COPIES: z.coerce.number().int().min(0).max(64).default(2),
   CODEX_ECS_ASSIGN_PUBLIC_IP: bool.default(false),
   AWS_REGION: z.string().optional(),
   /** Probot's GitHub request throttling (on by default; off only against a local GitHub stand-in). */
@@ -316,10 +318,11 @@ type BaseAppConfig = {
   agentProxy?: { port: number; host: string; url?: string };
   /**
    * Environments (issue 12, `CODEX_ENV_*`): how long a cached environment stays fresh (`maxAgeMs`),
-   * the largest archive (`maxArchiveBytes`) and the local cache's total size (`maxTotalBytes`).
+   * the largest archive (`maxArchiveBytes`), the local cache's total size (`maxTotalBytes`) and how many
+   * environments keep an unpacked copy ready (`unpackedCopies`, local backend).
    * Absent when `CODEX_ENV_CACHE_HOURS` is 0: setup runs in every task.
    */
-  environments?: { maxAgeMs: number; maxArchiveBytes: number; maxTotalBytes: number };
+  environments?: { maxAgeMs: number; maxArchiveBytes: number; maxTotalBytes: number; unpackedCopies: number };
 };
 
 /**
@@ -506,6 +509,7 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
             maxAgeMs: Math.round(e.CODEX_ENV_CACHE_HOURS * 3_600_000),
             maxArchiveBytes: Math.floor(e.CODEX_ENV_MAX_MB * 1024 * 1024),
             maxTotalBytes: Math.floor(e.CODEX_ENV_CACHE_MAX_MB * 1024 * 1024),
+            unpackedCopies: e.CODEX_ENV_UNPACKED_COPIES,
           },
         }
       : {}),

@@ -53,7 +53,7 @@ describe('loadEnvConfig: defaults and shape', () => {
       maxTokens: 4_000_000,
       modelRetry: { retries: 4, baseMs: 1000 },
       runner: { backend: 'local' },
-      environments: { maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 2048 * 1024 * 1024, maxTotalBytes: 10_240 * 1024 * 1024 },
+      environments: { maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 2048 * 1024 * 1024, maxTotalBytes: 10_240 * 1024 * 1024, unpackedCopies: 2 },
     });
   });
 
@@ -423,11 +423,13 @@ describe('loadEnvConfig: agent proxy', () => {
 
 describe('loadEnvConfig: environments', () => {
   test('CODEX_ENV_* set the cache; CODEX_ENV_CACHE_HOURS=0 turns environments off', () => {
-    expect(loadEnvConfig(baseEnv({ CODEX_ENV_CACHE_HOURS: '1.5', CODEX_ENV_MAX_MB: '100', CODEX_ENV_CACHE_MAX_MB: '500' })).environments).toEqual({
+    expect(loadEnvConfig(baseEnv({ CODEX_ENV_CACHE_HOURS: '1.5', CODEX_ENV_MAX_MB: '100', CODEX_ENV_CACHE_MAX_MB: '500', CODEX_ENV_UNPACKED_COPIES: '0' })).environments).toEqual({
       maxAgeMs: 5_400_000,
       maxArchiveBytes: 100 * 1024 * 1024,
       maxTotalBytes: 500 * 1024 * 1024,
+      unpackedCopies: 0,
     });
+    expect(() => loadEnvConfig(baseEnv({ CODEX_ENV_UNPACKED_COPIES: '-1' }))).toThrow(/CODEX_ENV_UNPACKED_COPIES/);
     expect(loadEnvConfig(baseEnv({ CODEX_ENV_CACHE_HOURS: '0' })).environments).toBeUndefined();
   });
 

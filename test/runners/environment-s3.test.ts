@@ -58,7 +58,9 @@ describe('environment archives through presigned URLs', () => {
     expect(spec.maxBytes).toBe(1024 ** 3);
     expect(spec.save && 'url' in spec.save).toBe(true);
     expect(spec.restore && 'url' in spec.restore.from).toBe(true);
-    const body = await openArchive(spec.restore!.from);
+    const from = spec.restore!.from;
+    if (!('url' in from)) throw new Error('expected a URL');
+    const body = await openArchive(from);
     const chunks: Buffer[] = [];
     for await (const chunk of body) chunks.push(chunk as Buffer);
     expect(Buffer.concat(chunks).equals(payload)).toBe(true);

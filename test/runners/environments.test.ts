@@ -152,6 +152,8 @@ describe('environments on the local backend', () => {
     // node_modules is ignored: the environment is not a change of the task.
     expect(first.result.changes).toEqual([]);
 
+    // The cache unpacks a copy in the background; the next task takes it (a restore by rename).
+    await cache.idle();
     const second = await runTask(cache, 'acme/envs');
     expect(second.result.failure).toBeUndefined();
     expect(setupCommands(second.result)).toEqual([]);
@@ -159,7 +161,7 @@ describe('environments on the local backend', () => {
     expect(second.agentSaw).toContain('dep-1');
     expect(second.result.environment).toMatchObject({ status: 'restored' });
     const restored = second.events.find((e) => e.type === 'environment');
-    expect(restored).toMatchObject({ type: 'environment', status: 'restored' });
+    expect(restored).toMatchObject({ type: 'environment', status: 'restored', restoredFrom: 'unpacked' });
     expect((restored as { ageMs: number }).ageMs).toBeGreaterThanOrEqual(0);
     expect(second.result.changes).toEqual([]);
 
@@ -171,7 +173,10 @@ describe('environments on the local backend', () => {
     expect(changed.result.environment).toMatchObject({ status: 'built' });
 
     // A restore runs the repository's maintenance script (with network), not the setup script.
-    const maintained = await runTask(cache, 'acme/envs', { maintenance: 'echo "maintained $(cat node_modules/dep/index.js)"' });
+    // Without an unpacked copy (off here), the runner extracts the archive.
+    const archiveOnly = new EnvironmentCache({ dir: path.join(dir, 'cache-1'), maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 1024 ** 3, maxTotalBytes: 10 * 1024 ** 3, unpackedCopies: 0 });
+    const maintained = await runTask(archiveOnly, 'acme/envs', { maintenance: 'echo "maintained $(cat node_modules/dep/index.js)"' });
+    expect(maintained.events.find((e) => e.type === 'environment')).toMatchObject({ status: 'restored', restoredFrom: 'archive' });
     expect(maintained.result.environment).toMatchObject({ status: 'restored' });
     const maintenance = setupCommands(maintained.result);
     expect(maintenance).toHaveLength(1);
@@ -183,6 +188,7 @@ describe('environments on the local backend', () => {
     expect(setupCommands(fresh.result)).toHaveLength(1);
     expect(fresh.agentSaw).toContain('dep-1');
     expect(fresh.result.environment).toMatchObject({ status: 'built' });
+    await cache.idle();
   }, 180_000);
 
   test('a malicious archive in the cache is refused at restore: setup runs, nothing escapes, the cache entry is replaced', async () => {
@@ -220,6 +226,7 @@ describe('environments on the local backend', () => {
     const cached = await cache.lookup(key);
     expect(cached?.bytes).toBe(run.result.environment?.savedBytes);
     expect(await lstat(evil)).toBeDefined();
+    await cache.idle();
   }, 120_000);
 
   test('on ECS the archive travels through presigned URLs: saved with PUT after setup, restored with GET by the next task', async () => {

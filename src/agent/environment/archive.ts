@@ -282,6 +282,30 @@ export async function extractEnvironment(opts: ExtractOptions): Promise<ExtractS
 }
 
 /**
+ * Moves an environment the backend already extracted (`<dir>/repo`, `<dir>/home`, checked by
+ * {@link extractEnvironment} when it was unpacked) into the checkout and the home of `workDir`, by
+ * renaming (so `dir` must be on the same file system), then removes `dir`. Tracked files win, as in
+ * {@link extractEnvironment}.
+ * @returns the checkout and home paths that were not placed because `workDir` has them.
+ * @throws EnvironmentArchiveError when `dir` is not a directory directly inside `workDir`, or a move fails.
+ */
+export async function placeUnpacked(dir: string, workDir: string): Promise<string[]> {
+  if (path.dirname(path.resolve(dir)) !== path.resolve(workDir)) throw new EnvironmentArchiveError(`the unpacked environment ${dir} is not inside the work directory`);
+  const stat = await lstat(dir).catch(() => undefined);
+  if (!stat?.isDirectory()) throw new EnvironmentArchiveError(`the unpacked environment ${dir} is missing`);
+  const skipped: string[] = [];
+  try {
+    await moveInto(path.join(dir, 'repo'), path.join(workDir, 'repo'), 'repo', skipped);
+    await moveInto(path.join(dir, 'home'), path.join(workDir, 'home'), 'home', skipped);
+  } catch (error) {
+    throw new EnvironmentArchiveError(`the unpacked environment could not be moved into place: ${(error as Error).message}`, { cause: error });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return skipped;
+}
+
+/**
  * Moves the entries of `from` into `to`: an entry `to` lacks is renamed (a whole subtree at once);
  * a directory both have is merged; anything else of `to` (a file, a symbolic link) is kept and the
  * archive's entry skipped. `to` itself is never followed through a symbolic link.

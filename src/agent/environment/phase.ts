@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { EnvironmentOutcome, ProgressEventInput, TaskSpec } from '../../contract.ts';
 import { gitIn, type TrustedRepository } from '../git.ts';
-import { EnvironmentArchiveError, extractEnvironment, packEnvironment } from './archive.ts';
+import { EnvironmentArchiveError, extractEnvironment, packEnvironment, placeUnpacked } from './archive.ts';
 import { environmentKey, manifestsAtCommit, runnerImageVersion } from './key.ts';
 import { relocateVirtualenvs } from './relocate.ts';
 import { openArchive, uploadArchive } from './transfer.ts';
@@ -68,22 +68,26 @@ export async function prepareEnvironment(opts: PrepareEnvironmentOptions): Promi
   if (env.restore && !env.fresh) {
     const started = performance.now();
     try {
-      const source = await openArchive(env.restore.from, opts.signal);
-      const stats = await extractEnvironment({
-        source,
-        workDir: opts.workDir,
-        maxBytes: env.maxBytes,
-        maxUnpackedBytes: spec.limits.diskBytes ?? DEFAULT_MAX_UNPACKED_BYTES,
-      });
+      const { from } = env.restore;
+      const stats =
+        'unpacked' in from
+          ? { skipped: await placeUnpacked(from.unpacked, opts.workDir), bytes: undefined }
+          : await extractEnvironment({
+              source: await openArchive(from, opts.signal),
+              workDir: opts.workDir,
+              maxBytes: env.maxBytes,
+              maxUnpackedBytes: spec.limits.diskBytes ?? DEFAULT_MAX_UNPACKED_BYTES,
+            });
       for (const skipped of stats.skipped) emit({ type: 'log', level: 'warn', message: `environment: ${skipped} not restored (the checkout has it)` });
       await relocateVirtualenvs(opts.workDir);
       const savedAt = Date.parse(env.restore.savedAt);
       emit({
         type: 'environment',
         status: 'restored',
+        restoredFrom: 'unpacked' in from ? 'unpacked' : 'archive',
         durationMs: performance.now() - started,
         ...(Number.isFinite(savedAt) ? { ageMs: Math.max(0, Date.now() - savedAt) } : {}),
-        bytes: stats.bytes,
+        ...(stats.bytes !== undefined ? { bytes: stats.bytes } : {}),
       });
       if (spec.setup.maintenance) await opts.maintenance(spec.setup.maintenance);
       return { key, status: 'restored' };
