@@ -163,6 +163,14 @@ export interface LocalRunnerOptions {
    * `environment` is removed and setup always runs.
    */
   environments?: EnvironmentCache;
+  /**
+   * Node.js's compile cache for the runner processes (`NODE_COMPILE_CACHE`,
+   * https://nodejs.org/api/module.html#module-compile-cache): the runner's modules are compiled once
+   * and the cache is reused by every later runner, which halves a runner's start-up. A directory of
+   * the runner's user (mode 0700) that sandboxes never see. Default `<workRoot>/.node-compile-cache`;
+   * false: none.
+   */
+  compileCacheDir?: string | false;
 }
 
 /** Starts each runner as a local child process. */
@@ -170,9 +178,23 @@ export class LocalRunnerBackend implements RunnerBackend {
   readonly name = 'local' as const;
   private readonly opts: LocalRunnerOptions;
   private readonly children = new Set<ChildProcess>();
+  /** The compile cache directory once created (and given to the runner's user), or undefined for none. */
+  private compileCache: Promise<string | undefined> | undefined;
 
   constructor(opts: LocalRunnerOptions) {
     this.opts = opts;
+  }
+
+  /** Creates the compile cache directory once; a failure only costs start-up time (no cache). */
+  private compileCacheDirectory(): Promise<string | undefined> {
+    const dir = this.opts.compileCacheDir ?? path.join(this.opts.workRoot, '.node-compile-cache');
+    if (dir === false) return Promise.resolve(undefined);
+    this.compileCache ??= (async () => {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      if (this.opts.runAs) await chown(dir, this.opts.runAs.uid, this.opts.runAs.gid);
+      return dir;
+    })().catch(() => undefined);
+    return this.compileCache;
   }
 
   async start(job: RunnerJob): Promise<RunnerExecution> {
@@ -206,6 +228,8 @@ export class LocalRunnerBackend implements RunnerBackend {
     // The runner hides the app's working directory (.env, key files) from its sandboxes even when it
     // starts elsewhere (as another user, in its work directory).
     env.CODEX_SANDBOX_HIDE_PATHS = process.cwd();
+    const compileCache = await this.compileCacheDirectory();
+    if (compileCache) env.NODE_COMPILE_CACHE = compileCache;
     const child = spawn(argv[0]!, argv.slice(1), {
       env,
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -54,7 +54,7 @@ async function fakeRunner(name: string, source: string): Promise<string[]> {
   return [process.execPath, file];
 }
 
-async function run(command: string[], opts: { maxLineBytes?: number } = {}): Promise<{ result: TaskResult; events: ProgressEvent[] }> {
+async function run(command: string[], opts: { maxLineBytes?: number; compileCacheDir?: false } = {}): Promise<{ result: TaskResult; events: ProgressEvent[] }> {
   const backend = new LocalRunnerBackend({ workRoot: path.join(dir, 'work'), command, killGraceMs: 1000, ...opts });
   const events: ProgressEvent[] = [];
   const execution = await backend.start({ spec, onEvent: (e) => events.push(e), timeoutMs: 60_000 });
@@ -84,6 +84,19 @@ describe('LocalRunnerBackend output limits', () => {
     expect(events).toEqual([{ type: 'phase', at: 'now', phase: 'agent', status: 'started' }]);
     expect(got.status).toBe('no_changes');
     expect(got.summary).toBe('all good');
+  });
+
+  test('runners share a private Node.js compile cache under the work root (NODE_COMPILE_CACHE); false turns it off', async () => {
+    const result = resultOf('cache');
+    const command = await fakeRunner(
+      'compile-cache',
+      `process.stdout.write(JSON.stringify({ type: 'log', at: 'now', level: 'info', message: String(process.env.NODE_COMPILE_CACHE) }) + '\\n');
+       process.stdout.write(JSON.stringify({ type: 'result', at: 'now', result: ${JSON.stringify(result)} }) + '\\n');`,
+    );
+    const cacheDir = path.join(dir, 'work', '.node-compile-cache');
+    expect((await run(command)).events).toContainEqual(expect.objectContaining({ type: 'log', message: cacheDir }));
+    expect(statSync(cacheDir).mode & 0o777).toBe(0o700);
+    expect((await run(command, { compileCacheDir: false })).events).toContainEqual(expect.objectContaining({ type: 'log', message: 'undefined' }));
   });
 
   test('a result line at the limit is read; one byte more fails the task', async () => {
