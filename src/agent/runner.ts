@@ -20,11 +20,11 @@ import { checkoutRepository } from './checkout.ts';
 import { commitMessageOf, parseFinalMessage } from './final-message.ts';
 import { MAINTENANCE_SCRIPT_NAME, prepareEnvironment, SETUP_SCRIPT_NAME } from './environment/phase.ts';
 import type { TrustedRepository } from './git.ts';
-import { runReviewPhase, type ReviewPhaseOutcome } from './review-phase.ts';
+import type { ReviewPhaseOutcome } from './review-phase.ts';
 import { runRecorded } from './recorded-command.ts';
 import { buildTaskInput, capAgentsDocs, collectAgentsDocs } from './instructions.ts';
-import { runAgentLoop, type AgentLoopOutcome } from './loop.ts';
-import { createModelClient, type TokenUsage } from './model.ts';
+import type { AgentLoopOutcome } from './loop.ts';
+import type { TokenUsage } from './model.ts';
 import { BASE_INSTRUCTIONS } from './prompts/base.ts';
 import { agentProxyEnv, startProxyBridge, type ProxyBridge } from './proxy-bridge.ts';
 import { createSandbox, sandboxEnv, type Sandbox, type SandboxOptions } from './sandbox.ts';
@@ -77,6 +77,15 @@ const STOP_TEXT: Record<StopReason, string> = {
   model_error: 'the model could not be reached',
   error: 'internal error',
 };
+
+/**
+ * The agent phase's modules, the OpenAI SDK among them (the largest part of a runner's start-up),
+ * imported while the checkout and the sandbox check run instead of before them.
+ */
+async function loadAgentModules() {
+  const [{ runAgentLoop }, { createModelClient }, { runReviewPhase }] = await Promise.all([import('./loop.ts'), import('./model.ts'), import('./review-phase.ts')]);
+  return { runAgentLoop, createModelClient, runReviewPhase };
+}
 
 /**
  * Runs one task through all its phases and always returns a TaskResult (failures included, with the
@@ -133,31 +142,47 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
 
   // The agent phase's network (TaskSpec `network`): the runner's end of the way to the app's proxy.
   let proxyBridge: ProxyBridge | undefined;
+  let sandboxReady: Promise<Sandbox> | undefined;
+  let agentModules: ReturnType<typeof loadAgentModules> | undefined;
+  // Started once the checkout's and the sandbox check's processes run, so that loading overlaps them.
+  const startLoadingAgentModules = () => {
+    if (!agentModules) {
+      agentModules = loadAgentModules();
+      agentModules.catch(() => undefined);
+    }
+    return agentModules;
+  };
   try {
     await mkdir(home, { recursive: true });
     await mkdir(root, { recursive: true });
     // Nothing of the app, the data directory or other tasks shows inside the sandbox.
     sandboxBase.hidePaths = runnerHiddenPaths(opts.workDir, root, process.cwd(), process.env);
     sandboxBase.readOnlyPaths = readOnlyPathsFromEnv(process.env);
-    // The sandbox is checked first: no sandbox, no task (never silently unsandboxed).
-    let agentSandbox: Sandbox;
-    try {
-      const network = spec.network;
-      if (network && spec.sandbox === 'bubblewrap') proxyBridge = await startProxyBridge(network);
-      agentSandbox = await createSandbox({
-        ...sandboxBase,
-        network: false,
-        ...(network
-          ? { extraEnv: { ...sandboxBase.extraEnv, ...agentProxyEnv(network, spec.sandbox) }, proxySocket: proxyBridge?.socketPath }
-          : {}),
-      });
-    } catch (error) {
-      throw new PhaseError(opts.inPlace ? 'agent' : 'checkout', `no sandbox could be created: ${(error as Error).message}`);
-    }
+    // The sandbox is checked before anything of the repository runs: no sandbox, no task (never
+    // silently unsandboxed). The check runs while the checkout (host git, hardened, which runs
+    // nothing of the repository) fetches, and the checkout phase waits for both.
+    sandboxReady = (async () => {
+      try {
+        const network = spec.network;
+        if (network && spec.sandbox === 'bubblewrap') proxyBridge = await startProxyBridge(network);
+        return await createSandbox({
+          ...sandboxBase,
+          network: false,
+          ...(network
+            ? { extraEnv: { ...sandboxBase.extraEnv, ...agentProxyEnv(network, spec.sandbox) }, proxySocket: proxyBridge?.socketPath }
+            : {}),
+        });
+      } catch (error) {
+        throw new PhaseError(opts.inPlace ? 'agent' : 'checkout', `no sandbox could be created: ${(error as Error).message}`);
+      }
+    })();
+    // Awaited below; a checkout that fails first must not leave the rejection unhandled.
+    sandboxReady.catch(() => undefined);
+    if (opts.inPlace) await sandboxReady;
 
     if (!opts.inPlace) {
-      const checkedOut = await phase('checkout', () =>
-        checkoutRepository({
+      const checkedOut = await phase('checkout', async () => {
+        const checkout = checkoutRepository({
           cloneUrl: spec.repository.cloneUrl,
           token: spec.repository.token,
           baseSha: spec.repository.baseSha,
@@ -175,8 +200,11 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           gitDir: privateGitDir,
           timeoutMs: Math.max(1000, Math.min(10 * 60_000, deadline - Date.now())),
           signal: opts.signal,
-        }),
-      );
+        });
+        startLoadingAgentModules();
+        const [done] = await Promise.all([checkout, sandboxReady!]);
+        return done;
+      });
       baseSha = checkedOut.sha;
       repo = checkedOut.repository;
       // Environments: restore a cached environment instead of setup, or save it after setup.
@@ -202,7 +230,9 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
       });
     }
 
+    const agentSandbox = await sandboxReady;
     if (opts.phase !== 'setup') await phase('agent', async () => {
+      const { runAgentLoop, createModelClient, runReviewPhase } = await startLoadingAgentModules();
       if (spec.kind === 'review') {
         review = await runReviewPhase({ spec, root, privateGitDir, sandbox: agentSandbox, deadline, emit, signal: opts.signal });
         loop = review.loop;
@@ -264,6 +294,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
     };
   }
 
+  // A sandbox check still running (the checkout failed first) may yet start the proxy bridge.
+  await sandboxReady?.catch(() => undefined);
   await proxyBridge?.close().catch(() => undefined);
 
   // The result phase runs whenever there is a checkout, so partial work is never lost.
