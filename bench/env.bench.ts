@@ -4,7 +4,9 @@
  * stand-in (300 generated packages: packuments and tarballs made with node-tar, served over HTTP on
  * 127.0.0.1 and named by the repository's `.npmrc`). The tasks run through the local backend with the
  * environment cache (the real runner CLI as a child process). Cold: the first task installs and
- * saves; warm: the second restores the cached environment and skips setup.
+ * saves; warm: the second restores the cached environment and skips setup. The generated packages
+ * have 4 small files each (`--packages N`, `--extra-files K` adds K files of ~1.5 KiB to each, for a
+ * tree closer to real packages, which have tens of files).
  *
  * It prints the time from task start (backend.start) to the first model request, cold and warm, the
  * setup/restore times the runner reported and the archive size. Target: warm ≤ 10% of cold. A missed
@@ -34,8 +36,10 @@ import { CLI } from '../test/support/cli.ts';
 import { bareRepoPath, createBareRepo, GitHttpServer } from '../test/support/git-http.ts';
 import { ScriptedModel } from '../test/support/scripted-model.ts';
 
-const { values: args } = parseArgs({ options: { packages: { type: 'string', default: '300' } } });
+const { values: args } = parseArgs({ options: { packages: { type: 'string', default: '300' }, 'extra-files': { type: 'string', default: '0' } } });
 const PACKAGES = Number(args.packages);
+/** Files added to each package beyond its 4 (`--extra-files`, default 0), about 1.5 KiB each: real packages have tens. */
+const EXTRA_FILES = Number(args['extra-files']);
 const REPO = 'acme/webapp';
 const TOKEN = 'ghs_bench_env_token_0123456789';
 const TARGET_SHARE = 0.1;
@@ -59,6 +63,9 @@ async function generatePackages(dir: string, count: number): Promise<GeneratedPa
     await writeFile(path.join(root, 'package', 'index.js'), `module.exports = require('./lib/impl.js');\n`);
     await writeFile(path.join(root, 'package', 'lib', 'impl.js'), `// ${name}\n${Array.from({ length: 60 }, (_, j) => `exports.f${j} = (x) => x + ${i * j};`).join('\n')}\n`);
     await writeFile(path.join(root, 'package', 'README.md'), `# ${name}\n\n${'Generated for the environment benchmark. '.repeat(40)}\n`);
+    for (let k = 0; k < EXTRA_FILES; k++) {
+      await writeFile(path.join(root, 'package', 'lib', `part-${k}.js`), `// ${name} part ${k}\n${Array.from({ length: 40 }, (_, j) => `exports.g${j} = (x) => x * ${k + j};`).join('\n')}\n`);
+    }
     const file = path.join(dir, `${name}.tgz`);
     await tar.create({ gzip: true, cwd: root, file, portable: true }, ['package']);
     const tarball = await readFile(file);
@@ -209,7 +216,7 @@ async function main(): Promise<number> {
       const warmArchive = await runOnce(archiveOnly, git, headSha, key);
       const share = warm.toFirstRequestMs / cold.toFirstRequestMs;
       console.log('');
-      console.log(`repository: ${PACKAGES} npm dependencies (npm ci from the local registry: ${hitsAfterCold} registry requests)`);
+      console.log(`repository: ${PACKAGES} npm dependencies of ${4 + EXTRA_FILES} files each (npm ci from the local registry: ${hitsAfterCold} registry requests)`);
       console.log(`cold: ${s(cold.toFirstRequestMs)} to the first model request; setup phase ${s(cold.setupPhaseMs)} (${cold.setupCommands} setup command${cold.setupCommands === 1 ? '' : 's'}, ` +
         `install ${s(cold.event?.durationMs ?? 0)}, archive ${((cold.event?.bytes ?? 0) / 1024 / 1024).toFixed(1)} MiB saved: ${cold.event?.saved ?? false})`);
       console.log(`background, after the cold task: the unpacked copy took ${s(unpackMs)} more`);
