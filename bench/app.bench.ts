@@ -4,6 +4,12 @@
  * model, hit by a burst of `@codex` mentions: 100 comments (`--tasks`) on as many issues whose signed
  * `issue_comment.created` webhooks are all sent at once.
  *
+ * Where it measures: the burst is sent by a small child process of its own (bench/support/burst-sender.ts),
+ * which stamps each delivery's send and the arrival of its whole response (wall clock); the GitHub
+ * stand-in (in this process) stamps the 👀 reaction's creation when it serves the request. So the
+ * webhook response time is the client's view (send → response read, over a real socket), not
+ * distorted by this process serving the stand-in, and delivery → 👀 is send → reaction created.
+ *
  * It prints, per run: the time from a delivery's send to the 👀 reaction's creation on the stand-in
  * (p50, p90, p99, max), the webhook response time (p50, p99), the time from the first delivery to
  * the last final reply, tasks per minute, the pull request count, and where the time to 👀 goes (a
@@ -26,6 +32,7 @@
  * A missed timing target is reported, not fatal (exit 0); a failed correctness check (a lost or
  * duplicated task) exits 1.
  */
+import { fork } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +41,7 @@ import { parseArgs } from 'node:util';
 import { AppHarness, WEBHOOK_SECRET } from '../test/support/app-harness.ts';
 import { buggyNodeRepo, FINAL_MESSAGE, FIX_PATCH } from '../test/support/fixtures.ts';
 import type { ApiRequestRecord } from '../test/support/github-stand-in.ts';
+import type { BurstJob, BurstReport } from './support/burst-sender.ts';
 import { toolOutputs, type RecordedRequest, type ScriptedOutcome } from '../test/support/scripted-model.ts';
 import { issueCommentCreated, signDelivery, type Delivery } from '../test/support/webhooks.ts';
 
@@ -118,6 +126,28 @@ interface RunResult {
   timeline: Array<{ kind: string; count: number; first: number; p50: number; last: number; serveP50: number; serveMax: number }>;
 }
 
+/**
+ * Sends `deliveries` all at once from a child process (bench/support/burst-sender.ts) and returns
+ * its timings. The benchmark's own process serves the GitHub stand-in; if it also waited for the
+ * webhook responses, a response would be seen late whenever the stand-in is busy (real GitHub sends
+ * webhooks from other machines than the API it serves).
+ */
+async function sendBurst(baseUrl: string, deliveries: Delivery[]): Promise<BurstReport> {
+  const child = fork(path.join(import.meta.dirname, 'support', 'burst-sender.ts'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const report = new Promise<BurstReport>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as BurstReport));
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`the burst sender exited with ${code} before its report`)));
+    });
+    const job: BurstJob = { baseUrl, path: '/api/github/webhooks', deliveries: deliveries.map(({ headers, body }) => ({ headers, body })) };
+    child.send(job);
+    return await report;
+  } finally {
+    if (child.exitCode === null) child.kill();
+  }
+}
+
 /** One mention: its issue, its comment and the signed delivery of its webhook. */
 interface Mention {
   issue: number;
@@ -173,20 +203,12 @@ async function runOnce(n: number, tasks: number, concurrency: number, dump?: str
   try {
     const requests = await prepareMentions(h, tasks);
     const apiBefore = h.github.requests.length;
-    const url = `${h.url}/api/github/webhooks`;
 
-    // The burst: every delivery at once.
-    const sent = new Array<number>(tasks);
-    const answered = new Array<number>(tasks);
-    const statuses = await Promise.all(
-      requests.map(async ({ delivery }, i) => {
-        sent[i] = Date.now();
-        const res = await fetch(url, { method: 'POST', headers: delivery.headers, body: delivery.body });
-        await res.arrayBuffer();
-        answered[i] = Date.now();
-        return res.status;
-      }),
-    );
+    // The burst: every delivery at once, from a process of its own (as GitHub sends from elsewhere).
+    const burstReport = await sendBurst(h.url, requests.map(({ delivery }) => delivery));
+    const sent = burstReport.results.map((r) => r.sentAt);
+    const answered = burstReport.results.map((r) => r.answeredAt);
+    const statuses = burstReport.results.map((r) => r.status);
     const firstSend = Math.min(...sent);
     // The burst's figures as soon as every 👀 is there (the tasks take much longer).
     const eyesAt = async () => {
@@ -433,7 +455,7 @@ function printRun(n: number, r: RunResult, tasks: number, concurrency: number): 
   const dist = (xs: number[]) => `p50 ${ms(percentile(xs, 50))}  p90 ${ms(percentile(xs, 90))}  p99 ${ms(percentile(xs, 99))}  max ${ms(Math.max(...xs))}`;
   console.log(`\nrun ${n}: ${tasks} mentions on ${tasks} issues, delivered at once; concurrency ${concurrency}`);
   console.log(`  delivery → 👀 (${r.eyes.length} reactions)        ${dist(r.eyes)}`);
-  console.log(`  webhook response time (client)        p50 ${ms(percentile(r.responses, 50))}  p99 ${ms(percentile(r.responses, 99))}  max ${ms(Math.max(...r.responses))}`);
+  console.log(`  webhook response time (sender)        p50 ${ms(percentile(r.responses, 50))}  p99 ${ms(percentile(r.responses, 99))}  max ${ms(Math.max(...r.responses))}`);
   console.log(`  webhook response time (in the app)    p50 ${ms(percentile(r.responsesInApp, 50))}  p99 ${ms(percentile(r.responsesInApp, 99))}  max ${ms(Math.max(...r.responsesInApp))}`);
   console.log(`  first delivery → last final reply     ${ms(r.firstToLastFinalMs)}   (${(r.firstToLastFinalMs / 1000).toFixed(1)} s)`);
   console.log(`  throughput                            ${r.tasksPerMinute.toFixed(1)} tasks/minute`);
@@ -478,7 +500,10 @@ async function main(): Promise<number> {
     `machine: ${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
       `load ${load()} (1, 5, 15 min), node ${process.version}, ${os.platform()} ${os.release()}`,
   );
-  console.log('note: this machine is shared with other work, so timings are noisy; the stand-ins run in this process, the app and its runners in child processes.');
+  console.log(
+    'note: this machine is shared with other work, so timings are noisy; the stand-ins run in this process, the app and its runners in child processes, ' +
+      'the webhook burst is sent (and its responses timed) by a sender process of its own.',
+  );
 
   const all: RunResult[] = [];
   for (let n = 1; n <= runs; n++) {
@@ -520,7 +545,7 @@ async function main(): Promise<number> {
   const responseP99 = median(all.map((r) => percentile(r.responses, 99)));
   const inAppP99 = median(all.map((r) => percentile(r.responsesInApp, 99)));
   const over = runs > 1 ? ' (median over runs)' : '';
-  console.log(`${responseP99 < TARGET_RESPONSE_P99_MS ? 'PASS' : 'FAIL'}  target: p99 webhook response ${responseP99.toFixed(0)} ms < ${TARGET_RESPONSE_P99_MS} ms${over} (at the client)`);
+  console.log(`${responseP99 < TARGET_RESPONSE_P99_MS ? 'PASS' : 'FAIL'}  target: p99 webhook response ${responseP99.toFixed(0)} ms < ${TARGET_RESPONSE_P99_MS} ms${over} (at the sender process: send → response read)`);
   console.log(`${inAppP99 < TARGET_RESPONSE_P99_MS ? 'PASS' : 'FAIL'}  target: p99 webhook response ${inAppP99.toFixed(0)} ms < ${TARGET_RESPONSE_P99_MS} ms${over} (in the app: request → response end, Probot's access log)`);
   console.log(`${!missingEyes && p99 < TARGET_EYES_P99_MS ? 'PASS' : 'FAIL'}  target: p99 delivery → 👀 ${p99.toFixed(0)} ms < ${TARGET_EYES_P99_MS} ms${over}`);
   console.log(`(timing targets are reported, not fatal; machine load at the end: ${load()})`);
