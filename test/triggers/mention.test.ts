@@ -300,6 +300,13 @@ describe('bounds (untrusted bodies)', () => {
     expect(performance.now() - started).toBeLessThan(3_000);
   });
 
+  test('a parse stopped at its budget leaves the next parse intact (the parser context is shared)', () => {
+    expect(() => parseMention(`${'1. '.repeat(6_800)}@codex first`, { parseBudgetMs: 50 })).toThrow(MentionParseError);
+    expect(parseMention('@codex second')).toEqual({ command: 'task', instruction: 'second' });
+    expect(parseMention('no mention of the app, then `@codex third` in code')).toBeNull();
+    expect(parseMention('**@codex** fourth')).toEqual({ command: 'task', instruction: 'fourth' });
+  });
+
   test('moderately nested lists and quotes still parse, in document order', () => {
     expect(parseMention(`${'- '.repeat(100)}@codex fix it`)).toEqual({ command: 'task', instruction: 'fix it' });
     expect(parseMention(`${'> '.repeat(100)}@codex quoted\n\n${'  '.repeat(50)}text\n\n@codex real`)).toEqual({ command: 'task', instruction: 'real' });
