@@ -74,7 +74,13 @@ export async function createBackend(config: AppConfig, store: TaskStore, log: Lo
     }
     // Environments (issue 12): the archives setup produced, under the data directory.
     const environments = config.environments ? new EnvironmentCache({ dir: path.join(config.dataDir, 'environments'), ...config.environments }) : undefined;
-    return new LocalRunnerBackend({ workRoot, command: config.runner.command, ...(runAs ? { runAs } : {}), ...(environments ? { environments } : {}) });
+    return new LocalRunnerBackend({
+      workRoot,
+      command: config.runner.command,
+      ...(runAs ? { runAs } : {}),
+      ...(environments ? { environments } : {}),
+      ...(config.runner.nice !== undefined ? { nice: config.runner.nice } : {}),
+    });
   }
   // Loaded only when used, so that the local setup does not load the AWS SDK.
   const { createEcsBackend } = await import('./runners/ecs-factory.ts');
