@@ -15,7 +15,8 @@
  * the last final reply, tasks per minute, the pull request count, and where the time to 👀 goes (a
  * timeline of the GitHub requests the burst caused, as the stand-in received them).
  *
- * `--dump FILE` writes each run's raw timings (sends, 👀, GitHub requests, app log lines) as JSON.
+ * `--dump FILE` writes each run's raw timings (sends, 👀, GitHub requests, app log lines) as JSON;
+ * `--cpu-prof DIR` writes the app process's CPU profile of each run (`node --cpu-prof`) into DIR.
  *
  * Checks (read-only on the app's SQLite store and on the stand-in): exactly one task per mention,
  * all `succeeded`, one distinct pull request each, one bot comment per issue in its final state, one
@@ -156,9 +157,14 @@ interface Mention {
 }
 
 /** The app with its stand-ins and the repository the mentions are on. */
-async function startApp(concurrency: number): Promise<AppHarness> {
+async function startApp(concurrency: number, cpuProfileDir?: string): Promise<AppHarness> {
   const h = await AppHarness.start({
-    env: { CODEX_CONCURRENCY: String(concurrency), CODEX_MODEL_RETRY_BASE_MS: '10' },
+    env: {
+      CODEX_CONCURRENCY: String(concurrency),
+      CODEX_MODEL_RETRY_BASE_MS: '10',
+      // The app's CPU profile (written when it stops), for `node --cpu-prof`'s viewers (Chrome DevTools).
+      ...(cpuProfileDir ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(cpuProfileDir)}` } : {}),
+    },
     model: { turns: [agentTurn], onExhausted: 'repeat-last' },
   });
   await h.github.addRepo(REPO, buggyNodeRepo(), { installationId: 1, permissions: { [USER]: 'write' } });
@@ -198,8 +204,8 @@ async function waitForFinalReplies(h: AppHarness, requests: Mention[], label: st
   }
 }
 
-async function runOnce(n: number, tasks: number, concurrency: number, dump?: string): Promise<RunResult> {
-  const h = await startApp(concurrency);
+async function runOnce(n: number, tasks: number, concurrency: number, dump?: string, cpuProfileDir?: string): Promise<RunResult> {
+  const h = await startApp(concurrency, cpuProfileDir);
   try {
     const requests = await prepareMentions(h, tasks);
     const apiBefore = h.github.requests.length;
@@ -483,6 +489,8 @@ async function main(): Promise<number> {
       'kill-tasks': { type: 'string', default: '30' },
       /** Writes each run's raw timings (sends, 👀, GitHub requests, app log lines) to `<dump>-runN.json`. */
       dump: { type: 'string' },
+      /** Writes the app process's CPU profile of each run (`node --cpu-prof`) into this directory. */
+      'cpu-prof': { type: 'string' },
     },
   });
   const runs = Number(values.runs);
@@ -507,7 +515,7 @@ async function main(): Promise<number> {
 
   const all: RunResult[] = [];
   for (let n = 1; n <= runs; n++) {
-    const r = await runOnce(n, tasks, concurrency, values.dump);
+    const r = await runOnce(n, tasks, concurrency, values.dump, values['cpu-prof']);
     all.push(r);
     printRun(n, r, tasks, concurrency);
     console.log(`  machine load after the run          ${load()}`);
