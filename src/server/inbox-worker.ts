@@ -60,6 +60,8 @@ function errorText(error: unknown): string {
 export class WebhookInboxWorker {
   readonly #opts: Required<Omit<InboxWorkerOptions, 'log'>> & { log: Logger };
   readonly #running = new Map<string, Promise<void>>();
+  /** Due deliveries read from the inbox and not started yet (oldest first). */
+  #batch: PendingDelivery[] = [];
   #started = false;
   #stopped = false;
   #scheduled = false;
@@ -128,27 +130,33 @@ export class WebhookInboxWorker {
     });
   }
 
-  /** Starts due deliveries, oldest first, up to the concurrency; arms a timer for the next retry. */
+  /**
+   * Starts the oldest due delivery (if a slot is free) and schedules the next start for the next
+   * turn of the event loop, so that each start (the handlers' synchronous part) lets the I/O between
+   * them through: in a burst, the webhook edge keeps answering while the first deliveries are
+   * processed. Due deliveries are read from the inbox a batch at a time. Arms a timer for the next
+   * retry when nothing is due now.
+   */
   #pump(): void {
     if (this.#stopped) return;
     const free = this.#opts.concurrency - this.#running.size;
-    if (free > 0) {
-      let due: PendingDelivery[];
+    if (free > 0 && this.#batch.length === 0) {
       try {
-        due = this.#opts.inbox.due(Date.now(), free + this.#running.size).filter((d) => !this.#running.has(d.id));
+        this.#batch = this.#opts.inbox.due(Date.now(), free + this.#running.size).filter((d) => !this.#running.has(d.id));
       } catch (error) {
         this.#opts.log.error({ err: errorText(error) }, 'could not read the webhook inbox');
-        due = [];
-      }
-      for (const delivery of due.slice(0, free)) {
-        const done = this.#process(delivery).finally(() => {
-          this.#running.delete(delivery.id);
-          this.#schedule();
-        });
-        this.#running.set(delivery.id, done);
       }
     }
-    this.#armRetryTimer();
+    const delivery = free > 0 ? this.#batch.shift() : undefined;
+    if (delivery && !this.#running.has(delivery.id)) {
+      const done = this.#process(delivery).finally(() => {
+        this.#running.delete(delivery.id);
+        this.#schedule();
+      });
+      this.#running.set(delivery.id, done);
+    }
+    if (this.#batch.length > 0 && this.#running.size < this.#opts.concurrency) this.#schedule();
+    else this.#armRetryTimer();
   }
 
   #armRetryTimer(): void {
