@@ -35,6 +35,9 @@ test('deliveries come out in order of arrival, with their event and payload', ()
     { ...delivery('b'), attempts: 0 },
   ]);
   expect(inbox.due(1_000, 2).map((d) => d.id)).toEqual(['c', 'a']);
+  // Those being processed can be left out (the limit counts the others).
+  expect(inbox.due(1_000, 2, new Set(['c'])).map((d) => d.id)).toEqual(['a', 'b']);
+  expect(inbox.due(1_000, 10, ['c', 'b', "x' OR 1=1 --"]).map((d) => d.id)).toEqual(['a']);
   // Nothing is due before it was received.
   expect(inbox.due(999, 10)).toEqual([]);
 });
