@@ -174,12 +174,24 @@ const parser: { globals: { body: string | undefined; parse: (body: string) => Ro
   return { globals, context: vm.createContext(globals), script: new vm.Script('parse(body)', { filename: 'mention-parse' }) };
 })();
 
-/** Parses `body` with the parser stopped after `budgetMs` (node:vm's timeout interrupts it). */
+/**
+ * The longest body parsed without node:vm's watchdog, in UTF-16 code units: 256. Its size bounds its
+ * cost: the worst shapes known (see the module comment) take under 10 ms at this length on the 2-core
+ * dev VM (they grow about 4× per doubling), far under any budget, while the watchdog (a thread
+ * started per run) costs about 1 ms, more than parsing a short comment.
+ */
+export const UNTIMED_PARSE_MAX_CHARS = 256;
+
+/**
+ * Parses `body` with the parser stopped after `budgetMs` (node:vm's timeout interrupts it); a body of
+ * at most {@link UNTIMED_PARSE_MAX_CHARS} is bounded by its size and parsed directly.
+ */
 function parseBounded(body: string, budgetMs: number): Root {
   if (body.length > MAX_PARSED_BODY_CHARS) {
     throw new MentionParseError('too_long', `it is longer than ${MAX_PARSED_BODY_CHARS} characters`);
   }
   try {
+    if (body.length <= UNTIMED_PARSE_MAX_CHARS) return fromMarkdown(body);
     parser.globals.body = body;
     return parser.script.runInContext(parser.context, { timeout: budgetMs }) as Root;
   } catch (error) {
