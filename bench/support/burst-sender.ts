@@ -5,7 +5,7 @@
  * responses, or a response is seen late whenever that process is busy serving API requests.
  *
  * Protocol (IPC messages): the parent sends one {@link BurstJob} (deliveries already signed); the
- * sender warms its HTTP client up on `GET /healthz`, then posts every delivery at once, each on a
+ * sender warms its HTTP client up (`GET` on the webhook path), then posts every delivery at once, each on a
  * connection of its own (`node:http`, no keep-alive; undici's `fetch` costs a cold process more than
  * 100 ms for 100 requests, which a measurement must not count), and answers with one
  * {@link BurstReport}, then exits.
@@ -55,15 +55,14 @@ function post(url: URL, headers: Record<string, string>, body: string): Promise<
 }
 
 async function runBurst(job: BurstJob): Promise<BurstReport> {
-  // Warm up the client code (and its JIT) on the app's health check before the burst: a cold client
-  // alone adds tens of milliseconds to a burst's responses.
-  const health = new URL('/healthz', job.baseUrl);
+  // Warm up the client code (and its JIT) before the burst, a cold client alone adds tens of
+  // milliseconds to a burst's responses: GETs on the webhook path, which the server refuses at once.
+  const url = new URL(job.path, job.baseUrl);
   for (let i = 0; i < 50; i++) {
     await new Promise<void>((resolve, reject) => {
-      request(health, { agent: false }, (res) => res.resume().once('end', resolve)).once('error', reject).end();
+      request(url, { agent: false }, (res) => res.resume().once('end', resolve)).once('error', reject).end();
     });
   }
-  const url = new URL(job.path, job.baseUrl);
   const results = await Promise.all(job.deliveries.map(({ headers, body }) => post(url, headers, body)));
   return { results };
 }
