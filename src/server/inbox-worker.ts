@@ -82,6 +82,8 @@ export class WebhookInboxWorker {
   #retryTimer: NodeJS.Timeout | undefined;
   #pruneTimer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
+  /** Deliveries waiting to be stored together ({@link acceptGrouped}). */
+  #group: Array<{ delivery: InboxDelivery; resolve: (outcome: 'queued' | 'duplicate') => void; reject: (error: unknown) => void }> = [];
 
   constructor(opts: InboxWorkerOptions) {
     this.#opts = {
@@ -110,6 +112,36 @@ export class WebhookInboxWorker {
       this.#schedule();
     }
     return outcome;
+  }
+
+  /**
+   * Like {@link accept}, but the deliveries accepted in the same turn of the event loop are stored
+   * together, in one transaction (one commit instead of one each: in a burst, most of what storing
+   * costs). Resolves once the delivery is stored.
+   * @throws (rejects) Error from `node:sqlite` when the transaction fails: none of its deliveries is stored.
+   */
+  acceptGrouped(delivery: Omit<InboxDelivery, 'receivedAt'>): Promise<'queued' | 'duplicate'> {
+    return new Promise((resolve, reject) => {
+      this.#group.push({ delivery: { ...delivery, receivedAt: Date.now() }, resolve, reject });
+      if (this.#group.length === 1) setImmediate(() => this.#storeGroup());
+    });
+  }
+
+  #storeGroup(): void {
+    const group = this.#group;
+    this.#group = [];
+    let outcomes: Array<'queued' | 'duplicate'>;
+    try {
+      outcomes = this.#opts.inbox.addAll(group.map((g) => g.delivery));
+    } catch (error) {
+      for (const g of group) g.reject(error);
+      return;
+    }
+    group.forEach((g, i) => {
+      if (outcomes[i] === 'queued') this.#opts.acknowledgements?.begin(g.delivery.id);
+      g.resolve(outcomes[i]!);
+    });
+    if (outcomes.includes('queued')) this.#schedule();
   }
 
   /** Starts processing: first whatever is pending (left by a crash), then each accepted delivery. */

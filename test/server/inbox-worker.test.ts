@@ -127,6 +127,23 @@ test('with acknowledgements: a delivery whose handler never says it is acknowled
   acknowledgements.done('stuck');
 });
 
+test('acceptGrouped stores the deliveries of one event-loop turn together, then processes them in order', async () => {
+  const started: string[] = [];
+  webhooks.on('issues.opened', ({ id }) => {
+    started.push(id);
+  });
+  const acknowledgements = new AcknowledgementsFirst();
+  const w = worker({ acknowledgements });
+  w.start();
+  const pending = ['g-0', 'g-1', 'g-2'].map((id, i) => w.acceptGrouped({ id, name: 'issues', payload: payload(i) }));
+  // Not stored before the turn ends.
+  expect(inbox.due(Date.now() + 1, 10)).toEqual([]);
+  expect(await Promise.all(pending)).toEqual(['queued', 'queued', 'queued']);
+  expect(await w.acceptGrouped({ id: 'g-1', name: 'issues', payload: payload(1) })).toBe('duplicate');
+  await waitFor('all processed', () => started.length === 3 && acknowledgements.waiting === 0);
+  expect(started).toEqual(['g-0', 'g-1', 'g-2']);
+});
+
 test('on start, what a crash left pending is processed (in order), then new deliveries', async () => {
   // Stored by the app before it died: one never started, one started (its attempt counted).
   inbox.add({ id: 'left-1', name: 'issues', payload: payload(1), receivedAt: Date.now() - 2_000 });
