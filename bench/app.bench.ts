@@ -127,9 +127,9 @@ interface RunResult {
   queueWaitMs: number[];
   modelRequests: number;
   checks: Array<{ ok: boolean; what: string }>;
-  /** Per delivery: send → thread-context request, thread-context → reaction request. */
-  toContext: number[];
-  contextToReaction: number[];
+  /** Per delivery: send → reaction request, reaction request → thread-context request. */
+  toReaction: number[];
+  reactionToContext: number[];
   timeline: Array<{ kind: string; count: number; first: number; p50: number; last: number; serveP50: number; serveMax: number }>;
 }
 
@@ -322,14 +322,15 @@ async function runOnce(n: number, tasks: number, concurrency: number, dump?: str
     check(doneComment === tasks, `every progress comment reached ✅ Done (${doneComment}/${tasks})`);
     check(eyesCounts.every((c) => c === 1), `one 👀 per request (${eyesCounts.filter((c) => c === 1).length}/${tasks})`);
 
-    // Where the time to 👀 goes, per delivery: send → thread-context read → reaction.
-    const toContext: number[] = [];
-    const contextToReaction: number[] = [];
+    // Where the time to 👀 goes, per delivery: send → reaction request; then the thread-context read
+    // (which waits for every pending 👀).
+    const toReaction: number[] = [];
+    const reactionToContext: number[] = [];
     requests.forEach(({ issue, commentId }, i) => {
       const ctx = api.find((r) => r.method === 'GET' && r.path === `/repos/${REPO}/issues/${issue}/comments`);
       const react = api.find((r) => r.method === 'POST' && r.path === `/repos/${REPO}/issues/comments/${commentId}/reactions`);
-      if (ctx) toContext.push(ctx.at - sent[i]!);
-      if (ctx && react) contextToReaction.push(react.at - ctx.at);
+      if (react) toReaction.push(react.at - sent[i]!);
+      if (ctx && react) reactionToContext.push(ctx.at - react.at);
     });
     // The GitHub requests of the burst (until the last reaction), by kind.
     const lastEyes = Math.max(...requests.map(({ commentId }) => h.github.reactions(REPO, { commentId })[0]?.createdAtMs ?? 0));
@@ -363,8 +364,8 @@ async function runOnce(n: number, tasks: number, concurrency: number, dump?: str
       queueWaitMs: waitMs,
       modelRequests: h.model.requests.length,
       checks,
-      toContext,
-      contextToReaction,
+      toReaction,
+      reactionToContext,
       timeline,
     };
   } catch (error) {
@@ -501,8 +502,8 @@ function printRun(n: number, r: RunResult, tasks: number, concurrency: number): 
   console.log(`  pull requests                         ${r.prCount}`);
   console.log(`  model requests                        ${r.modelRequests} (3 per task expected: ${tasks * 3})`);
   console.log('  where the time to 👀 goes, per delivery');
-  console.log(`    send → thread-context request       p50 ${ms(percentile(r.toContext, 50))}  p99 ${ms(percentile(r.toContext, 99))}   (bot login, installation token, permission check, config read)`);
-  console.log(`    thread context → 👀 request          p50 ${ms(percentile(r.contextToReaction, 50))}  p99 ${ms(percentile(r.contextToReaction, 99))}   (list comments, store insert, installation Octokit, reaction)`);
+  console.log(`    send → 👀 request                    p50 ${ms(percentile(r.toReaction, 50))}  p99 ${ms(percentile(r.toReaction, 99))}   (answer, inbox, installation token, permission check, parse)`);
+  console.log(`    👀 request → thread-context request  p50 ${ms(percentile(r.reactionToContext, 50))}  p99 ${ms(percentile(r.reactionToContext, 99))}   (waits until no other delivery waits for its 👀)`);
   console.log('  GitHub requests until the last 👀 (arrival at the stand-in, from the first send; stand-in serve time)');
   console.log(`    ${'kind'.padEnd(26)} ${'count'.padStart(5)} ${'first'.padStart(9)} ${'p50'.padStart(9)} ${'last'.padStart(9)}   ${'serve p50'.padStart(9)} ${'serve max'.padStart(9)}`);
   for (const t of r.timeline) {
