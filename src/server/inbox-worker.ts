@@ -59,6 +59,11 @@ class HandlerTimeoutError extends Error {
 }
 
 const HOUR_MS = 3_600_000;
+/**
+ * The most deliveries stored in one transaction ({@link WebhookInboxWorker.acceptGrouped}): a
+ * bigger group saves little more and makes its first deliveries wait for the last one's answer.
+ */
+const MAX_GROUP = 8;
 const MAX_RETRY_MS = 5 * 60_000;
 
 /** The message of a handler error (each error of an AggregateError), cut to 300 characters. */
@@ -116,19 +121,21 @@ export class WebhookInboxWorker {
 
   /**
    * Like {@link accept}, but the deliveries accepted in the same turn of the event loop are stored
-   * together, in one transaction (one commit instead of one each: in a burst, most of what storing
-   * costs). Resolves once the delivery is stored.
+   * together, up to {@link MAX_GROUP} at a time, in one transaction (one commit instead of one each:
+   * in a burst, most of what storing costs). Resolves once the delivery is stored.
    * @throws (rejects) Error from `node:sqlite` when the transaction fails: none of its deliveries is stored.
    */
   acceptGrouped(delivery: Omit<InboxDelivery, 'receivedAt'>): Promise<'queued' | 'duplicate'> {
     return new Promise((resolve, reject) => {
       this.#group.push({ delivery: { ...delivery, receivedAt: Date.now() }, resolve, reject });
-      if (this.#group.length === 1) setImmediate(() => this.#storeGroup());
+      if (this.#group.length >= MAX_GROUP) this.#storeGroup();
+      else if (this.#group.length === 1) setImmediate(() => this.#storeGroup());
     });
   }
 
   #storeGroup(): void {
     const group = this.#group;
+    if (group.length === 0) return;
     this.#group = [];
     let outcomes: Array<'queued' | 'duplicate'>;
     try {
