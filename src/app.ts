@@ -23,7 +23,7 @@ import { TaskService } from './tasks/service.ts';
 import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
 import { CheckFailures } from './triggers/check-failure.ts';
 import { registerTriggers } from './triggers/index.ts';
-import type { TriggerDeps } from './triggers/mention-request.ts';
+import type { AcknowledgementOrder, TriggerDeps } from './triggers/mention-request.ts';
 import { createTaskPageHandler } from './web/task-page.ts';
 
 /** What the app function built, for the server's start-up and shutdown. */
@@ -47,6 +47,11 @@ export interface CodexAppOptions {
   handle: CodexAppHandle;
   /** Runner backend override (default: from `config.runner`). */
   backend?: RunnerBackend;
+  /**
+   * The deliveries waiting for their 👀, shared with the inbox worker (serve.ts): the triggers let
+   * every pending 👀 go before their work that can wait. Absent: no ordering between deliveries.
+   */
+  acknowledgements?: AcknowledgementOrder;
 }
 
 /**
@@ -81,7 +86,13 @@ export async function createBackend(config: AppConfig, store: TaskStore, log: Lo
           warn: (message) => log.warn(message),
         })
       : undefined;
-    return new LocalRunnerBackend({ workRoot, command: config.runner.command, ...(runAs ? { runAs } : {}), ...(environments ? { environments } : {}) });
+    return new LocalRunnerBackend({
+      workRoot,
+      command: config.runner.command,
+      ...(runAs ? { runAs } : {}),
+      ...(environments ? { environments } : {}),
+      ...(config.runner.nice !== undefined ? { nice: config.runner.nice } : {}),
+    });
   }
   // Loaded only when used, so that the local setup does not load the AWS SDK.
   const { createEcsBackend } = await import('./runners/ecs-factory.ts');
@@ -177,7 +188,10 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
           })),
       log,
       ...(config.appId ? { fixes: { appId: config.appId, personAsked: (repo, pullNumber) => autofixGate.personActed({ repo, pullNumber }) } } : {}),
+      ...(opts.acknowledgements ? { acknowledgements: opts.acknowledgements } : {}),
     };
+    // The app's login is needed by the first mention: read it now (a failure is read again then).
+    void deps.botLogin().catch(() => undefined);
     if (config.appId) {
       failures = new CheckFailures({ service, gate: autofixGate, github: { forInstallation: (id) => app.auth(id), asApp: () => app.auth() }, settings: deps.settings, appId: config.appId, log });
     }

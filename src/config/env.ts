@@ -168,6 +168,16 @@ export const EnvSchema = z.object({
     )
     .optional(),
   /**
+   * How much lower the local runners' CPU priority is than the app's (a nice increment, 0 to 19; 0:
+   * the same); see LocalRunnerOptions.nice.
+   */
+  CODEX_RUNNER_NICE: z.coerce
+    .number({ error: 'expected an integer from 0 to 19' })
+    .int('expected an integer from 0 to 19')
+    .min(0, 'expected an integer from 0 to 19')
+    .max(19, 'expected an integer from 0 to 19')
+    .optional(),
+  /**
    * The user the local runner runs as (a user name, or `uid:gid`), so that an escape from the
    * sandbox cannot read the app's process or files; see LocalRunnerOptions.runAs. Never root.
    */
@@ -240,6 +250,8 @@ export type RunnerConfig =
        * created) or `uid:gid`; never root. Unset: the app's own user.
        */
       user?: string;
+      /** `CODEX_RUNNER_NICE`: how much lower the runners' CPU priority is than the app's (default 10; 0: the same). */
+      nice?: number;
     }
   | {
       backend: 'ecs';
@@ -478,6 +490,7 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
           backend: 'local',
           ...(e.CODEX_RUNNER_COMMAND ? { command: e.CODEX_RUNNER_COMMAND } : {}),
           ...(e.CODEX_RUNNER_USER ? { user: e.CODEX_RUNNER_USER } : {}),
+          ...(e.CODEX_RUNNER_NICE !== undefined ? { nice: e.CODEX_RUNNER_NICE } : {}),
         };
 
   const base: BaseAppConfig = {

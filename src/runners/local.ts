@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSetupEnvNames, SETUP_CA_VARIABLES, SETUP_PROXY_VARIABLES } from '../agent/setup-env.ts';
@@ -171,7 +172,22 @@ export interface LocalRunnerOptions {
    * false: none.
    */
   compileCacheDir?: string | false;
+  /**
+   * How much lower the runner's CPU scheduling priority is than the app's: added to the app's nice
+   * value (`os.setPriority` right after the spawn, capped at 19, the lowest priority), and inherited
+   * by everything the runner starts (its sandboxes, the commands in them). So the app's control plane
+   * (webhook answers, 👀, replies) stays responsive while runners build and test on the same cores.
+   * 0 leaves the runner at the app's priority. Default {@link DEFAULT_RUNNER_NICE}
+   * (`CODEX_RUNNER_NICE`). See nice(1) and setpriority(2).
+   */
+  nice?: number;
 }
+
+/** Default {@link LocalRunnerOptions.nice}: 10, as nice(1) uses when given no adjustment. */
+export const DEFAULT_RUNNER_NICE = 10;
+
+/** The lowest CPU scheduling priority a nice value can give (setpriority(2)). */
+const LOWEST_PRIORITY = 19;
 
 /** Starts each runner as a local child process. */
 export class LocalRunnerBackend implements RunnerBackend {
@@ -235,6 +251,17 @@ export class LocalRunnerBackend implements RunnerBackend {
       stdio: ['pipe', 'pipe', 'pipe'],
       ...(runAs ? { uid: runAs.uid, gid: runAs.gid, cwd: workDir } : {}),
     });
+    // Lower the runner's priority before it can start anything (the sandboxes inherit it). Best
+    // effort: a failure (an app without the right to lower another user's process) is reported, and
+    // the runner runs at the app's priority.
+    const nice = this.opts.nice ?? DEFAULT_RUNNER_NICE;
+    if (nice > 0 && child.pid !== undefined) {
+      try {
+        os.setPriority(child.pid, Math.min(LOWEST_PRIORITY, os.getPriority() + nice));
+      } catch (error) {
+        process.emitWarning(`the runner's CPU priority could not be lowered (CODEX_RUNNER_NICE): ${(error as Error).message}`);
+      }
+    }
     const grace = this.opts.killGraceMs ?? 10_000;
     this.children.add(child);
     child.once('close', () => this.children.delete(child));

@@ -7,6 +7,7 @@
  * the error, never the payload). Processed and failed rows are pruned after their retention time.
  */
 import type { Logger } from 'pino';
+import type { AcknowledgementsFirst } from './acknowledgements-first.ts';
 import type { InboxDelivery, PendingDelivery, SqliteWebhookInbox } from './inbox.ts';
 
 /** What the worker needs of Probot's `app.webhooks` (an @octokit/webhooks `Webhooks` instance). */
@@ -20,8 +21,21 @@ export interface InboxWorkerOptions {
   inbox: SqliteWebhookInbox;
   dispatcher: WebhookDispatcher;
   log: Logger;
-  /** Deliveries processed at the same time; default 64 (handlers wait on GitHub, not on the CPU). */
+  /**
+   * Deliveries processed at the same time; default 64 (handlers wait on GitHub, not on the CPU).
+   * With `acknowledgements`, this many may wait for their acknowledgement at the same time, and
+   * `maxInFlight` bounds all deliveries being processed.
+   */
   concurrency?: number;
+  /**
+   * The deliveries waiting for their 👀 (acknowledgements-first.ts), shared with the handlers: a
+   * delivery waits from when it is accepted (or started) until its handler marks it done or its
+   * processing ends, and an acknowledged delivery no longer holds one of the `concurrency` slots, so
+   * that the next deliveries get their 👀 while the work that can wait goes on.
+   */
+  acknowledgements?: AcknowledgementsFirst;
+  /** All deliveries being processed at once, acknowledged or not; default 4 × `concurrency`. */
+  maxInFlight?: number;
   /** Attempts before a delivery is marked failed; default 5. */
   maxAttempts?: number;
   /** Wait before the first retry, ms, doubled at each further one (at most 5 minutes); default 2,000. */
@@ -45,6 +59,11 @@ class HandlerTimeoutError extends Error {
 }
 
 const HOUR_MS = 3_600_000;
+/**
+ * The most deliveries stored in one transaction ({@link WebhookInboxWorker.acceptGrouped}): a
+ * bigger group saves little more and makes its first deliveries wait for the last one's answer.
+ */
+const MAX_GROUP = 8;
 const MAX_RETRY_MS = 5 * 60_000;
 
 /** The message of a handler error (each error of an AggregateError), cut to 300 characters. */
@@ -58,13 +77,18 @@ function errorText(error: unknown): string {
 
 /** The background processor of one inbox. */
 export class WebhookInboxWorker {
-  readonly #opts: Required<Omit<InboxWorkerOptions, 'log'>> & { log: Logger };
+  readonly #opts: Required<Omit<InboxWorkerOptions, 'log' | 'acknowledgements'>> & Pick<InboxWorkerOptions, 'acknowledgements'> & { log: Logger };
   readonly #running = new Map<string, Promise<void>>();
+  /** Due deliveries read from the inbox and not started yet (oldest first). */
+  #batch: PendingDelivery[] = [];
   #started = false;
   #stopped = false;
   #scheduled = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #pruneTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  /** Deliveries waiting to be stored together ({@link acceptGrouped}). */
+  #group: Array<{ delivery: InboxDelivery; resolve: (outcome: 'queued' | 'duplicate') => void; reject: (error: unknown) => void }> = [];
 
   constructor(opts: InboxWorkerOptions) {
     this.#opts = {
@@ -75,6 +99,7 @@ export class WebhookInboxWorker {
       failedRetentionMs: 7 * 24 * HOUR_MS,
       pruneEveryMs: HOUR_MS,
       handlerTimeoutMs: 10 * 60_000,
+      maxInFlight: 4 * (opts.concurrency ?? 64),
       ...opts,
       log: opts.log.child({ name: 'inbox' }),
     };
@@ -87,8 +112,43 @@ export class WebhookInboxWorker {
    */
   accept(delivery: Omit<InboxDelivery, 'receivedAt'>): 'queued' | 'duplicate' {
     const outcome = this.#opts.inbox.add({ ...delivery, receivedAt: Date.now() });
-    if (outcome === 'queued') this.#schedule();
+    if (outcome === 'queued') {
+      this.#opts.acknowledgements?.begin(delivery.id);
+      this.#schedule();
+    }
     return outcome;
+  }
+
+  /**
+   * Like {@link accept}, but the deliveries accepted in the same turn of the event loop are stored
+   * together, up to {@link MAX_GROUP} at a time, in one transaction (one commit instead of one each:
+   * in a burst, most of what storing costs). Resolves once the delivery is stored.
+   * @throws (rejects) Error from `node:sqlite` when the transaction fails: none of its deliveries is stored.
+   */
+  acceptGrouped(delivery: Omit<InboxDelivery, 'receivedAt'>): Promise<'queued' | 'duplicate'> {
+    return new Promise((resolve, reject) => {
+      this.#group.push({ delivery: { ...delivery, receivedAt: Date.now() }, resolve, reject });
+      if (this.#group.length >= MAX_GROUP) this.#storeGroup();
+      else if (this.#group.length === 1) setImmediate(() => this.#storeGroup());
+    });
+  }
+
+  #storeGroup(): void {
+    const group = this.#group;
+    if (group.length === 0) return;
+    this.#group = [];
+    let outcomes: Array<'queued' | 'duplicate'>;
+    try {
+      outcomes = this.#opts.inbox.addAll(group.map((g) => g.delivery));
+    } catch (error) {
+      for (const g of group) g.reject(error);
+      return;
+    }
+    group.forEach((g, i) => {
+      if (outcomes[i] === 'queued') this.#opts.acknowledgements?.begin(g.delivery.id);
+      g.resolve(outcomes[i]!);
+    });
+    if (outcomes.includes('queued')) this.#schedule();
   }
 
   /** Starts processing: first whatever is pending (left by a crash), then each accepted delivery. */
@@ -98,6 +158,8 @@ export class WebhookInboxWorker {
     this.#prune();
     this.#pruneTimer = setInterval(() => this.#prune(), this.#opts.pruneEveryMs);
     this.#pruneTimer.unref();
+    // An acknowledged delivery frees its slot: start the next one.
+    this.#unsubscribe = this.#opts.acknowledgements?.onDone(() => this.#schedule());
     this.#schedule();
   }
 
@@ -107,6 +169,7 @@ export class WebhookInboxWorker {
    */
   async stop(timeoutMs = 5_000): Promise<void> {
     this.#stopped = true;
+    this.#unsubscribe?.();
     clearTimeout(this.#retryTimer);
     clearInterval(this.#pruneTimer);
     let timer: NodeJS.Timeout | undefined;
@@ -128,33 +191,53 @@ export class WebhookInboxWorker {
     });
   }
 
-  /** Starts due deliveries, oldest first, up to the concurrency; arms a timer for the next retry. */
+  /**
+   * Starts the oldest due delivery (if a slot is free) and schedules the next start for the next
+   * turn of the event loop, so that each start (the handlers' synchronous part) lets the I/O between
+   * them through: in a burst, the webhook edge keeps answering while the first deliveries are
+   * processed. Due deliveries are read from the inbox a batch at a time. Arms a timer for the next
+   * retry when nothing is due now.
+   */
   #pump(): void {
     if (this.#stopped) return;
-    const free = this.#opts.concurrency - this.#running.size;
-    if (free > 0) {
-      let due: PendingDelivery[];
+    const free = this.#free();
+    if (free > 0 && this.#batch.length === 0) {
       try {
-        due = this.#opts.inbox.due(Date.now(), free + this.#running.size).filter((d) => !this.#running.has(d.id));
+        this.#batch = this.#opts.inbox.due(Date.now(), free, this.#running.keys());
       } catch (error) {
         this.#opts.log.error({ err: errorText(error) }, 'could not read the webhook inbox');
-        due = [];
-      }
-      for (const delivery of due.slice(0, free)) {
-        const done = this.#process(delivery).finally(() => {
-          this.#running.delete(delivery.id);
-          this.#schedule();
-        });
-        this.#running.set(delivery.id, done);
       }
     }
-    this.#armRetryTimer();
+    const delivery = free > 0 ? this.#batch.shift() : undefined;
+    if (delivery && !this.#running.has(delivery.id)) {
+      this.#opts.acknowledgements?.begin(delivery.id);
+      const done = this.#process(delivery).finally(() => {
+        this.#running.delete(delivery.id);
+        this.#opts.acknowledgements?.done(delivery.id);
+        this.#schedule();
+      });
+      this.#running.set(delivery.id, done);
+    }
+    if (this.#batch.length > 0 && this.#free() > 0) this.#schedule();
+    else this.#armRetryTimer();
+  }
+
+  /**
+   * Deliveries that may start now: slots left among those waiting for their acknowledgement (all
+   * running ones without `acknowledgements`), within `maxInFlight`.
+   */
+  #free(): number {
+    const { concurrency, maxInFlight, acknowledgements } = this.#opts;
+    if (!acknowledgements) return concurrency - this.#running.size;
+    let waiting = 0;
+    for (const id of this.#running.keys()) if (acknowledgements.isWaiting(id)) waiting++;
+    return Math.min(concurrency - waiting, maxInFlight - this.#running.size);
   }
 
   #armRetryTimer(): void {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-    if (this.#running.size >= this.#opts.concurrency) return;
+    if (this.#free() <= 0) return;
     let next: number | undefined;
     try {
       next = this.#opts.inbox.nextDueAt();

@@ -9,7 +9,7 @@
  * is unique: a redelivery of a pending or processed delivery is stored once. A redelivery of a
  * failed one (GitHub's "Redeliver" button, which keeps the id) makes it pending again.
  */
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
 
 /** A verified delivery as the webhook edge stores it. */
 export interface InboxDelivery {
@@ -44,6 +44,8 @@ interface Row {
 export class SqliteWebhookInbox {
   readonly #db: DatabaseSync;
   readonly #owned: boolean;
+  /** Prepared statements by SQL text (node:sqlite compiles each `prepare` anew). */
+  readonly #statements = new Map<string, StatementSync>();
 
   /**
    * @param db a database the task store has migrated (it has the `webhook_inbox` table).
@@ -77,8 +79,7 @@ export class SqliteWebhookInbox {
    * @returns `'queued'` when stored or made pending, `'duplicate'` when already pending or processed.
    */
   add(delivery: InboxDelivery): AddOutcome {
-    const { changes } = this.#db
-      .prepare(
+    const { changes } = this.#statement(
         `INSERT INTO webhook_inbox (delivery_id, event_name, payload_json, received_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT(delivery_id) DO UPDATE SET event_name = excluded.event_name, payload_json = excluded.payload_json,
            received_at = excluded.received_at, attempts = 0, next_attempt_at = excluded.next_attempt_at, failed_at = NULL, last_error = NULL
@@ -89,22 +90,50 @@ export class SqliteWebhookInbox {
   }
 
   /**
+   * Stores several deliveries (as {@link add} each) in one transaction: one commit for all, or none
+   * stored when it fails.
+   * @returns each delivery's outcome, in order.
+   * @throws Error from `node:sqlite` when the transaction fails (nothing stored).
+   */
+  addAll(deliveries: InboxDelivery[]): AddOutcome[] {
+    this.#db.exec('BEGIN');
+    try {
+      const outcomes = deliveries.map((d) => this.add(d));
+      this.#db.exec('COMMIT');
+      return outcomes;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  /**
    * Pending deliveries due at `now`, in order of arrival (first stored first).
    * @param now ms since the epoch. @param limit at most this many.
+   * @param exclude delivery ids left out (those being processed), so their payloads are not read again.
    */
-  due(now: number, limit: number): PendingDelivery[] {
-    const rows = this.#db
-      .prepare(
-        `SELECT delivery_id, event_name, payload_json, received_at, attempts FROM webhook_inbox
-         WHERE processed_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT ?`,
-      )
-      .all(now, limit) as unknown as Row[];
+  due(now: number, limit: number, exclude: Iterable<string> = []): PendingDelivery[] {
+    const skip = [...exclude];
+    const rows = (
+      skip.length === 0
+        ? this.#statement(
+              `SELECT delivery_id, event_name, payload_json, received_at, attempts FROM webhook_inbox
+               WHERE processed_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT ?`,
+            )
+            .all(now, limit)
+        : this.#statement(
+              `SELECT delivery_id, event_name, payload_json, received_at, attempts FROM webhook_inbox
+               WHERE processed_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
+                 AND delivery_id NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+            )
+            .all(now, JSON.stringify(skip), limit)
+    ) as unknown as Row[];
     return rows.map((r) => ({ id: r.delivery_id, name: r.event_name, payload: r.payload_json, receivedAt: r.received_at, attempts: r.attempts }));
   }
 
   /** When the next pending delivery is due (ms since the epoch); `undefined` when none is pending. */
   nextDueAt(): number | undefined {
-    const row = this.#db.prepare('SELECT MIN(next_attempt_at) AS at FROM webhook_inbox WHERE processed_at IS NULL AND failed_at IS NULL').get() as {
+    const row = this.#statement('SELECT MIN(next_attempt_at) AS at FROM webhook_inbox WHERE processed_at IS NULL AND failed_at IS NULL').get() as {
       at: number | null;
     };
     return row.at ?? undefined;
@@ -115,7 +144,7 @@ export class SqliteWebhookInbox {
    * crashes the app is counted too. @returns the attempts made, this one included.
    */
   begin(id: string): number {
-    const row = this.#db.prepare('UPDATE webhook_inbox SET attempts = attempts + 1 WHERE delivery_id = ? RETURNING attempts').get(id) as
+    const row = this.#statement('UPDATE webhook_inbox SET attempts = attempts + 1 WHERE delivery_id = ? RETURNING attempts').get(id) as
       | { attempts: number }
       | undefined;
     return row?.attempts ?? 0;
@@ -123,17 +152,17 @@ export class SqliteWebhookInbox {
 
   /** Marks a delivery processed (at `now`, ms) and drops its payload. */
   processed(id: string, now: number): void {
-    this.#db.prepare(`UPDATE webhook_inbox SET processed_at = ?, payload_json = '', last_error = NULL WHERE delivery_id = ?`).run(now, id);
+    this.#statement(`UPDATE webhook_inbox SET processed_at = ?, payload_json = '', last_error = NULL WHERE delivery_id = ?`).run(now, id);
   }
 
   /** Records a failed attempt; the delivery is due again at `retryAt` (ms since the epoch). */
   retryLater(id: string, error: string, retryAt: number): void {
-    this.#db.prepare('UPDATE webhook_inbox SET next_attempt_at = ?, last_error = ? WHERE delivery_id = ?').run(retryAt, error, id);
+    this.#statement('UPDATE webhook_inbox SET next_attempt_at = ?, last_error = ? WHERE delivery_id = ?').run(retryAt, error, id);
   }
 
   /** Marks a delivery failed for good (at `now`, ms); it keeps its payload until pruned. */
   failed(id: string, error: string, now: number): void {
-    this.#db.prepare('UPDATE webhook_inbox SET failed_at = ?, last_error = ? WHERE delivery_id = ?').run(now, error, id);
+    this.#statement('UPDATE webhook_inbox SET failed_at = ?, last_error = ? WHERE delivery_id = ?').run(now, error, id);
   }
 
   /**
@@ -142,10 +171,18 @@ export class SqliteWebhookInbox {
    */
   prune(processedBefore: number, failedBefore: number): number {
     return Number(
-      this.#db
-        .prepare('DELETE FROM webhook_inbox WHERE processed_at < ? OR failed_at < ?')
+      this.#statement('DELETE FROM webhook_inbox WHERE processed_at < ? OR failed_at < ?')
         .run(processedBefore, failedBefore).changes,
     );
+  }
+
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   /** Closes the connection when the inbox opened it ({@link open}). */

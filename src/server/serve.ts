@@ -9,6 +9,7 @@ import { ProbotOctokit, run, type ApplicationFunction } from 'probot';
 import { SmeeClient } from 'smee-client';
 import { codexApp, type CodexAppHandle } from '../app.ts';
 import { ConfigError, isSetupMode, loadEnvConfig } from '../config/env.ts';
+import { AcknowledgementsFirst } from './acknowledgements-first.ts';
 import { SqliteWebhookInbox } from './inbox.ts';
 import { WebhookInboxWorker } from './inbox-worker.ts';
 import { createLogger } from './logger.ts';
@@ -47,14 +48,16 @@ export async function serveCommand(): Promise<number> {
   const Octokit = config.githubThrottle
     ? ProbotOctokit
     : ProbotOctokit.defaults((options: Record<string, unknown>) => ({ ...options, throttle: { enabled: false } }));
-  const appFn = codexApp({ config, log, handle });
+  // The deliveries waiting for their 👀: the triggers let every pending 👀 go first (acknowledgements-first.ts).
+  const acknowledgements = new AcknowledgementsFirst();
+  const appFn = codexApp({ config, log, handle, acknowledgements });
   let inbox: SqliteWebhookInbox | undefined;
   let worker: WebhookInboxWorker | undefined;
   const withEdge: ApplicationFunction = async (app, options) => {
     // The app opens (and migrates) the task database first; the webhook inbox is a table in it.
     await appFn(app, options);
     inbox = SqliteWebhookInbox.open(path.join(config.dataDir, 'codex-cloud.db'));
-    worker = new WebhookInboxWorker({ inbox, dispatcher: app.webhooks, log });
+    worker = new WebhookInboxWorker({ inbox, dispatcher: app.webhooks, log, acknowledgements });
     options.addHandler(createWebhookEdge({ receiver: app.webhooks, queue: worker, log }));
   };
   const server = await run(withEdge, {

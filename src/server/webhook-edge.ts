@@ -53,6 +53,12 @@ export interface DeliveryQueue {
    * @throws when it cannot be stored (the edge answers 503, so that GitHub shows a failed delivery).
    */
   accept(delivery: { id: string; name: string; payload: string }): 'queued' | 'duplicate';
+  /**
+   * Like {@link accept}, stored together with the deliveries of the same event-loop turn (one
+   * commit); resolves once stored. The edge uses it when present.
+   * @throws (rejects) when they cannot be stored.
+   */
+  acceptGrouped?(delivery: { id: string; name: string; payload: string }): Promise<'queued' | 'duplicate'>;
 }
 
 /** Options of {@link createWebhookEdge}. */
@@ -246,7 +252,8 @@ export function createWebhookEdge(opts: WebhookEdgeOptions): HttpHandler {
 
     let outcome: 'queued' | 'duplicate';
     try {
-      outcome = opts.queue.accept({ id: deliveryId, name: eventName, payload: text });
+      const delivery = { id: deliveryId, name: eventName, payload: text };
+      outcome = opts.queue.acceptGrouped ? await opts.queue.acceptGrouped(delivery) : opts.queue.accept(delivery);
     } catch (error) {
       log.error({ ...ref, status: 503, err: String((error as Error)?.message ?? error).slice(0, 300) }, 'webhook not stored');
       answer(res, 503, { error: 'the delivery could not be stored; redeliver it later' }, { 'retry-after': '10' });

@@ -44,6 +44,20 @@ export interface TriggerDeps {
    * gate when a person asks (attempt counts start over). Absent: mentions never become fix tasks.
    */
   fixes?: { appId: number; personAsked: (repo: string, pullNumber: number) => void };
+  /**
+   * The deliveries waiting for their 👀 (src/server/acknowledgements-first.ts): a mention's reads and
+   * writes that can wait (thread, config, the task) start once no other delivery waits. Absent: no
+   * ordering between deliveries.
+   */
+  acknowledgements?: AcknowledgementOrder;
+}
+
+/** What the triggers need of the app's acknowledgement order (by `X-GitHub-Delivery`). */
+export interface AcknowledgementOrder {
+  /** The delivery is acknowledged (its 👀 request settled) or needs no 👀. Idempotent. */
+  done(deliveryId: string): void;
+  /** Resolves once no other delivery waits for its 👀 (or after a maximum wait). Never rejects. */
+  othersDone(deliveryId: string): Promise<void>;
 }
 
 /** A normalised mention with what handling it needs from its delivery. */
@@ -124,6 +138,8 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
   }
   if (m.sender.login.toLowerCase() === botLogin.toLowerCase()) return;
   const retryHint = `Mention ${settings.mention} again to retry.`;
+  // This delivery's 👀 is settled, or it is known to add none (at the latest when handling ends).
+  const acknowledgedNow = () => deps.acknowledgements?.done(m.deliveryId);
   try {
     const gate = (sender: { login: string; type?: string }) =>
       shared(`gate:${m.installationId}:${m.owner}/${m.repo}:${sender.login.toLowerCase()}:${sender.type ?? ''}`, () =>
@@ -135,6 +151,7 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
       return;
     }
     if (verdict === 'denied') {
+      acknowledgedNow();
       log.info({ ...where, verdict }, 'mention refused');
       await reply(m, `Sorry @${m.sender.login}, only people with write access to this repository can ask ${settings.mention} to work on it.`, log);
       return;
@@ -144,12 +161,15 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
     try {
       command = parseMention(m.body, { mention: settings.mention });
     } catch (error) {
+      acknowledgedNow();
       if (!(error instanceof MentionParseError)) throw error;
       log.warn({ ...where, reason: error.reason, length: m.body.length }, 'mention not parsed');
       await reply(m, `Sorry @${m.sender.login}, I can't read this request: ${error.message}. Shorten or simplify it, then mention ${settings.mention} again.`, log);
       return;
     }
     if (!command) return;
+    // Stop and review answer on their own path (a review adds its 👀 there).
+    if (command.command === 'stop' || command.command === 'review') acknowledgedNow();
 
     if (command.command === 'stop') {
       const task = await deps.service.cancel(m.owner, m.repo, m.target.number, m.sender.login);
@@ -178,6 +198,9 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
     // Acknowledge at once: 👀 as soon as the sender passed the gate, while the repository config
     // and the thread (independent reads) are fetched together.
     const acknowledged = deps.service.acknowledge(m.octokit, { owner: m.owner, repo: m.repo, target: { number: m.target.number }, origin: m.origin });
+    void acknowledged.then(acknowledgedNow);
+    // What follows can wait for the other mentions' 👀 (in a burst, each 👀 would wait for all of it).
+    await deps.acknowledgements?.othersDone(m.deliveryId);
     const resolved = resolveTarget(m);
     const thread = resolved.then(({ pull }) =>
       pull
@@ -236,6 +259,8 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
     const fix = deps.fixes ? await requestedFix(m.octokit, { owner: m.owner, repo: m.repo, target, instruction, appId: deps.fixes.appId }) : undefined;
     if (fix?.fix) deps.fixes!.personAsked(`${m.owner}/${m.repo}`, target.number);
     await acknowledged;
+    // Recording the task and posting its progress comment can wait for mentions that came since.
+    await deps.acknowledgements?.othersDone(m.deliveryId);
     await deps.service.submit({
       triggerKey: m.triggerKey,
       deliveryId: m.deliveryId,
@@ -260,6 +285,8 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
       `Sorry, I couldn't start this task: ${status ? `GitHub answered ${status} (${(error as Error).message})` : (error as Error).message}. ${retryHint}`,
       log,
     );
+  } finally {
+    acknowledgedNow();
   }
 }
 

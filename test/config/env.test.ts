@@ -107,6 +107,14 @@ describe('loadEnvConfig: defaults and shape', () => {
     expect(loadEnvConfig(baseEnv({})).runner).toEqual({ backend: 'local' });
   });
 
+  test('CODEX_RUNNER_NICE: a nice increment from 0 to 19 for the local runners', () => {
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_NICE: '5' })).runner).toEqual({ backend: 'local', nice: 5 });
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_NICE: '0' })).runner).toEqual({ backend: 'local', nice: 0 });
+    for (const bad of ['-1', '20', '2.5', 'low']) {
+      expect(() => loadEnvConfig(baseEnv({ CODEX_RUNNER_NICE: bad }))).toThrow(/CODEX_RUNNER_NICE.*expected an integer from 0 to 19/);
+    }
+  });
+
   test('the default public URL follows PORT', () => {
     expect(loadEnvConfig(baseEnv({ PORT: '4567' })).publicUrl).toBe('http://localhost:4567');
   });

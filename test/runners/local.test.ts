@@ -4,7 +4,7 @@
  * (the result) is too large, without buffering it.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -141,6 +141,44 @@ describe('LocalRunnerBackend output limits', () => {
     // At most one line's worth (75 MiB) is held; a whole 300 MB line parsed would take gigabytes.
     expect(peak - before).toBeLessThan(200 * MIB);
   }, 60_000);
+});
+
+/** The nice value of a process, from `/proc/<pid>/stat` (field 19, see proc(5)). */
+function niceOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+describe('LocalRunnerBackend CPU priority', () => {
+  // The fake runner starts a child (as the real one starts its sandboxes), writes both pids, and waits.
+  const source = (pidFile: string) => `
+    import { spawn } from 'node:child_process';
+    import { writeFileSync } from 'node:fs';
+    process.stdin.resume();
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    writeFileSync(${JSON.stringify(pidFile)}, JSON.stringify({ runner: process.pid, sandbox: child.pid }));
+    process.on('SIGTERM', () => { child.kill(); process.exit(1); });`;
+
+  test.each([
+    ['default: 10 lower than the app', undefined, 10],
+    ['CODEX_RUNNER_NICE=3', 3, 3],
+    ['0: the app\'s own priority', 0, 0],
+  ])('%s, for the runner and what it starts', async (_name, nice, increment) => {
+    const pidFile = path.join(dir, `pids-${String(nice)}.json`);
+    const command = await fakeRunner(`nice-${String(nice)}`, source(pidFile));
+    const backend = new LocalRunnerBackend({ workRoot: path.join(dir, 'work'), command, killGraceMs: 1000, ...(nice !== undefined ? { nice } : {}) });
+    const execution = await backend.start({ spec, onEvent: () => undefined, timeoutMs: 60_000 });
+    try {
+      const pids = await waitFor('the fake runner to write its pids', () => JSON.parse(readFileSync(pidFile, 'utf8')) as { runner: number; sandbox: number });
+      expect(String(pids.runner)).toBe(execution.externalId);
+      const expected = Math.min(19, niceOf(process.pid) + increment);
+      expect(niceOf(pids.runner)).toBe(expected);
+      expect(niceOf(pids.sandbox)).toBe(expected);
+    } finally {
+      await execution.cancel('test over');
+      await execution.result;
+    }
+  }, 30_000);
 });
 
 // The runner as another user needs root here (to switch users) and a test directory, Node.js and this

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, expect, test } from '@jest/globals';
 import { Webhooks } from '@octokit/webhooks';
 import { pino } from 'pino';
+import { AcknowledgementsFirst } from '../../src/server/acknowledgements-first.ts';
 import { SqliteWebhookInbox } from '../../src/server/inbox.ts';
 import { WebhookInboxWorker, type InboxWorkerOptions } from '../../src/server/inbox-worker.ts';
 import { SqliteTaskStore } from '../../src/tasks/store.ts';
@@ -75,6 +76,72 @@ test('deliveries start in order of arrival, at most `concurrency` at a time, eac
   expect(w.accept({ id: 'd-0', name: 'issues', payload: payload(0) })).toBe('duplicate');
   await sleep(100);
   expect(started).toHaveLength(ids.length);
+});
+
+test('with acknowledgements: an acknowledged delivery frees its slot; the work that can wait goes after every pending acknowledgement', async () => {
+  const acknowledgements = new AcknowledgementsFirst();
+  const order: string[] = [];
+  let inFlight = 0;
+  let most = 0;
+  webhooks.on('issues.opened', async ({ id }) => {
+    most = Math.max(most, ++inFlight);
+    await sleep(5); // the 👀 request
+    order.push(`👀 ${id}`);
+    acknowledgements.done(id);
+    await acknowledgements.othersDone(id);
+    order.push(`rest ${id}`);
+    await sleep(20);
+    inFlight--;
+  });
+  const w = worker({ concurrency: 2, maxInFlight: 6, acknowledgements });
+  w.start();
+  const ids = Array.from({ length: 6 }, (_, i) => `a-${i}`);
+  for (const [i, id] of ids.entries()) {
+    expect(w.accept({ id, name: 'issues', payload: payload(i) })).toBe('queued');
+    expect(acknowledgements.isWaiting(id)).toBe(true);
+  }
+  await waitFor('every delivery processed', () => inbox.due(Date.now() + 1, 100).length === 0 && inFlight === 0);
+  // Two waiting for their 👀 at a time, but more than two in flight: acknowledged ones freed their slots.
+  expect(most).toBeGreaterThan(2);
+  expect(most).toBeLessThanOrEqual(6);
+  // Every 👀 came before any work that can wait.
+  expect(order.slice(0, 6)).toEqual(ids.map((id) => `👀 ${id}`));
+  expect(order.slice(6).sort()).toEqual(ids.map((id) => `rest ${id}`).sort());
+  expect(acknowledgements.waiting).toBe(0);
+});
+
+test('with acknowledgements: a delivery whose handler never says it is acknowledged is done when it ends; othersDone waits at most its maximum', async () => {
+  const acknowledgements = new AcknowledgementsFirst(100);
+  webhooks.on('issues.opened', async () => {
+    await sleep(10);
+  });
+  const w = worker({ concurrency: 1, acknowledgements });
+  w.start();
+  w.accept({ id: 'silent', name: 'issues', payload: payload(1) });
+  await waitFor('the delivery processed', () => inbox.due(Date.now() + 1, 100).length === 0 && acknowledgements.waiting === 0);
+  acknowledgements.begin('stuck');
+  const started = Date.now();
+  await acknowledgements.othersDone('other');
+  expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+  await acknowledgements.othersDone('stuck'); // only itself: at once
+  acknowledgements.done('stuck');
+});
+
+test('acceptGrouped stores the deliveries of one event-loop turn together, then processes them in order', async () => {
+  const started: string[] = [];
+  webhooks.on('issues.opened', ({ id }) => {
+    started.push(id);
+  });
+  const acknowledgements = new AcknowledgementsFirst();
+  const w = worker({ acknowledgements });
+  w.start();
+  const pending = ['g-0', 'g-1', 'g-2'].map((id, i) => w.acceptGrouped({ id, name: 'issues', payload: payload(i) }));
+  // Not stored before the turn ends.
+  expect(inbox.due(Date.now() + 1, 10)).toEqual([]);
+  expect(await Promise.all(pending)).toEqual(['queued', 'queued', 'queued']);
+  expect(await w.acceptGrouped({ id: 'g-1', name: 'issues', payload: payload(1) })).toBe('duplicate');
+  await waitFor('all processed', () => started.length === 3 && acknowledgements.waiting === 0);
+  expect(started).toEqual(['g-0', 'g-1', 'g-2']);
 });
 
 test('on start, what a crash left pending is processed (in order), then new deliveries', async () => {

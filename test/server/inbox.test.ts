@@ -27,6 +27,17 @@ afterEach(() => {
 
 const delivery = (id: string, receivedAt = 1_000) => ({ id, name: 'issue_comment', payload: JSON.stringify({ action: 'created', id }), receivedAt });
 
+test('addAll stores several deliveries in one transaction: each outcome in order, or none stored when one fails', () => {
+  expect(inbox.add(delivery('old'))).toBe('queued');
+  expect(inbox.addAll([delivery('n1'), delivery('old'), delivery('n2')])).toEqual(['queued', 'duplicate', 'queued']);
+  expect(inbox.due(1_000, 10).map((d) => d.id)).toEqual(['old', 'n1', 'n2']);
+  // A row the table refuses (NOT NULL) fails the whole group: nothing of it is stored.
+  expect(() => inbox.addAll([delivery('n3'), { ...delivery('n4'), name: null as unknown as string }])).toThrow();
+  expect(inbox.due(1_000, 10).map((d) => d.id)).toEqual(['old', 'n1', 'n2']);
+  // And the connection is usable again.
+  expect(inbox.addAll([delivery('n3')])).toEqual(['queued']);
+});
+
 test('deliveries come out in order of arrival, with their event and payload', () => {
   for (const id of ['c', 'a', 'b']) expect(inbox.add(delivery(id))).toBe('queued');
   expect(inbox.due(1_000, 10)).toEqual([
@@ -35,6 +46,9 @@ test('deliveries come out in order of arrival, with their event and payload', ()
     { ...delivery('b'), attempts: 0 },
   ]);
   expect(inbox.due(1_000, 2).map((d) => d.id)).toEqual(['c', 'a']);
+  // Those being processed can be left out (the limit counts the others).
+  expect(inbox.due(1_000, 2, new Set(['c'])).map((d) => d.id)).toEqual(['a', 'b']);
+  expect(inbox.due(1_000, 10, ['c', 'b', "x' OR 1=1 --"]).map((d) => d.id)).toEqual(['a']);
   // Nothing is due before it was received.
   expect(inbox.due(999, 10)).toEqual([]);
 });

@@ -7,6 +7,7 @@ import {
   MentionParseError,
   mentionsBot,
   parseMention,
+  UNTIMED_PARSE_MAX_CHARS,
 } from '../../src/triggers/mention.ts';
 
 describe('word boundary and case', () => {
@@ -298,6 +299,29 @@ describe('bounds (untrusted bodies)', () => {
     expect(() => parseMention(`${'- '.repeat(10_000)}@codex fix it`, { parseBudgetMs: 200 })).toThrow(MentionParseError);
     expect(() => locateMention(`${'> '.repeat(10_000)}@codex`, { parseBudgetMs: 200 })).toThrow(MentionParseError);
     expect(performance.now() - started).toBeLessThan(3_000);
+  });
+
+  test(`bodies up to UNTIMED_PARSE_MAX_CHARS are bounded by their size: the worst shapes known parse quickly at that length`, () => {
+    const n = UNTIMED_PARSE_MAX_CHARS;
+    const shapes = ['- ', '1. ', '*a_', '_a*', '- > 1. ', '-\t', '> ', '[a](', '``a`', '<a '];
+    const started = performance.now();
+    for (const unit of shapes) {
+      const body = `${unit.repeat(n).slice(0, n - ' @codex x'.length)} @codex x`;
+      expect(body.length).toBeLessThanOrEqual(n);
+      expect(() => locateMention(body)).not.toThrow();
+    }
+    // Ten worst-case bodies; about 20 ms in all on the 2-core dev VM. The bound only catches a parser
+    // that became much slower on short bodies, which would call for a lower UNTIMED_PARSE_MAX_CHARS.
+    expect(performance.now() - started).toBeLessThan(1_000);
+    // Longer bodies still run under the watchdog: a budget too small for the body stops it.
+    expect(() => parseMention(`${'- '.repeat(10_000)}@codex fix it`, { parseBudgetMs: 1 })).toThrow(MentionParseError);
+  });
+
+  test('a parse stopped at its budget leaves the next parse intact (the parser context is shared)', () => {
+    expect(() => parseMention(`${'1. '.repeat(6_800)}@codex first`, { parseBudgetMs: 50 })).toThrow(MentionParseError);
+    expect(parseMention('@codex second')).toEqual({ command: 'task', instruction: 'second' });
+    expect(parseMention('no mention of the app, then `@codex third` in code')).toBeNull();
+    expect(parseMention('**@codex** fourth')).toEqual({ command: 'task', instruction: 'fourth' });
   });
 
   test('moderately nested lists and quotes still parse, in document order', () => {
