@@ -24,6 +24,7 @@ import { SqliteTaskStore, type TaskStore } from './tasks/store.ts';
 import { CheckFailures } from './triggers/check-failure.ts';
 import { registerTriggers } from './triggers/index.ts';
 import type { AcknowledgementOrder, TriggerDeps } from './triggers/mention-request.ts';
+import { SharedLookups } from './triggers/shared-lookups.ts';
 import { createTaskPageHandler } from './web/task-page.ts';
 
 /** What the app function built, for the server's start-up and shutdown. */
@@ -169,6 +170,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     let botLogin: Promise<string> | undefined;
     const deps: TriggerDeps = {
       service,
+      lookups: new SharedLookups(),
       settings: {
         mention: config.mention,
         allowedBots: config.allowedBots,

@@ -19,6 +19,7 @@ import { mayMention, MentionParseError, parseMention, type MentionCommand } from
 import { pullRequestTarget, type NormalizedMention, type PullRequestPayload } from './normalize.ts';
 import { WebhookPullRequest } from './payload.ts';
 import { requestReview, type ReviewMentionHooks } from './review-request.ts';
+import type { SharedLookups } from './shared-lookups.ts';
 
 /** App-wide defaults and limits that repository config refines. */
 export interface TriggerSettings {
@@ -50,6 +51,8 @@ export interface TriggerDeps {
    * ordering between deliveries.
    */
   acknowledgements?: AcknowledgementOrder;
+  /** Identical permission and config lookups in flight share one GitHub request. Absent: each is its own. */
+  lookups?: SharedLookups;
 }
 
 /** What the triggers need of the app's acknowledgement order (by `X-GitHub-Delivery`). */
@@ -80,18 +83,6 @@ async function postReply(replies: Pick<TaskService['store'], 'recordReply'>, m: 
   }
 }
 
-// Identical lookups in flight at the same time (a burst of mentions in one repository) share one
-// GitHub request: the permission of one user, the config of one repository. Nothing is kept once
-// the request settles, so no answer is older than the request that produced it.
-const inflight = new Map<string, Promise<unknown>>();
-function shared<T>(key: string, load: () => Promise<T>): Promise<T> {
-  let pending = inflight.get(key) as Promise<T> | undefined;
-  if (!pending) {
-    pending = load().finally(() => inflight.delete(key));
-    inflight.set(key, pending);
-  }
-  return pending;
-}
 
 /** Resolves the task settings from the app's defaults and the repository's config. */
 export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSettings {
@@ -140,9 +131,10 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
   const retryHint = `Mention ${settings.mention} again to retry.`;
   // This delivery's 👀 is settled, or it is known to add none (at the latest when handling ends).
   const acknowledgedNow = () => deps.acknowledgements?.done(m.deliveryId);
+  const share = <T>(key: string, load: () => Promise<T>): Promise<T> => (deps.lookups ? deps.lookups.run(key, load) : load());
   try {
     const gate = (sender: { login: string; type?: string }) =>
-      shared(`gate:${m.installationId}:${m.owner}/${m.repo}:${sender.login.toLowerCase()}:${sender.type ?? ''}`, () =>
+      share(`gate:${m.installationId}:${m.owner}/${m.repo}:${sender.login.toLowerCase()}:${sender.type ?? ''}`, () =>
         gateSender(m.octokit, { owner: m.owner, repo: m.repo }, sender, { botLogin, allowedBots: settings.allowedBots }),
       );
     const verdict = await gate(m.sender);
@@ -177,7 +169,7 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
       return;
     }
     // Reviews (review-request.ts): on a pull request a `review` task; on an issue a short answer.
-    const loadConfig = () => shared(`config:${m.installationId}:${m.owner}/${m.repo}`, () => loadRepoConfig({ config: m.readConfig }));
+    const loadConfig = () => share(`config:${m.installationId}:${m.owner}/${m.repo}`, () => loadRepoConfig({ config: m.readConfig }));
     const reviewHooks = (focus: string): ReviewMentionHooks => ({
       focus,
       botLogin,
