@@ -7,15 +7,16 @@
  * directory, and after the task the app copies it in (never following a link, only a regular file
  * within the size cap) under the key the APP computed, so a runner can never place an environment
  * under another repository's key. For the next task the app links the archive into that runner's
- * work directory, read-only to it. *
+ * work directory, read-only to it.
+ *
  * Unpacked copies: extracting an archive costs about what installing the dependencies cost (both
  * write every file), so restoring by extraction at the start of a task would save little. The cache
  * therefore keeps, for the most recently used keys, one copy already extracted (with the runner's
  * own entry checks, {@link extractEnvironment}) under `<dir>/unpacked/`, made in the background after
- * an archive is saved or a copy is taken. A task whose key has one gets it moved (renamed) into its
+ * a task saved or restored that environment. A task whose key has one gets it moved (renamed) into its
  * work directory and the runner renames its entries into place: a restore in milliseconds whatever
  * the number of files. Each copy is used once (a task may change it); the next is unpacked from the
- * archive in the background. A task that finds none restores from the archive.
+ * archive once that task ended. A task that finds none restores from the archive.
  */
 import { randomUUID } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
@@ -289,10 +290,10 @@ export class EnvironmentCache {
     delete out.restore;
     const cached = environment.fresh ? undefined : await this.lookup(environment.key);
     if (cached) {
-      // Taken by rename: atomic, so two tasks of one key never share a copy; the next is made now.
+      // Taken by rename: atomic, so two tasks of one key never share a copy. The next copy is made
+      // after this task (collect), not while it starts: unpacking competes with it for CPU and disk.
       const unpacked = path.join(workDir, UNPACKED_NAME);
       const took = this.#copies > 0 && (await rename(this.#unpacked(environment.key, cached.savedAt), unpacked).then(() => true, () => false));
-      this.prepareUnpacked(environment.key);
       if (took) {
         out.restore = { from: { unpacked }, savedAt: cached.savedAt };
         return out;
@@ -310,12 +311,15 @@ export class EnvironmentCache {
 
   /**
    * After the task, before its work directory is removed: adopts the archive the runner saved, or
-   * drops the environment the runner refused to restore.
+   * drops the environment the runner refused to restore; then starts making the unpacked copy of the
+   * environment the task saved or restored, for the next task (in the background).
    * @returns a line for the app's log, or undefined when there was nothing to do.
    */
   async collect(environment: EnvironmentSpec, outcome: EnvironmentOutcome | undefined, workDir: string): Promise<string | undefined> {
     if (!outcome) return undefined;
     if (outcome.restoreFailure) await this.remove(environment.key);
+    // The environment served this task: ready a copy for the next one.
+    if (outcome.status === 'restored') this.prepareUnpacked(environment.key);
     if (outcome.status !== 'built' || outcome.savedBytes === undefined) return outcome.restoreFailure ? `environment ${environment.key.slice(0, 12)} dropped: ${outcome.restoreFailure}` : undefined;
     const { entry, refused } = await this.adopt(environment.key, path.join(workDir, SAVE_NAME));
     if (entry) this.prepareUnpacked(environment.key);
