@@ -14,7 +14,10 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import * as tar from 'tar';
+import type { ReadEntry } from 'tar';
+
+/** node-tar, loaded on first use: a task that restores an unpacked copy (or runs no setup) never needs it. */
+const loadTar = () => import('tar');
 
 /** The compressions an archive may have: zstd (preferred) or gzip. */
 export type ArchiveCompression = 'zstd' | 'gzip';
@@ -80,6 +83,7 @@ export async function packEnvironment(opts: PackOptions): Promise<{ bytes: numbe
   // Setup left nothing behind (no ignored paths, an empty home): nothing to cache.
   if (entries.length === 0) throw new EnvironmentArchiveError('setup produced nothing to cache');
   let refused: string | undefined;
+  const tar = await loadTar();
   const pack = tar.create(
     {
       cwd: opts.workDir,
@@ -240,6 +244,7 @@ export async function extractEnvironment(opts: ExtractOptions): Promise<ExtractS
   let unpacked = 0;
   const limit = byteLimit(opts.maxBytes, 'the environment archive');
   try {
+    const tar = await loadTar();
     const unpack = tar.extract({
       cwd: staging,
       // Every path check is ours (checkEntry): node-tar would rewrite absolute link targets.
@@ -248,7 +253,7 @@ export async function extractEnvironment(opts: ExtractOptions): Promise<ExtractS
       strict: true,
       filter: (_p, entry) => {
         if (refused) return false;
-        const e = entry as tar.ReadEntry;
+        const e = entry as ReadEntry;
         entries += 1;
         if (entries > (opts.maxEntries ?? DEFAULT_MAX_ENTRIES)) {
           refused = `the archive has more than ${opts.maxEntries ?? DEFAULT_MAX_ENTRIES} entries`;
