@@ -16,8 +16,9 @@
  * background (timed and printed; the bench waits for it, as a later task would find it done), and
  * the warm task takes it by rename. A third task, "warm from the archive", runs with unpacked copies
  * off (`CODEX_ENV_UNPACKED_COPIES=0`, or a task that comes before the copy is ready): the runner
- * extracts the archive itself. Runners use a compile cache (`NODE_COMPILE_CACHE`) as the app's local
- * backend sets up; the cold task is the first to fill it.
+ * extracts the archive itself. The backend runs as the app sets it up: a compile cache
+ * (`NODE_COMPILE_CACHE`, filled by the cold task) and a standby runner started ahead of each task
+ * (`CODEX_RUNNER_STANDBY`), the same for all three tasks.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -206,7 +207,8 @@ async function main(): Promise<number> {
     const cacheOptions = { dir: path.join(dir, 'data', 'environments'), maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 1024 ** 3, maxTotalBytes: 4 * 1024 ** 3 };
     const cache = new EnvironmentCache(cacheOptions);
     const workRoot = path.join(dir, 'data', 'work');
-    const backend = new LocalRunnerBackend({ workRoot, command: [process.execPath, CLI, 'runner'], environments: cache });
+    // As the app runs it (CODEX_RUNNER_STANDBY, on by default): a runner started ahead of each task.
+    const backend = new LocalRunnerBackend({ workRoot, command: [process.execPath, CLI, 'runner'], environments: cache, standby: true });
     const key = appKey(reposDir, headSha);
     try {
       const cold = await runOnce(backend, git, headSha, key);
@@ -216,8 +218,9 @@ async function main(): Promise<number> {
       const unpackMs = performance.now() - unpackStarted;
       const warm = await runOnce(backend, git, headSha, key);
       await cache.idle();
-      const archiveOnly = new LocalRunnerBackend({ workRoot, command: [process.execPath, CLI, 'runner'], environments: new EnvironmentCache({ ...cacheOptions, unpackedCopies: 0 }) });
+      const archiveOnly = new LocalRunnerBackend({ workRoot, command: [process.execPath, CLI, 'runner'], environments: new EnvironmentCache({ ...cacheOptions, unpackedCopies: 0 }), standby: true });
       const warmArchive = await runOnce(archiveOnly, git, headSha, key);
+      await archiveOnly.close();
       const share = warm.toFirstRequestMs / cold.toFirstRequestMs;
       console.log('');
       console.log(`repository: ${PACKAGES} npm dependencies of ${4 + EXTRA_FILES} files each (npm ci from the local registry: ${hitsAfterCold} registry requests)`);
@@ -241,6 +244,7 @@ async function main(): Promise<number> {
       }
       return 0;
     } finally {
+      await backend.close();
       await git.close();
       await registry.close();
     }

@@ -93,6 +93,7 @@ export async function createBackend(config: AppConfig, store: TaskStore, log: Lo
       ...(runAs ? { runAs } : {}),
       ...(environments ? { environments } : {}),
       ...(config.runner.nice !== undefined ? { nice: config.runner.nice } : {}),
+      standby: config.runner.standby,
     });
   }
   // Loaded only when used, so that the local setup does not load the AWS SDK.

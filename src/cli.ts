@@ -59,6 +59,7 @@ export function buildProgram(): Command {
     .option('--workdir <dir>', 'scratch directory (default: a new temporary directory)')
     .option('--output <file>', 'also write the TaskResult JSON to this file')
     .option('--claim', 'claim the TaskSpec from the app with CODEX_TASK_ID, CODEX_APP_URL and CODEX_CLAIM_TICKET (ECS)')
+    .option('--preload', 'load every module before reading the TaskSpec (a standby runner started ahead of its task)')
     .addOption(
       new Option('--phase <phase>', 'setup: checkout and setup only, report events, exit 0 when setup succeeded (the ECS setup task)')
         .choices(['setup', 'all'])
@@ -70,6 +71,7 @@ export function buildProgram(): Command {
         workdir: o.workdir,
         output: o.output,
         claim: o.claim === true,
+        preload: o.preload === true,
         ...(o.phase === 'setup' ? { phase: 'setup' as const } : {}),
       });
     });

@@ -19,7 +19,7 @@ import { CLAIM_FAILED_EXIT_CODE, describeZodError, RESULT_UNDELIVERED_EXIT_CODE,
 import { ClaimError, claimFromEnvironment } from './claim.ts';
 import { jsonLinesEmitter } from './events.ts';
 import { InsecureUrlError, Reporter } from './reporter.ts';
-import { runTask } from './runner.ts';
+import { preloadAgentModules, runTask } from './runner.ts';
 import { abortOnSignals } from './signals.ts';
 
 /** Options of the `runner` command. */
@@ -37,6 +37,11 @@ export interface RunnerCommandOptions {
   claim?: boolean;
   /** `setup`: checkout and setup only (see the module comment). Default: every phase. */
   phase?: 'setup';
+  /**
+   * Load every module (the agent phase's too) before reading the TaskSpec: a standby runner, started
+   * ahead of its task by the local backend, is ready when the spec arrives.
+   */
+  preload?: boolean;
 }
 
 /** Thrown for bad input; the CLI prints the message and exits 2. */
@@ -62,6 +67,7 @@ export function parseTaskSpec(json: string): TaskSpec {
 
 /** Runs the `runner` command; returns the process exit code. */
 export async function runnerCommand(opts: RunnerCommandOptions): Promise<number> {
+  if (opts.preload) await preloadAgentModules();
   let spec: TaskSpec;
   if (opts.claim) {
     try {

@@ -78,13 +78,26 @@ const STOP_TEXT: Record<StopReason, string> = {
   error: 'internal error',
 };
 
-/**
- * The agent phase's modules, the OpenAI SDK among them (the largest part of a runner's start-up),
- * imported while the checkout and the sandbox check run instead of before them.
- */
-async function loadAgentModules() {
+async function importAgentModules() {
   const [{ runAgentLoop }, { createModelClient }, { runReviewPhase }] = await Promise.all([import('./loop.ts'), import('./model.ts'), import('./review-phase.ts')]);
   return { runAgentLoop, createModelClient, runReviewPhase };
+}
+
+/** The import of the agent phase's modules, once started (like the module cache it extends, per process). */
+let agentModules: ReturnType<typeof importAgentModules> | undefined;
+
+/**
+ * The agent phase's modules, the OpenAI SDK among them (the largest part of a runner's start-up):
+ * imported on first use, while the checkout and the sandbox check run (see runTask), or ahead of the
+ * task by a standby runner (`runner --preload`). Never rejects twice for one process: a failed
+ * import is the agent phase's failure.
+ */
+export function preloadAgentModules(): ReturnType<typeof importAgentModules> {
+  if (!agentModules) {
+    agentModules = importAgentModules();
+    agentModules.catch(() => undefined);
+  }
+  return agentModules;
 }
 
 /**
@@ -143,15 +156,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   // The agent phase's network (TaskSpec `network`): the runner's end of the way to the app's proxy.
   let proxyBridge: ProxyBridge | undefined;
   let sandboxReady: Promise<Sandbox> | undefined;
-  let agentModules: ReturnType<typeof loadAgentModules> | undefined;
   // Started once the checkout's and the sandbox check's processes run, so that loading overlaps them.
-  const startLoadingAgentModules = () => {
-    if (!agentModules) {
-      agentModules = loadAgentModules();
-      agentModules.catch(() => undefined);
-    }
-    return agentModules;
-  };
+  const startLoadingAgentModules = preloadAgentModules;
   try {
     await mkdir(home, { recursive: true });
     await mkdir(root, { recursive: true });

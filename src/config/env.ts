@@ -177,6 +177,8 @@ export const EnvSchema = z.object({
     .min(0, 'expected an integer from 0 to 19')
     .max(19, 'expected an integer from 0 to 19')
     .optional(),
+  /** Keep one local runner started ahead of the next task (see LocalRunnerOptions.standby). */
+  CODEX_RUNNER_STANDBY: bool.default(true),
   /**
    * The user the local runner runs as (a user name, or `uid:gid`), so that an escape from the
    * sandbox cannot read the app's process or files; see LocalRunnerOptions.runAs. Never root.
@@ -252,6 +254,8 @@ export type RunnerConfig =
       user?: string;
       /** `CODEX_RUNNER_NICE`: how much lower the runners' CPU priority is than the app's (default 10; 0: the same). */
       nice?: number;
+      /** `CODEX_RUNNER_STANDBY`: keep one runner started ahead of the next task (default true). */
+      standby: boolean;
     }
   | {
       backend: 'ecs';
@@ -491,6 +495,7 @@ export function loadEnvConfig(env: NodeJS.ProcessEnv, opts: { cwd?: string } = {
           ...(e.CODEX_RUNNER_COMMAND ? { command: e.CODEX_RUNNER_COMMAND } : {}),
           ...(e.CODEX_RUNNER_USER ? { user: e.CODEX_RUNNER_USER } : {}),
           ...(e.CODEX_RUNNER_NICE !== undefined ? { nice: e.CODEX_RUNNER_NICE } : {}),
+          standby: e.CODEX_RUNNER_STANDBY,
         };
 
   const base: BaseAppConfig = {

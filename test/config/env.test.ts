@@ -52,7 +52,7 @@ describe('loadEnvConfig: defaults and shape', () => {
       taskTimeoutMs: 60 * 60_000,
       maxTokens: 4_000_000,
       modelRetry: { retries: 4, baseMs: 1000 },
-      runner: { backend: 'local' },
+      runner: { backend: 'local', standby: true },
       environments: { maxAgeMs: 12 * 3_600_000, maxArchiveBytes: 2048 * 1024 * 1024, maxTotalBytes: 10_240 * 1024 * 1024, unpackedCopies: 2 },
     });
   });
@@ -95,21 +95,22 @@ describe('loadEnvConfig: defaults and shape', () => {
       allowedBots: ['renovate[bot]', 'dependabot[bot]', 'some-user'],
       taskTimeoutMs: 90 * 60_000,
       maxTokens: 123_456,
-      runner: { backend: 'local', command: ['node', 'dist/cli.js', 'runner'] },
+      runner: { backend: 'local', command: ['node', 'dist/cli.js', 'runner'], standby: true },
       githubThrottle: false,
       tokenPrices: { 'o4-mini': { inputPerMillion: 1.1, cachedInputPerMillion: 0.275, outputPerMillion: 4.4 } },
     });
   });
 
   test('CODEX_RUNNER_USER: a user name or uid:gid for the local runner', () => {
-    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_USER: 'codex-runner' })).runner).toEqual({ backend: 'local', user: 'codex-runner' });
-    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_USER: ' 1500:1600 ' })).runner).toEqual({ backend: 'local', user: '1500:1600' });
-    expect(loadEnvConfig(baseEnv({})).runner).toEqual({ backend: 'local' });
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_USER: 'codex-runner' })).runner).toEqual({ backend: 'local', user: 'codex-runner', standby: true });
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_USER: ' 1500:1600 ' })).runner).toEqual({ backend: 'local', user: '1500:1600', standby: true });
+    expect(loadEnvConfig(baseEnv({})).runner).toEqual({ backend: 'local', standby: true });
   });
 
   test('CODEX_RUNNER_NICE: a nice increment from 0 to 19 for the local runners', () => {
-    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_NICE: '5' })).runner).toEqual({ backend: 'local', nice: 5 });
-    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_NICE: '0' })).runner).toEqual({ backend: 'local', nice: 0 });
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_NICE: '5' })).runner).toEqual({ backend: 'local', nice: 5, standby: true });
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_NICE: '0' })).runner).toEqual({ backend: 'local', nice: 0, standby: true });
+    expect(loadEnvConfig(baseEnv({ CODEX_RUNNER_STANDBY: 'false' })).runner).toEqual({ backend: 'local', standby: false });
     for (const bad of ['-1', '20', '2.5', 'low']) {
       expect(() => loadEnvConfig(baseEnv({ CODEX_RUNNER_NICE: bad }))).toThrow(/CODEX_RUNNER_NICE.*expected an integer from 0 to 19/);
     }
@@ -407,7 +408,7 @@ describe('runner backend', () => {
   });
 
   test('ECS variables are not required by the local backend', () => {
-    expect(loadEnvConfig(baseEnv({ CODEX_ECS_CLUSTER: 'ignored' })).runner).toEqual({ backend: 'local' });
+    expect(loadEnvConfig(baseEnv({ CODEX_ECS_CLUSTER: 'ignored' })).runner).toEqual({ backend: 'local', standby: true });
   });
 });
 

@@ -4,7 +4,7 @@
  * (the result) is too large, without buffering it.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -97,6 +97,62 @@ describe('LocalRunnerBackend output limits', () => {
     expect((await run(command)).events).toContainEqual(expect.objectContaining({ type: 'log', message: cacheDir }));
     expect(statSync(cacheDir).mode & 0o777).toBe(0o700);
     expect((await run(command, { compileCacheDir: false })).events).toContainEqual(expect.objectContaining({ type: 'log', message: 'undefined' }));
+  });
+
+  test('standby: a runner started ahead (--preload) serves the next task, the next one starts at once; a dead standby is not used; close stops it', async () => {
+    const result = resultOf('standby');
+    const command = await fakeRunner(
+      'standby',
+      `const fs = process.getBuiltinModule('node:fs');
+       const workdir = process.argv[process.argv.indexOf('--workdir') + 1];
+       const preload = process.argv.includes('--preload');
+       if (preload) fs.writeFileSync(workdir + '/pid', String(process.pid));
+       let input = '';
+       process.stdin.on('data', (c) => (input += c));
+       process.stdin.on('end', () => {
+         const id = JSON.parse(input).id;
+         process.stdout.write(JSON.stringify({ type: 'log', at: 'now', level: 'info', message: JSON.stringify({ preload, workdir, id }) }) + '\\n');
+         process.stdout.write(JSON.stringify({ type: 'result', at: 'now', result: ${JSON.stringify(result)} }) + '\\n');
+       });`,
+    );
+    const workRoot = path.join(dir, 'work-standby');
+    const standbys = () => readdirSync(workRoot).filter((n) => n.startsWith('standby-'));
+    const backend = new LocalRunnerBackend({ workRoot, command, killGraceMs: 1000, standby: true });
+    const runOne = async (id: string) => {
+      const events: ProgressEvent[] = [];
+      const execution = await backend.start({ spec: { ...spec, id }, onEvent: (e) => events.push(e), timeoutMs: 60_000 });
+      expect((await execution.result).summary).toBe('standby');
+      const log = events.find((e) => e.type === 'log');
+      return JSON.parse((log as { message: string }).message) as { preload: boolean; workdir: string; id: string };
+    };
+    try {
+      await waitFor('the first standby runner', () => standbys().some((n) => existsSync(path.join(workRoot, n, 'pid'))));
+      const first = await runOne('task-a');
+      expect(first).toMatchObject({ preload: true, id: 'task-a' });
+      expect(path.basename(first.workdir)).toMatch(/^standby-/);
+      // The task's directory is removed at its end; the next standby is already there.
+      expect(existsSync(first.workdir)).toBe(false);
+      await waitFor('the next standby runner', () => standbys().some((n) => existsSync(path.join(workRoot, n, 'pid'))));
+      // A standby that died while idle is passed over: the task gets a runner of its own.
+      const [name] = standbys();
+      process.kill(Number(readFileSync(path.join(workRoot, name!, 'pid'), 'utf8')), 'SIGKILL');
+      await waitFor('the standby to die', async () => {
+        try {
+          process.kill(Number(readFileSync(path.join(workRoot, name!, 'pid'), 'utf8')), 0);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const second = await runOne('task-b');
+      expect(second).toMatchObject({ preload: false, id: 'task-b' });
+      expect(path.basename(second.workdir)).toBe('task-b');
+      await waitFor('a new standby runner', () => standbys().some((n) => existsSync(path.join(workRoot, n, 'pid'))));
+    } finally {
+      await backend.close();
+    }
+    await waitFor('close to stop the standby and remove its directory', () => standbys().length === 0);
   });
 
   test('a result line at the limit is read; one byte more fails the task', async () => {
