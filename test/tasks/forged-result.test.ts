@@ -19,7 +19,8 @@ let script: string;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'forged-runner-'));
   script = path.join(dir, 'forged-runner.mjs');
-  h = await AppHarness.start({ env: { CODEX_RUNNER_COMMAND: JSON.stringify([process.execPath, script]) } });
+  // The runner program is rewritten between tests: no runner started ahead with the previous one.
+  h = await AppHarness.start({ env: { CODEX_RUNNER_COMMAND: JSON.stringify([process.execPath, script]), CODEX_RUNNER_STANDBY: 'false' } });
   await h.github.addRepo(REPO, buggyNodeRepo(), { installationId: 1, permissions: { maintainer: 'write' } });
 });
 
