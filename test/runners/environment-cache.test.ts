@@ -7,10 +7,9 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
-import { Header } from 'tar';
 import { packEnvironment, placeUnpacked } from '../../src/agent/environment/archive.ts';
 import { EnvironmentCache } from '../../src/runners/environment-cache.ts';
+import { symlinkEscapeArchive } from '../support/tar-archives.ts';
 
 const key = (c: string): string => c.repeat(64);
 let dir: string;
@@ -183,20 +182,9 @@ describe('unpacked copies', () => {
     const cache = new EnvironmentCache({ dir: path.join(dir, 'evil'), maxAgeMs: 1e9, maxArchiveBytes: 1e6, maxTotalBytes: 1e7, warn: (m) => warnings.push(m) });
     const victim = path.join(dir, 'evil-victim');
     await mkdir(victim);
-    const blocks: Buffer[] = [];
-    for (const e of [
-      { path: 'repo/node_modules', type: 'SymbolicLink', linkpath: victim },
-      { path: 'repo/node_modules/pwned.js', type: 'File', body: 'pwned' },
-    ]) {
-      const body = Buffer.from(e.body ?? '');
-      const block = Buffer.alloc(512);
-      new Header({ path: e.path, type: e.type as never, linkpath: e.linkpath, size: body.length, mode: 0o644, mtime: new Date(0) }).encode(block, 0);
-      blocks.push(block);
-      if (body.length) blocks.push(body, Buffer.alloc(512 - body.length));
-    }
-    blocks.push(Buffer.alloc(1024));
+    // node_modules as a symlink out of the checkout, then a file through it.
     const evil = path.join(dir, 'evil.tar');
-    await writeFile(evil, zlib.gzipSync(Buffer.concat(blocks)));
+    await writeFile(evil, symlinkEscapeArchive(victim));
     await cache.adopt(key('e'), evil);
     cache.prepareUnpacked(key('e'));
     await cache.idle();

@@ -12,8 +12,6 @@ import { execFileSync } from 'node:child_process';
 import { lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
-import { Header } from 'tar';
 import { ProgressEvent, TaskSpec, type TaskResult, type TaskSpecInput } from '../../src/contract.ts';
 import { environmentKey, manifestsFromTree, runnerImageVersion } from '../../src/agent/environment/key.ts';
 import { EnvironmentCache } from '../../src/runners/environment-cache.ts';
@@ -24,6 +22,7 @@ import { LocalRunnerBackend } from '../../src/runners/local.ts';
 import { createBareRepo, GitHttpServer, bareRepoPath } from '../support/git-http.ts';
 import { ScriptedModel, toolOutputs } from '../support/scripted-model.ts';
 import { CLI } from '../support/cli.ts';
+import { symlinkEscapeArchive } from '../support/tar-archives.ts';
 
 const TOKEN = 'ghs_envtoken0123456789';
 const REPOSITORY_ID = '4242';
@@ -197,20 +196,8 @@ describe('environments on the local backend', () => {
     const victim = path.join(dir, 'victim');
     await mkdir(victim);
     // node_modules as a symlink out of the checkout, then a file through it.
-    const blocks: Buffer[] = [];
-    for (const e of [
-      { path: 'repo/node_modules', type: 'SymbolicLink', linkpath: victim },
-      { path: 'repo/node_modules/pwned.js', type: 'File', body: 'pwned' },
-    ]) {
-      const body = Buffer.from(e.body ?? '');
-      const block = Buffer.alloc(512);
-      new Header({ path: e.path, type: e.type as never, linkpath: e.linkpath, size: body.length, mode: 0o644, mtime: new Date(0) }).encode(block, 0);
-      blocks.push(block);
-      if (body.length) blocks.push(body, Buffer.alloc(512 - body.length));
-    }
-    blocks.push(Buffer.alloc(1024));
     const evil = path.join(dir, 'evil.tar');
-    await writeFile(evil, zlib.gzipSync(Buffer.concat(blocks)));
+    await writeFile(evil, symlinkEscapeArchive(victim));
     expect((await cache.adopt(key, evil)).entry).toBeDefined();
 
     const run = await runTask(cache, 'acme/envs');

@@ -8,9 +8,8 @@ import { lstat, mkdir, mkdtemp, readFile, readlink, readdir, rm, stat, symlink, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import zlib from 'node:zlib';
-import { Header } from 'tar';
 import { EnvironmentArchiveError, extractEnvironment, packEnvironment } from '../../../src/agent/environment/archive.ts';
+import { craftArchive, type RawEntry } from '../../support/tar-archives.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -25,27 +24,6 @@ async function workDir(name: string): Promise<string> {
   await mkdir(path.join(w, 'repo'), { recursive: true });
   await mkdir(path.join(w, 'home'), { recursive: true });
   return w;
-}
-
-/** One raw tar entry. */
-interface RawEntry { path: string; type: string; linkpath?: string; body?: string; mode?: number }
-
-/** A gzip-compressed tar archive of exactly these entries, paths unchecked. */
-function craft(entries: RawEntry[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
-    const header = new Header({
-      path: e.path, type: e.type as never, linkpath: e.linkpath, size: e.type === 'File' ? body.length : 0,
-      mode: e.mode ?? (e.type === 'Directory' ? 0o755 : 0o644), mtime: new Date(0), uid: 0, gid: 0,
-    });
-    const block = Buffer.alloc(512);
-    header.encode(block, 0);
-    blocks.push(block);
-    if (e.type === 'File' && body.length) blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return zlib.gzipSync(Buffer.concat(blocks));
 }
 
 const LIMITS = { maxBytes: 50 * 1024 * 1024, maxUnpackedBytes: 200 * 1024 * 1024 };
@@ -87,7 +65,7 @@ describe('packEnvironment + extractEnvironment', () => {
   test('a file of the checkout is never overwritten by the archive', async () => {
     const to = await workDir('tracked');
     await writeFile(path.join(to, 'repo/package.json'), '{"the":"checkout"}');
-    const archive = craft([{ path: 'repo/package.json', type: 'File', body: 'evil' }, { path: 'repo/node_modules/a.js', type: 'File', body: 'a' }]);
+    const archive = craftArchive([{ path: 'repo/package.json', type: 'File', body: 'evil' }, { path: 'repo/node_modules/a.js', type: 'File', body: 'a' }]);
     const stats = await extractEnvironment({ source: Readable.from([archive]), workDir: to, ...LIMITS });
     expect(stats.skipped).toEqual(['repo/package.json']);
     expect(await readFile(path.join(to, 'repo/package.json'), 'utf8')).toBe('{"the":"checkout"}');
@@ -96,7 +74,7 @@ describe('packEnvironment + extractEnvironment', () => {
 
   test('setuid and setgid bits are dropped', async () => {
     const to = await workDir('setuid');
-    const archive = craft([{ path: 'home/bin/tool', type: 'File', body: '#!/bin/sh\n', mode: 0o6755 }]);
+    const archive = craftArchive([{ path: 'home/bin/tool', type: 'File', body: '#!/bin/sh\n', mode: 0o6755 }]);
     await extractEnvironment({ source: Readable.from([archive]), workDir: to, ...LIMITS });
     expect((await stat(path.join(to, 'home/bin/tool'))).mode & 0o7777).toBe(0o755);
   });
@@ -124,7 +102,7 @@ describe('packEnvironment + extractEnvironment', () => {
   test.each(malicious)('refuses %s, and nothing of the archive stays', async (name, entries, reason) => {
     const to = await workDir(`evil-${name.replace(/\W+/g, '-')}`);
     // A harmless entry first: a refusal must not leave it behind.
-    const archive = craft([{ path: 'repo/node_modules/first.js', type: 'File', body: 'first' }, ...entries]);
+    const archive = craftArchive([{ path: 'repo/node_modules/first.js', type: 'File', body: 'first' }, ...entries]);
     const restore = extractEnvironment({ source: Readable.from([archive]), workDir: to, ...LIMITS });
     await expect(restore).rejects.toThrow(EnvironmentArchiveError);
     await expect(restore).rejects.toThrow(reason);
@@ -137,14 +115,14 @@ describe('packEnvironment + extractEnvironment', () => {
 
   test('a compression bomb stops at maxUnpackedBytes', async () => {
     const to = await workDir('bomb');
-    const archive = craft([{ path: 'home/big', type: 'File', body: 'x'.repeat(100_000) }]);
+    const archive = craftArchive([{ path: 'home/big', type: 'File', body: 'x'.repeat(100_000) }]);
     await expect(extractEnvironment({ source: Readable.from([archive]), workDir: to, maxBytes: LIMITS.maxBytes, maxUnpackedBytes: 10_000 }))
       .rejects.toThrow(/unpacks to more than 10000 bytes/);
   });
 
   test('too many entries are refused', async () => {
     const to = await workDir('entries');
-    const archive = craft(Array.from({ length: 5 }, (_, i) => ({ path: `home/f${i}`, type: 'File', body: 'x' })));
+    const archive = craftArchive(Array.from({ length: 5 }, (_, i) => ({ path: `home/f${i}`, type: 'File', body: 'x' })));
     await expect(extractEnvironment({ source: Readable.from([archive]), workDir: to, ...LIMITS, maxEntries: 4 })).rejects.toThrow(/more than 4 entries/);
     expect(await readdir(path.join(to, 'home'))).toEqual([]);
   });
