@@ -15,7 +15,7 @@ import https from 'node:https';
 import { once } from 'node:events';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BodyTooLargeError, readBodyLimited } from './request-body.ts';
+import { BodyTooLargeError, lingerAfterEarlyAnswer, readBodyLimited } from './request-body.ts';
 import { verifyBearer } from './task-tokens.ts';
 import type { TaskTokenRecord, TaskTokens, TaskTokenUsage, TokenUsageDelta } from './task-tokens.ts';
 
@@ -236,7 +236,8 @@ async function handleResponses(
       res.destroy();
       return;
     }
-    // `connection: close`: Node closes the socket after this answer instead of reading the rest.
+    // `connection: close`: the socket is closed after this answer, once the rest has drained a moment.
+    lingerAfterEarlyAnswer(req);
     sendError(res, 413, `Request body exceeds ${ctx.maxBodyBytes} bytes.`, 'invalid_request_error', 'request_too_large', {
       connection: 'close',
       'x-should-retry': 'false',

@@ -4,6 +4,7 @@
  * over the limit is refused as soon as it passes it, and never more than the limit is kept in memory.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** The body is larger than the limit (declared in `content-length` or counted while reading). */
 export class BodyTooLargeError extends Error {
@@ -65,4 +66,44 @@ export function readBodyLimited(req: IncomingMessage, limitBytes: number): Promi
     req.once('error', onError);
     req.once('close', onClose);
   });
+}
+
+/** Options of {@link lingerAfterEarlyAnswer}. */
+export interface LingerOptions {
+  /** Longest time the rest of the body is read after the answer, ms (default 2,000). */
+  lingerMs?: number;
+  /** Most bytes read and discarded after the answer (default 16 MiB). */
+  maxBytes?: number;
+}
+
+/**
+ * Call before an early answer with `connection: close` to a request whose body was not read to its
+ * end (401, 413): the connection is then closed the way RFC 9112 §9.6 asks
+ * (https://www.rfc-editor.org/rfc/rfc9112#section-9.6): the answer, a half-close, and the rest of
+ * the body read and discarded (never buffered) for at most `lingerMs` or `maxBytes` before the
+ * socket is destroyed. A socket closed at once while the client still sends makes the kernel reset
+ * the connection, and the client then often sees EPIPE or ECONNRESET instead of the answer.
+ *
+ * Node's HTTP server closes a `connection: close` response's socket with `socket.destroySoon()` once
+ * the answer is written; this replaces that method on this one socket.
+ */
+export function lingerAfterEarlyAnswer(req: IncomingMessage, opts: LingerOptions = {}): void {
+  const socket = req.socket as Socket & { destroySoon?: () => void };
+  const lingerMs = opts.lingerMs ?? 2_000;
+  const maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
+  let discarded = 0;
+  // The rest of the body flows into nothing (the reader's listeners are gone after a refusal).
+  req.removeAllListeners('data');
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > maxBytes) socket.destroy();
+  });
+  req.resume();
+  socket.destroySoon = () => {
+    socket.end();
+    const timer = setTimeout(() => socket.destroy(), lingerMs);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('end', () => socket.destroy());
+  };
 }

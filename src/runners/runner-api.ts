@@ -20,7 +20,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { describeZodError, ProgressEvent, TaskResult } from '../contract.ts';
-import { BodyAbortedError, BodyTooLargeError, readBodyLimited } from '../gateway/request-body.ts';
+import { BodyAbortedError, BodyTooLargeError, lingerAfterEarlyAnswer, readBodyLimited } from '../gateway/request-body.ts';
 import { verifyBearer, type TaskTokens } from '../gateway/task-tokens.ts';
 import type { Claims } from './claims.ts';
 
@@ -229,6 +229,7 @@ export function createRunnerApi(opts: RunnerApiOptions): RunnerApiHandler {
       if (!(error instanceof HttpError)) log?.warn({ err: error instanceof Error ? error.message : String(error), path: pathname }, 'runner API error');
       if (!res.headersSent) {
         // After an early answer (401, 413), do not read the rest of a large body: close the connection.
+        if (!req.readableEnded) lingerAfterEarlyAnswer(req);
         send(res, e.status, { error: { code: e.code, message: e.message } }, req.readableEnded ? {} : { connection: 'close' });
       } else res.destroy();
     }
