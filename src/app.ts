@@ -11,6 +11,7 @@ import { AutofixGate } from './autofix/gate.ts';
 import { sqliteAutofixAttempts } from './autofix/sqlite-attempts.ts';
 import type { AppConfig } from './config/env.ts';
 import { createModelGateway } from './gateway/gateway.ts';
+import { appLogin } from './github/client.ts';
 import { TaskTokens } from './gateway/task-tokens.ts';
 import { AgentProxy } from './proxy/agent-proxy.ts';
 import { blockedHostEvent } from './proxy/blocked-hosts.ts';
@@ -150,12 +151,15 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     autofixDb.exec('PRAGMA busy_timeout = 5000;');
     const autofixGate = new AutofixGate(sqliteAutofixAttempts(autofixDb));
     let failures: CheckFailures | undefined;
+    // The App's login, read once for the triggers and the thread reporter.
+    const botLogin = appLogin(() => app.auth());
     const service = new TaskService({
       ...(handle.agentProxy ? { agentProxy: handle.agentProxy } : {}),
       store,
       backend,
       tokens,
       github: { forInstallation: (id) => app.auth(id), asApp: () => app.auth() },
+      botLogin,
       log,
       publicUrl: config.publicUrl,
       gatewayUrl,
@@ -168,7 +172,6 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
     });
     Object.assign(handle, { service, store, backend });
 
-    let botLogin: Promise<string> | undefined;
     const deps: TriggerDeps = {
       service,
       lookups: new SharedLookups(),
@@ -180,15 +183,7 @@ export function codexApp(opts: CodexAppOptions): ApplicationFunction {
         timeoutMs: config.taskTimeoutMs,
         maxTokens: config.maxTokens,
       },
-      botLogin: () =>
-        (botLogin ??= app
-          .auth()
-          .then((octokit) => octokit.rest.apps.getAuthenticated())
-          .then(({ data }) => `${data?.slug}[bot]`)
-          .catch((error: unknown) => {
-            botLogin = undefined;
-            throw error;
-          })),
+      botLogin,
       log,
       ...(config.appId ? { fixes: { appId: config.appId, personAsked: (repo, pullNumber) => autofixGate.personActed({ repo, pullNumber }) } } : {}),
       ...(opts.acknowledgements ? { acknowledgements: opts.acknowledgements } : {}),

@@ -15,6 +15,25 @@ export interface GitHubAccess {
   asApp(): Promise<Octokit>;
 }
 
+/**
+ * The App's own login (`<slug>[bot]`), from `GET /app`
+ * (https://docs.github.com/en/rest/apps/apps#get-the-authenticated-app), read once and shared by
+ * every caller of the returned function; a failed read is not kept, so the next call reads again.
+ * @param asApp an Octokit authenticated as the App (JWT).
+ * @returns a function resolving to the login; it rejects with Octokit's RequestError when the read fails.
+ */
+export function appLogin(asApp: () => Promise<Octokit>): () => Promise<string> {
+  let login: Promise<string> | undefined;
+  return () =>
+    (login ??= asApp()
+      .then((octokit) => octokit.rest.apps.getAuthenticated())
+      .then(({ data }) => `${data?.slug}[bot]`)
+      .catch((error: unknown) => {
+        login = undefined;
+        throw error;
+      }));
+}
+
 /** The HTTP status of an Octokit `RequestError`, or undefined for other errors. */
 export function statusOf(error: unknown): number | undefined {
   const status = (error as { status?: unknown } | null)?.status;

@@ -15,7 +15,7 @@
  * REST: https://docs.github.com/en/rest/issues/comments , https://docs.github.com/en/rest/reactions
  */
 import type { Logger } from 'pino';
-import { errorMessage, statusOf, type GitHubAccess, type Octokit } from './client.ts';
+import { appLogin, errorMessage, statusOf, type GitHubAccess, type Octokit } from './client.ts';
 import { ProgressCommentUpdater, taskIdFromComment } from './progress-comment.ts';
 
 /** The issue or pull request thread a task reports to. */
@@ -110,6 +110,8 @@ export interface ThreadReporterOptions {
   progressIntervalMs?: number;
   /** Retry policy of final replies (default {@link DEFAULT_DELIVERY_POLICY}). */
   delivery?: Partial<DeliveryPolicy>;
+  /** The App's login (`<slug>[bot]`), shared with the app's other readers (default: read through `github`, see {@link appLogin}). */
+  botLogin?: () => Promise<string>;
 }
 
 /** Octokit request options for a call whose retries are ours (the outbox), not Octokit's retry plugin. */
@@ -128,7 +130,7 @@ export class ThreadReporter {
   #draining: Promise<void> | undefined;
   #again = false;
   #closed = false;
-  #botLogin: Promise<string> | undefined;
+  readonly #login: () => Promise<string>;
 
   constructor(opts: ThreadReporterOptions) {
     this.#github = opts.github;
@@ -136,6 +138,7 @@ export class ThreadReporter {
     this.#log = opts.log;
     this.#progressIntervalMs = opts.progressIntervalMs;
     this.#policy = { ...DEFAULT_DELIVERY_POLICY, ...opts.delivery };
+    this.#login = opts.botLogin ?? appLogin(() => opts.github.asApp());
   }
 
   /**
@@ -350,18 +353,5 @@ export class ThreadReporter {
       per_page: 100,
     });
     return comments.find((c) => c.user?.login === login && taskIdFromComment(c.body ?? '') === taskId)?.id;
-  }
-
-  /** The app's login (`<slug>[bot]`), read once per process. */
-  #login(): Promise<string> {
-    this.#botLogin ??= this.#github
-      .asApp()
-      .then((app) => app.rest.apps.getAuthenticated())
-      .then(({ data }) => `${data?.slug}[bot]`)
-      .catch((error: unknown) => {
-        this.#botLogin = undefined;
-        throw error;
-      });
-    return this.#botLogin;
   }
 }

@@ -44,6 +44,8 @@ export interface TaskServiceOptions {
   backend: RunnerBackend;
   tokens: TaskTokens;
   github: GitHubAccess;
+  /** The App's login (`<slug>[bot]`), shared with the triggers (default: read through `github`). */
+  botLogin?: () => Promise<string>;
   log: Logger;
   /** Public base URL of the app (task log links). */
   publicUrl: string;
@@ -141,6 +143,7 @@ export class TaskService {
       log: opts.log,
       progressIntervalMs: opts.progressIntervalMs,
       delivery: opts.replyDelivery,
+      ...(opts.botLogin ? { botLogin: opts.botLogin } : {}),
     });
   }
 
