@@ -113,21 +113,11 @@ export class SqliteWebhookInbox {
    * @param exclude delivery ids left out (those being processed), so their payloads are not read again.
    */
   due(now: number, limit: number, exclude: Iterable<string> = []): PendingDelivery[] {
-    const skip = [...exclude];
-    const rows = (
-      skip.length === 0
-        ? this.#statement(
-              `SELECT delivery_id, event_name, payload_json, received_at, attempts FROM webhook_inbox
-               WHERE processed_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? ORDER BY seq LIMIT ?`,
-            )
-            .all(now, limit)
-        : this.#statement(
-              `SELECT delivery_id, event_name, payload_json, received_at, attempts FROM webhook_inbox
-               WHERE processed_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
-                 AND delivery_id NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
-            )
-            .all(now, JSON.stringify(skip), limit)
-    ) as unknown as Row[];
+    const rows = this.#statement(
+      `SELECT delivery_id, event_name, payload_json, received_at, attempts FROM webhook_inbox
+       WHERE processed_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ?
+         AND delivery_id NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?`,
+    ).all(now, JSON.stringify([...exclude]), limit) as unknown as Row[];
     return rows.map((r) => ({ id: r.delivery_id, name: r.event_name, payload: r.payload_json, receivedAt: r.received_at, attempts: r.attempts }));
   }
 
