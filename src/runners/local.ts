@@ -228,13 +228,13 @@ export class LocalRunnerBackend implements RunnerBackend {
   private startStandby(): void {
     if (this.closed) return;
     this.standby = (async () => {
-      await this.compileCacheDirectory();
+      const compileCache = await this.compileCacheDirectory();
       const workDir = await this.prepareWorkDir(`standby-${randomUUID()}`);
       if (this.closed) {
         await rm(workDir, { recursive: true, force: true });
         return undefined;
       }
-      const runner = this.spawnRunner(workDir, true);
+      const runner = this.spawnRunner(workDir, { preload: true, compileCache });
       await runner.spawned;
       return runner;
     })().catch((error: unknown) => {
@@ -284,8 +284,12 @@ export class LocalRunnerBackend implements RunnerBackend {
     return workDir;
   }
 
-  /** Spawns a runner working in `workDir` (`preload`: a standby that loads everything first). */
-  private spawnRunner(workDir: string, preload: boolean): RunnerProcess {
+  /**
+   * Spawns a runner working in `workDir` (`preload`: a standby that loads everything first), with
+   * the compile cache directory when there is one.
+   */
+  private spawnRunner(workDir: string, opts: { preload: boolean; compileCache: string | undefined }): RunnerProcess {
+    const { preload, compileCache } = opts;
     const { runAs } = this.opts;
     const argv = [...(this.opts.command ?? defaultRunnerCommand()), '--workdir', workDir, ...(preload ? ['--preload'] : [])];
     const env = runnerEnvironment(process.env);
@@ -294,7 +298,6 @@ export class LocalRunnerBackend implements RunnerBackend {
     // The runner hides the app's working directory (.env, key files) from its sandboxes even when it
     // starts elsewhere (as another user, in its work directory).
     env.CODEX_SANDBOX_HIDE_PATHS = process.cwd();
-    const compileCache = this.compileCacheDirectorySync();
     if (compileCache) env.NODE_COMPILE_CACHE = compileCache;
     const child = spawn(argv[0]!, argv.slice(1), {
       env,
@@ -327,13 +330,6 @@ export class LocalRunnerBackend implements RunnerBackend {
     return { child, workDir, spawned, exited };
   }
 
-  /** The compile cache directory, once {@link compileCacheDirectory} created it. */
-  private compileCacheReady: string | undefined;
-
-  private compileCacheDirectorySync(): string | undefined {
-    return this.compileCacheReady;
-  }
-
   /** Creates the compile cache directory once; a failure only costs start-up time (no cache). */
   private compileCacheDirectory(): Promise<string | undefined> {
     const dir = this.opts.compileCacheDir ?? path.join(this.opts.workRoot, '.node-compile-cache');
@@ -341,15 +337,15 @@ export class LocalRunnerBackend implements RunnerBackend {
     this.compileCache ??= (async () => {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       if (this.opts.runAs) await chown(dir, this.opts.runAs.uid, this.opts.runAs.gid);
-      this.compileCacheReady = dir;
       return dir;
     })().catch(() => undefined);
     return this.compileCache;
   }
 
   async start(job: RunnerJob): Promise<RunnerExecution> {
-    await this.compileCacheDirectory();
-    const runner = (await this.takeStandby()) ?? this.spawnRunner(await this.prepareWorkDir(job.spec.id.replace(/[^\w.-]/g, '_')), false);
+    const compileCache = await this.compileCacheDirectory();
+    const runner =
+      (await this.takeStandby()) ?? this.spawnRunner(await this.prepareWorkDir(job.spec.id.replace(/[^\w.-]/g, '_')), { preload: false, compileCache });
     const { child, workDir, spawned, exited } = runner;
     // Environments: restore/save paths in the work directory; the app adopts the saved archive below.
     const { environments } = this.opts;
