@@ -156,8 +156,6 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
   // The agent phase's network (TaskSpec `network`): the runner's end of the way to the app's proxy.
   let proxyBridge: ProxyBridge | undefined;
   let sandboxReady: Promise<Sandbox> | undefined;
-  // Started once the checkout's and the sandbox check's processes run, so that loading overlaps them.
-  const startLoadingAgentModules = preloadAgentModules;
   try {
     await mkdir(home, { recursive: true });
     await mkdir(root, { recursive: true });
@@ -207,7 +205,8 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
           timeoutMs: Math.max(1000, Math.min(10 * 60_000, deadline - Date.now())),
           signal: opts.signal,
         });
-        startLoadingAgentModules();
+        // Loaded once the checkout's and the sandbox check's processes run, so that loading overlaps them.
+        void preloadAgentModules();
         const [done] = await Promise.all([checkout, sandboxReady!]);
         return done;
       });
@@ -238,7 +237,7 @@ export async function runTask(opts: RunTaskOptions): Promise<TaskResult> {
 
     const agentSandbox = await sandboxReady;
     if (opts.phase !== 'setup') await phase('agent', async () => {
-      const { runAgentLoop, createModelClient, runReviewPhase } = await startLoadingAgentModules();
+      const { runAgentLoop, createModelClient, runReviewPhase } = await preloadAgentModules();
       if (spec.kind === 'review') {
         review = await runReviewPhase({ spec, root, privateGitDir, sandbox: agentSandbox, deadline, emit, signal: opts.signal });
         loop = review.loop;
