@@ -12,7 +12,7 @@ import { pullRequestContext, type PullRequestTrigger } from '../github/pull-requ
 import { issueThreadContext } from '../github/thread-context.ts';
 import type { Octokit } from '../github/client.ts';
 import type { TaskService } from '../tasks/service.ts';
-import { FINAL_STATES, type TaskSettings, type TaskTarget } from '../tasks/types.ts';
+import { FINAL_STATES, type TaskRequest, type TaskSettings, type TaskTarget } from '../tasks/types.ts';
 import type { ContextItem } from '../contract.ts';
 import { requestedFix } from './fix-request.ts';
 import { mayMention, MentionParseError, parseMention, type MentionCommand } from './mention.ts';
@@ -83,6 +83,23 @@ async function postReply(replies: Pick<TaskService['store'], 'recordReply'>, m: 
   }
 }
 
+
+/**
+ * The fields of a task request that come from the mention itself (trigger and delivery, thread,
+ * origin of the 👀, requester), shared by every kind of request a mention makes.
+ */
+export function requestFromMention(m: MentionRequest, target: TaskTarget): Pick<TaskRequest, 'triggerKey' | 'deliveryId' | 'installationId' | 'owner' | 'repo' | 'target' | 'origin' | 'requester'> {
+  return {
+    triggerKey: m.triggerKey,
+    deliveryId: m.deliveryId,
+    installationId: m.installationId,
+    owner: m.owner,
+    repo: m.repo,
+    target,
+    origin: m.origin,
+    requester: { login: m.sender.login, id: m.sender.id },
+  };
+}
 
 /** Resolves the task settings from the app's defaults and the repository's config. */
 export function resolveSettings(app: TriggerSettings, repo: RepoConfig): TaskSettings {
@@ -254,15 +271,8 @@ export async function handleMention(deps: TriggerDeps, m: MentionRequest): Promi
     // Recording the task and posting its progress comment can wait for mentions that came since.
     await deps.acknowledgements?.othersDone(m.deliveryId);
     await deps.service.submit({
-      triggerKey: m.triggerKey,
-      deliveryId: m.deliveryId,
+      ...requestFromMention(m, target),
       kind: fix?.fix ? 'fix' : 'task',
-      installationId: m.installationId,
-      owner: m.owner,
-      repo: m.repo,
-      target,
-      origin: m.origin,
-      requester: { login: m.sender.login, id: m.sender.id },
       instruction: fix?.instruction ?? instruction,
       context: fix ? [...context, ...fix.items] : context,
       settings: resolveSettings(settings, repoConfig),

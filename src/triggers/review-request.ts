@@ -10,7 +10,7 @@ import { RepoConfigError, type RepoConfig } from '../config/repo-config.ts';
 import { neutralizeReferences } from '../github/neutralize.ts';
 import type { ContextItem } from '../contract.ts';
 import type { ReviewRequest, TaskSettings, TaskTarget } from '../tasks/types.ts';
-import { resolveSettings, type MentionRequest, type TriggerDeps, type TriggerSettings } from './mention-request.ts';
+import { requestFromMention, resolveSettings, type MentionRequest, type TriggerDeps, type TriggerSettings } from './mention-request.ts';
 import type { PullRequestPayload } from './normalize.ts';
 
 /** Model requests (turns) of a review when `review.max_turns` is not set: reviews are cheaper than fixes. */
@@ -108,15 +108,8 @@ export async function requestReview(deps: TriggerDeps, m: MentionRequest, hooks:
   await acknowledged;
   const focus = hooks.focus.trim();
   await deps.service.submit({
-    triggerKey: m.triggerKey,
-    deliveryId: m.deliveryId,
+    ...requestFromMention(m, target),
     kind: 'review',
-    installationId: m.installationId,
-    owner: m.owner,
-    repo: m.repo,
-    target,
-    origin: m.origin,
-    requester: { login: m.sender.login, id: m.sender.id },
     instruction: focus,
     context: reviewContext(pull),
     settings: resolveReviewSettings(deps.settings, repoConfig),
